@@ -1,0 +1,1094 @@
+"""Source-linked, extractive summary of all of one patient's notes.
+
+Every item of a :class:`PatientSummary` points back to the note, author, role, time and character
+span it came from (:class:`~nlp.types.SourceRef`). Nothing is paraphrased: narrative sentences are
+verbatim note text, and the few composed messages (medication disagreements) are assembled only
+from linked source facts (drug names as written, roles, dates), each piece carrying its sources.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from nlp.types import Entity, NoteAnalysis, NoteInput, Sentence, SourceRef
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "FollowUpItem",
+    "MedicationConflict",
+    "MedicationItem",
+    "MessagePart",
+    "NarrativeSentence",
+    "PatientSummary",
+    "PertinentNegative",
+    "ProblemItem",
+    "RecentChange",
+    "ReconciliationItem",
+    "Tolerance",
+    "ValueDiscrepancy",
+    "sentence_salience",
+    "summarise",
+    "summarise_note",
+]
+
+ProblemStatus = Literal["active", "resolved", "historical"]
+MedicationStatus = Literal["active", "stopped", "held"]
+FollowUpStatus = Literal["open", "closed"]
+ReconciliationKind = Literal[
+    "in_notes_not_on_list", "on_list_not_in_notes", "stopped_in_notes_but_on_list"
+]
+
+# A problem is resolved only by an explicit statement in the sentence that mentions it; a later
+# negated mention ("no chest pain today") is a pertinent negative, not a resolution of a diagnosis.
+_RESOLVED = re.compile(
+    r"\b(resolved|resolving|resolution of|no longer|has cleared|cleared up|cured|healed|"
+    r"in remission)\b",
+    re.IGNORECASE,
+)
+_ACTIVE_ACTIONS = frozenset({"start", "continue", "increase", "decrease", "listed"})
+_CHANGE_ACTIONS = frozenset({"start", "stop", "increase", "decrease", "hold"})
+_PAST_TENSE = {
+    "start": "started",
+    "stop": "stopped",
+    "increase": "increased",
+    "decrease": "decreased",
+    "hold": "held",
+}
+_VISIT_KINDS = frozenset({"visit", "appointment", "referral", "consult", "follow_up", "followup"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary items
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProblemItem:
+    """A problem across notes: first and last affirmed mention, and what resolved it if anything."""
+
+    name: str
+    text: str
+    status: ProblemStatus
+    first_mentioned: SourceRef
+    last_mentioned: SourceRef
+    mentions: list[SourceRef] = field(default_factory=list)
+    resolved_by: SourceRef | None = None
+    code: str | None = None
+
+
+@dataclass
+class MedicationItem:
+    """A drug reconciled across notes: the latest action wins."""
+
+    name: str
+    text: str
+    status: MedicationStatus
+    last_action: str
+    latest: SourceRef
+    mentions: list[SourceRef] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    on_structured_list: bool | None = None
+    disputed: bool = False
+    code: str | None = None
+
+
+@dataclass
+class MessagePart:
+    """One piece of a composed message and the source facts it is built from."""
+
+    text: str
+    sources: list[SourceRef] = field(default_factory=list)
+
+
+@dataclass
+class MedicationConflict:
+    """Two clinicians disagree on a drug: one stopped (or held) it, a later note still lists it."""
+
+    name: str
+    message: str
+    parts: list[MessagePart]
+    sources: list[SourceRef]
+
+
+@dataclass
+class ReconciliationItem:
+    """A mismatch between the drugs in the notes and the structured medication list."""
+
+    name: str
+    kind: ReconciliationKind
+    sources: list[SourceRef] = field(default_factory=list)
+    record: dict[str, Any] | None = None
+
+
+@dataclass
+class RecentChange:
+    """A medication action or a problem's onset/resolution within the recent window."""
+
+    kind: Literal["medication", "problem"]
+    name: str
+    change: str
+    source: SourceRef
+
+
+@dataclass
+class PertinentNegative:
+    """A problem the latest mention of which is negated (and which is not otherwise active)."""
+
+    name: str
+    text: str
+    source: SourceRef
+
+
+@dataclass
+class FollowUpItem:
+    """Something ordered or arranged; closed when a later note reports the result or the visit."""
+
+    name: str
+    text: str
+    kind: str
+    due: str | None
+    status: FollowUpStatus
+    ordered: SourceRef
+    closed_by: SourceRef | None = None
+
+
+@dataclass
+class ValueDiscrepancy:
+    """A number in a note that disagrees with the structured record beyond the tolerance."""
+
+    variable: str
+    note_value: float
+    note_unit: str | None
+    record_value: float
+    record_unit: str | None
+    record_time: str
+    tolerance: str
+    source: SourceRef
+
+
+@dataclass
+class NarrativeSentence:
+    """A verbatim note sentence chosen for salience and recency."""
+
+    text: str
+    score: float
+    source: SourceRef
+
+
+@dataclass
+class PatientSummary:
+    """Everything :func:`summarise` found, each item linked to its source notes."""
+
+    generated_at: str
+    note_count: int
+    problems: list[ProblemItem] = field(default_factory=list)
+    medications: list[MedicationItem] = field(default_factory=list)
+    medication_conflicts: list[MedicationConflict] = field(default_factory=list)
+    medication_reconciliation: list[ReconciliationItem] = field(default_factory=list)
+    recent_changes: list[RecentChange] = field(default_factory=list)
+    pertinent_negatives: list[PertinentNegative] = field(default_factory=list)
+    follow_ups: list[FollowUpItem] = field(default_factory=list)
+    value_discrepancies: list[ValueDiscrepancy] = field(default_factory=list)
+    narrative: list[NarrativeSentence] = field(default_factory=list)
+
+    @property
+    def active_problems(self) -> list[ProblemItem]:
+        return [p for p in self.problems if p.status == "active"]
+
+    @property
+    def open_follow_ups(self) -> list[FollowUpItem]:
+        return [f for f in self.follow_ups if f.status == "open"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tolerances for comparing note numbers with the record
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a note's number may sit from the record before it is flagged.
+
+    A value disagrees when ``|note - record| > max(absolute, relative * |record|)``. Only record
+    observations within ``window_days`` of the note are compared.
+    """
+
+    absolute: float
+    relative: float
+    window_days: float
+    source: str
+
+
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "sbp": Tolerance(
+        10.0,
+        0.0,
+        1.0,
+        "Muntner et al., Measurement of blood pressure in humans, AHA scientific statement, "
+        "Hypertension 2019;73:e35 (single readings vary by several mmHg, hence averaging); "
+        "10 mmHg is set at the upper end of that within-visit variability",
+    ),
+    "dbp": Tolerance(
+        10.0,
+        0.0,
+        1.0,
+        "Muntner et al., Hypertension 2019;73:e35 (as for systolic pressure)",
+    ),
+    "hba1c": Tolerance(
+        0.0,
+        0.06,
+        30.0,
+        "NGSP manufacturer certification criterion: results within +/-6% of the reference "
+        "(ngsp.org, criteria from 2014)",
+    ),
+    "total_cholesterol": Tolerance(
+        0.0,
+        0.089,
+        30.0,
+        "NCEP Laboratory Standardization Panel: total error <= 8.9% (Clin Chem 1988;34:193)",
+    ),
+    "ldl": Tolerance(
+        0.0,
+        0.12,
+        30.0,
+        "NCEP Working Group on Lipoprotein Measurement: LDL-C total error <= 12% "
+        "(Clin Chem 1995;41:1414)",
+    ),
+    "hdl": Tolerance(
+        0.0,
+        0.13,
+        30.0,
+        "NCEP Working Group on Lipoprotein Measurement: HDL-C total error <= 13% "
+        "(Clin Chem 1995;41:1427)",
+    ),
+    "triglycerides": Tolerance(
+        0.0,
+        0.15,
+        30.0,
+        "NCEP Working Group on Lipoprotein Measurement: triglyceride total error <= 15% "
+        "(Clin Chem 1995;41:1421)",
+    ),
+    "glucose": Tolerance(
+        15.0,
+        0.15,
+        1.0,
+        "ISO 15197:2013: within +/-15 mg/dL below 100 mg/dL and +/-15% above",
+    ),
+}
+
+# LOINC codes for the variables above, so a structured observation may give either ``code`` or
+# ``key``. Codes from loinc.org.
+_LOINC_KEYS: dict[str, str] = {
+    "8480-6": "sbp",
+    "8462-4": "dbp",
+    "4548-4": "hba1c",
+    "2093-3": "total_cholesterol",
+    "18262-6": "ldl",
+    "13457-7": "ldl",
+    "2089-1": "ldl",
+    "2085-9": "hdl",
+    "2571-8": "triglycerides",
+    "2345-7": "glucose",
+    "2339-0": "glucose",
+}
+_KEY_ALIASES: dict[str, str] = {
+    "systolic": "sbp",
+    "systolic_bp": "sbp",
+    "diastolic": "dbp",
+    "diastolic_bp": "dbp",
+    "a1c": "hba1c",
+    "cholesterol": "total_cholesterol",
+    "tc": "total_cholesterol",
+    "ldl_c": "ldl",
+    "hdl_c": "hdl",
+    "tg": "triglycerides",
+}
+_LB_PER_KG = 2.20462
+
+
+# ---------------------------------------------------------------------------------------------
+# Input handling
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Note:
+    note: NoteInput
+    analysis: NoteAnalysis
+
+    def ref(self, start: int, end: int) -> SourceRef:
+        return SourceRef(
+            note_id=self.note.id,
+            author=self.note.author,
+            role=self.note.role,
+            time=self.note.time.isoformat(),
+            start=start,
+            end=end,
+            text=self.analysis.text[start:end],
+        )
+
+    def entity_ref(self, entity: Entity) -> SourceRef:
+        return self.ref(entity.start, entity.end)
+
+
+def _as_aware(value: dt.datetime) -> dt.datetime:
+    # Naive times are taken as UTC so notes from different sources sort together.
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _parse_time(value: Any, field_name: str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return _as_aware(value)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if isinstance(value, str):
+        try:
+            return _as_aware(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError as exc:
+            raise ValueError(f"{field_name}: not an ISO 8601 time: {value!r}") from exc
+    raise ValueError(f"{field_name}: expected a datetime or ISO string, got {type(value).__name__}")
+
+
+def _coerce_note(raw: NoteInput | Mapping[str, Any], position: int) -> NoteInput:
+    if isinstance(raw, NoteInput):
+        return NoteInput(
+            id=raw.id,
+            author=raw.author,
+            role=raw.role,
+            time=_as_aware(raw.time),
+            text=raw.text,
+            analysis=raw.analysis,
+        )
+    for key in ("id", "text", "time"):
+        if key not in raw:
+            raise ValueError(f"notes[{position}].{key}: missing")
+    analysis = raw.get("analysis")
+    if isinstance(analysis, Mapping):
+        analysis = NoteAnalysis.from_dict(dict(analysis))
+    return NoteInput(
+        id=str(raw["id"]),
+        author=str(raw.get("author", "")),
+        role=str(raw.get("role", "")),
+        time=_parse_time(raw["time"], f"notes[{position}].time"),
+        text=str(raw["text"]),
+        analysis=analysis if isinstance(analysis, NoteAnalysis) else None,
+    )
+
+
+def _analyse(text: str, note_date: dt.date | None) -> NoteAnalysis:
+    from nlp.pipeline import analyse
+
+    result: NoteAnalysis = analyse(text, note_date=note_date)
+    return result
+
+
+def _prepare(notes: Sequence[NoteInput | Mapping[str, Any]]) -> list[_Note]:
+    prepared = []
+    for i, raw in enumerate(notes):
+        note = _coerce_note(raw, i)
+        analysis = note.analysis
+        if analysis is None or analysis.text != note.text:
+            analysis = _analyse(note.text, note.time.date())
+        prepared.append(_Note(note, analysis))
+    prepared.sort(key=lambda n: (n.note.time, n.note.id))
+    return prepared
+
+
+def _mentions(notes: Iterable[_Note], label: str) -> Iterable[tuple[_Note, Entity]]:
+    for note in notes:
+        for entity in sorted(note.analysis.entities, key=lambda e: e.start):
+            if entity.label == label:
+                yield note, entity
+
+
+def _sentence_text(note: _Note, entity: Entity) -> str:
+    for sentence in note.analysis.sentences:
+        if sentence.start <= entity.start < sentence.end:
+            return sentence.text
+    return note.analysis.text[max(0, entity.start - 80) : entity.end + 80]
+
+
+def _key(entity: Entity) -> str:
+    return (entity.normalized or entity.text).strip().lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# Problems
+# ---------------------------------------------------------------------------------------------
+
+
+def _problems(notes: list[_Note]) -> list[ProblemItem]:
+    items: dict[str, ProblemItem] = {}
+    for note, entity in _mentions(notes, "problem"):
+        if entity.family or entity.hypothetical or entity.negated:
+            continue
+        ref = note.entity_ref(entity)
+        key = _key(entity)
+        resolved = bool(_RESOLVED.search(_sentence_text(note, entity)))
+        item = items.get(key)
+        if item is None:
+            if resolved:
+                # Resolution of something never recorded as present still tells us it existed.
+                status: ProblemStatus = "resolved"
+            else:
+                status = "historical" if entity.historical else "active"
+            item = ProblemItem(
+                name=entity.normalized or entity.text,
+                text=entity.text,
+                status=status,
+                first_mentioned=ref,
+                last_mentioned=ref,
+                mentions=[ref],
+                resolved_by=ref if resolved else None,
+                code=entity.code,
+            )
+            items[key] = item
+            continue
+        item.mentions.append(ref)
+        item.last_mentioned = ref
+        item.text = entity.text
+        if resolved:
+            item.status = "resolved"
+            item.resolved_by = ref
+        elif not entity.historical:
+            item.status = "active"
+            item.resolved_by = None
+    order = {"active": 0, "resolved": 1, "historical": 2}
+    return sorted(items.values(), key=lambda p: (order[p.status], p.first_mentioned.time))
+
+
+# ---------------------------------------------------------------------------------------------
+# Medications
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _MedMention:
+    note: _Note
+    entity: Entity
+    action: str
+    ref: SourceRef
+
+
+def _medication_mentions(notes: list[_Note]) -> dict[str, list[_MedMention]]:
+    by_drug: dict[str, list[_MedMention]] = {}
+    for note, entity in _mentions(notes, "medication"):
+        if entity.negated or entity.family or entity.hypothetical:
+            continue
+        action = entity.action or "listed"
+        mention = _MedMention(note, entity, action, note.entity_ref(entity))
+        by_drug.setdefault(_key(entity), []).append(mention)
+    return by_drug
+
+
+def _status(action: str) -> MedicationStatus:
+    if action == "stop":
+        return "stopped"
+    if action == "hold":
+        return "held"
+    return "active"
+
+
+def _date_text(ref: SourceRef) -> str:
+    when = dt.datetime.fromisoformat(ref.time)
+    return f"{when.day} {when:%B %Y}"
+
+
+def _conflict(stop: _MedMention, later: _MedMention) -> MedicationConflict:
+    name = stop.entity.normalized or stop.entity.text
+    stop_date = stop.note.ref(stop.entity.start, stop.entity.start)
+    later_date = later.note.ref(later.entity.start, later.entity.start)
+    lists = (
+        "still lists it"
+        if later.entity.text.lower() == stop.entity.text.lower()
+        else f"still lists {later.entity.text}"
+    )
+    parts = [
+        MessagePart(stop.note.note.role or stop.note.note.author, [stop_date]),
+        MessagePart(f" {_PAST_TENSE[stop.action]} {stop.entity.text}", [stop.ref]),
+        MessagePart(f" on {_date_text(stop.ref)}", [stop_date]),
+        MessagePart("; the ", []),
+        MessagePart(f"{later.note.note.role or later.note.note.author} note", [later_date]),
+        MessagePart(f" of {_date_text(later.ref)}", [later_date]),
+        MessagePart(f" {lists}", [later.ref]),
+    ]
+    return MedicationConflict(
+        name=name,
+        message="".join(p.text for p in parts),
+        parts=parts,
+        sources=[stop.ref, later.ref],
+    )
+
+
+def _conflicts(mentions: list[_MedMention]) -> list[MedicationConflict]:
+    """A stop or hold followed by a different author's note that still lists or continues it.
+
+    An explicit later ``start`` is a deliberate restart, not a disagreement.
+    """
+    found = []
+    for i, stop in enumerate(mentions):
+        if stop.action not in ("stop", "hold"):
+            continue
+        for later in mentions[i + 1 :]:
+            if later.note.note.time <= stop.note.note.time:
+                continue
+            if later.action == "start":
+                break
+            if later.action in ("listed", "continue") and _different_author(stop, later):
+                found.append(_conflict(stop, later))
+                break
+    return found
+
+
+def _different_author(a: _MedMention, b: _MedMention) -> bool:
+    return (a.note.note.author, a.note.note.role) != (b.note.note.author, b.note.note.role)
+
+
+def _medications(
+    notes: list[_Note],
+) -> tuple[list[MedicationItem], list[MedicationConflict], dict[str, list[_MedMention]]]:
+    by_drug = _medication_mentions(notes)
+    items, conflicts = [], []
+    for mentions in by_drug.values():
+        latest = mentions[-1]
+        drug_conflicts = _conflicts(mentions)
+        conflicts.extend(drug_conflicts)
+        attributes = {}
+        for mention in mentions:
+            attributes.update({k: v for k, v in mention.entity.attributes.items() if v})
+        items.append(
+            MedicationItem(
+                name=latest.entity.normalized or latest.entity.text,
+                text=latest.entity.text,
+                status=_status(latest.action),
+                last_action=latest.action,
+                latest=latest.ref,
+                mentions=[m.ref for m in mentions],
+                attributes=attributes,
+                disputed=bool(drug_conflicts),
+                code=latest.entity.code,
+            )
+        )
+    items.sort(key=lambda m: (m.status != "active", m.name))
+    return items, conflicts, by_drug
+
+
+def _record_name(record: Mapping[str, Any] | str) -> tuple[str, str | None]:
+    if isinstance(record, str):
+        return record.strip().lower(), None
+    for key in ("generic", "name", "display", "medication"):
+        if record.get(key):
+            code = record.get("code")
+            return str(record[key]).strip().lower(), str(code) if code else None
+    raise ValueError("structured_medications[].name: missing (give name, generic or display)")
+
+
+def _record_is_active(record: Mapping[str, Any] | str) -> bool:
+    if isinstance(record, str):
+        return True
+    return str(record.get("status", "active")).lower() in ("active", "on-hold", "intended", "")
+
+
+def _reconcile(
+    medications: list[MedicationItem],
+    structured: Sequence[Mapping[str, Any] | str],
+) -> list[ReconciliationItem]:
+    listed = [(_record_name(r), r) for r in structured if _record_is_active(r)]
+    found: list[ReconciliationItem] = []
+    matched_records: set[int] = set()
+    for med in medications:
+        hit = None
+        for i, ((name, code), _record) in enumerate(listed):
+            names = {med.name.lower(), med.text.lower()}
+            if name in names or (code is not None and code == med.code):
+                hit = i
+                break
+        med.on_structured_list = hit is not None
+        if hit is not None:
+            matched_records.add(hit)
+            if med.status == "stopped":
+                record = listed[hit][1]
+                found.append(
+                    ReconciliationItem(
+                        med.name,
+                        "stopped_in_notes_but_on_list",
+                        [med.latest],
+                        dict(record) if isinstance(record, Mapping) else {"name": record},
+                    )
+                )
+        elif med.status == "active":
+            found.append(ReconciliationItem(med.name, "in_notes_not_on_list", med.mentions[-1:]))
+    for i, ((name, _code), record) in enumerate(listed):
+        if i not in matched_records:
+            found.append(
+                ReconciliationItem(
+                    name,
+                    "on_list_not_in_notes",
+                    [],
+                    dict(record) if isinstance(record, Mapping) else {"name": record},
+                )
+            )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Recent changes and pertinent negatives
+# ---------------------------------------------------------------------------------------------
+
+
+def _recent_changes(
+    problems: list[ProblemItem],
+    by_drug: dict[str, list[_MedMention]],
+    since: dt.datetime,
+) -> list[RecentChange]:
+    changes = []
+    for mentions in by_drug.values():
+        for m in mentions:
+            if m.action in _CHANGE_ACTIONS and m.note.note.time >= since:
+                name = m.entity.normalized or m.entity.text
+                changes.append(RecentChange("medication", name, m.action, m.ref))
+    for p in problems:
+        if p.status == "active" and dt.datetime.fromisoformat(p.first_mentioned.time) >= since:
+            changes.append(RecentChange("problem", p.name, "new", p.first_mentioned))
+        if p.resolved_by is not None and dt.datetime.fromisoformat(p.resolved_by.time) >= since:
+            changes.append(RecentChange("problem", p.name, "resolved", p.resolved_by))
+    changes.sort(key=lambda c: (c.source.time, c.source.start), reverse=True)
+    return changes
+
+
+def _pertinent_negatives(
+    notes: list[_Note], problems: list[ProblemItem]
+) -> list[PertinentNegative]:
+    latest: dict[str, tuple[_Note, Entity]] = {}
+    for note, entity in _mentions(notes, "problem"):
+        if not (entity.family or entity.hypothetical):
+            latest[_key(entity)] = (note, entity)
+    active = {p.name.lower() for p in problems if p.status == "active"}
+    negatives = [
+        PertinentNegative(entity.normalized or entity.text, entity.text, note.entity_ref(entity))
+        for key, (note, entity) in latest.items()
+        if entity.negated and key not in active
+    ]
+    negatives.sort(key=lambda n: (n.source.time, n.source.start), reverse=True)
+    return negatives
+
+
+# ---------------------------------------------------------------------------------------------
+# Follow-ups
+# ---------------------------------------------------------------------------------------------
+
+
+def _closes(order: Entity, order_note: _Note, note: _Note) -> SourceRef | None:
+    """The mention in ``note`` that reports the result of, or is, the ordered thing."""
+    key = _key(order)
+    for entity in note.analysis.entities:
+        if entity.negated or entity.hypothetical or entity.family:
+            continue
+        if entity.label != "follow_up" and _key(entity) == key:
+            return note.entity_ref(entity)
+    kind = str(order.attributes.get("kind", "")).lower()
+    if kind in _VISIT_KINDS:
+        who = {note.note.role.lower(), note.note.author.lower()} - {""}
+        if key in who or any(key in w or w in key for w in who):
+            return _opening(note)
+        generic = key in ("follow-up", "follow up", "followup", "visit", "appointment", "")
+        if generic and note.note.author == order_note.note.author:
+            return _opening(note)
+    return None
+
+
+def _opening(note: _Note) -> SourceRef:
+    """The first sentence of a note, standing for the visit the note records."""
+    if note.analysis.sentences:
+        first = note.analysis.sentences[0]
+        return note.ref(first.start, first.end)
+    return note.ref(0, min(len(note.analysis.text), 200))
+
+
+def _follow_ups(notes: list[_Note]) -> list[FollowUpItem]:
+    items = []
+    for note, entity in _mentions(notes, "follow_up"):
+        if entity.negated or entity.hypothetical:
+            continue
+        closed_by = None
+        for later in notes:
+            if later.note.time > note.note.time:
+                closed_by = _closes(entity, note, later)
+                if closed_by is not None:
+                    break
+        due = entity.attributes.get("due")
+        items.append(
+            FollowUpItem(
+                name=entity.normalized or entity.text,
+                text=entity.text,
+                kind=str(entity.attributes.get("kind", "")),
+                due=str(due) if due else None,
+                status="closed" if closed_by else "open",
+                ordered=note.entity_ref(entity),
+                closed_by=closed_by,
+            )
+        )
+    return _dedupe_follow_ups(items)
+
+
+def _dedupe_follow_ups(items: list[FollowUpItem]) -> list[FollowUpItem]:
+    # A plan repeated in consecutive notes is one order; keep its latest statement.
+    latest: dict[tuple[str, str], FollowUpItem] = {}
+    for item in items:
+        latest[(item.name.lower(), item.kind)] = item
+    return sorted(latest.values(), key=lambda f: (f.status != "open", f.ordered.time))
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers in notes against the record
+# ---------------------------------------------------------------------------------------------
+
+
+def _variable(raw: str) -> str:
+    key = raw.strip().lower().replace(" ", "_").replace("-", "_")
+    return _LOINC_KEYS.get(raw.strip(), _KEY_ALIASES.get(key, key))
+
+
+def _to_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.replace(",", ""))
+        except ValueError:
+            return None
+    return None
+
+
+def _note_values(entity: Entity) -> list[tuple[str, float, str | None]]:
+    unit = entity.attributes.get("unit")
+    unit_text = str(unit) if unit else None
+    value = _to_float(entity.attributes.get("value"))
+    value2 = _to_float(entity.attributes.get("value2"))
+    key = _variable(entity.normalized)
+    if value is None:
+        return []
+    if key in ("bp", "blood_pressure"):
+        values = [("sbp", value, unit_text)]
+        if value2 is not None:
+            values.append(("dbp", value2, unit_text))
+        return values
+    return [(key, value, unit_text)]
+
+
+def _comparable(value: float, unit: str | None, other_unit: str | None) -> float | None:
+    """``value`` expressed in ``other_unit``, or None when the units cannot be reconciled."""
+    a = (unit or "").strip().lower()
+    b = (other_unit or "").strip().lower()
+    if not a or not b or a == b:
+        return value
+    pounds, kilos = ("lb", "lbs", "pound", "pounds"), ("kg", "kgs", "kilogram", "kilograms")
+    if a in pounds and b in kilos:
+        return value / _LB_PER_KG
+    if a in kilos and b in pounds:
+        return value * _LB_PER_KG
+    return None
+
+
+@dataclass
+class _Observation:
+    key: str
+    value: float
+    unit: str | None
+    time: dt.datetime
+
+
+def _observations(raw: Sequence[Mapping[str, Any]]) -> list[_Observation]:
+    found = []
+    for i, obs in enumerate(raw):
+        name = obs.get("key") or obs.get("code")
+        if not name:
+            raise ValueError(f"structured_observations[{i}].key: missing (give key or code)")
+        value = _to_float(obs.get("value"))
+        if value is None:
+            raise ValueError(f"structured_observations[{i}].value: expected a number")
+        if "time" not in obs:
+            raise ValueError(f"structured_observations[{i}].time: missing")
+        unit = obs.get("unit")
+        found.append(
+            _Observation(
+                _variable(str(name)),
+                value,
+                str(unit) if unit else None,
+                _parse_time(obs["time"], f"structured_observations[{i}].time"),
+            )
+        )
+    return found
+
+
+def _discrepancies(
+    notes: list[_Note],
+    observations: list[_Observation],
+    tolerances: Mapping[str, Tolerance],
+) -> list[ValueDiscrepancy]:
+    found = []
+    for note, entity in _mentions(notes, "measurement"):
+        if entity.negated or entity.hypothetical or entity.family:
+            continue
+        for key, value, unit in _note_values(entity):
+            tol = tolerances.get(key)
+            if tol is None:
+                continue
+            window = dt.timedelta(days=tol.window_days)
+            candidates = [
+                o for o in observations if o.key == key and abs(o.time - note.note.time) <= window
+            ]
+            if not candidates:
+                continue
+            obs = min(candidates, key=lambda o: abs(o.time - note.note.time))
+            in_record_units = _comparable(value, unit, obs.unit)
+            if in_record_units is None:
+                continue
+            allowed = max(tol.absolute, tol.relative * abs(obs.value))
+            if abs(in_record_units - obs.value) > allowed:
+                found.append(
+                    ValueDiscrepancy(
+                        variable=key,
+                        note_value=value,
+                        note_unit=unit,
+                        record_value=obs.value,
+                        record_unit=obs.unit,
+                        record_time=obs.time.isoformat(),
+                        tolerance=f"abs {tol.absolute:g}, rel {tol.relative:g}: {tol.source}",
+                        source=note.entity_ref(entity),
+                    )
+                )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentence salience and the narrative
+# ---------------------------------------------------------------------------------------------
+
+# Section weights for salience: the sections where clinicians state conclusions weigh most.
+# These are heuristics tuned on the MTSamples development split (see docs/nlp-evaluation.md).
+SECTION_WEIGHTS: dict[str, float] = {
+    "assessment": 2.0,
+    "impression": 2.0,
+    "diagnosis": 2.0,
+    "diagnoses": 2.0,
+    "chief_complaint": 1.5,
+    "procedure": 1.5,
+    "plan": 1.2,
+    "history": 1.0,
+    "hpi": 1.0,
+    "subjective": 1.0,
+    "findings": 1.0,
+    "medications": 0.4,
+    "allergies": 0.2,
+    "review_of_systems": 0.3,
+    "ros": 0.3,
+    "physical_exam": 0.4,
+    "exam": 0.4,
+    "objective": 0.4,
+    "social_history": 0.3,
+    "family_history": 0.3,
+}
+_DEFAULT_SECTION_WEIGHT = 0.8
+_ENTITY_WEIGHTS: dict[str, float] = {
+    "problem": 1.0,
+    "medication": 0.6,
+    "procedure": 0.8,
+    "follow_up": 0.6,
+    "measurement": 0.3,
+}
+
+
+def sentence_salience(sentence: Sentence, entities: Sequence[Entity], n_sentences: int) -> float:
+    """Salience of one sentence from its section, the entities in it, its position and length.
+
+    Parameters
+    ----------
+    sentence : Sentence
+        The sentence to score.
+    entities : sequence of Entity
+        The entities whose start falls inside the sentence.
+    n_sentences : int
+        Number of sentences in the note (for the position term).
+
+    Returns
+    -------
+    float
+        A non-negative score; larger is more salient. Unitless.
+    """
+    words = len(sentence.text.split())
+    if words < 3:
+        return 0.0
+    section = (sentence.section or "").lower()
+    weight = SECTION_WEIGHTS.get(section, _DEFAULT_SECTION_WEIGHT)
+    content = 0.0
+    for e in entities:
+        w = _ENTITY_WEIGHTS.get(e.label, 0.3)
+        if e.negated or e.hypothetical or e.family:
+            w *= 0.3
+        content += w
+    # Density rewards sentences that are mostly clinical content; the log keeps long lists of
+    # drugs or findings from dominating.
+    density = math.log1p(content) * (1.0 + content / words)
+    position = 1.0 + 0.5 / (1.0 + sentence.index) if n_sentences else 1.0
+    length_penalty = 1.0 if words <= 30 else 30.0 / words
+    return weight * (0.5 + density) * position * length_penalty
+
+
+def _scored_sentences(analysis: NoteAnalysis) -> list[tuple[float, Sentence]]:
+    by_sentence: dict[int, list[Entity]] = {}
+    for e in analysis.entities:
+        for s in analysis.sentences:
+            if s.start <= e.start < s.end:
+                by_sentence.setdefault(s.index, []).append(e)
+                break
+    n = len(analysis.sentences)
+    return [(sentence_salience(s, by_sentence.get(s.index, []), n), s) for s in analysis.sentences]
+
+
+def summarise_note(
+    text: str, max_sentences: int = 1, *, analysis: NoteAnalysis | None = None
+) -> list[Sentence]:
+    """The ``max_sentences`` most salient sentences of one note, verbatim, in note order.
+
+    ``analysis`` may be a stored :class:`NoteAnalysis` of ``text``; otherwise the pipeline is run.
+    """
+    if max_sentences < 1:
+        raise ValueError(f"max_sentences: must be >= 1, got {max_sentences}")
+    if analysis is None or analysis.text != text:
+        analysis = _analyse(text, None)
+    scored = [(score, s) for score, s in _scored_sentences(analysis) if score > 0]
+    best = sorted(scored, key=lambda pair: (-pair[0], pair[1].index))[:max_sentences]
+    return sorted((s for _score, s in best), key=lambda s: s.index)
+
+
+def _narrative(
+    notes: list[_Note], now: dt.datetime, half_life_days: float, max_sentences: int
+) -> list[NarrativeSentence]:
+    candidates = []
+    for note in notes:
+        age_days = max(0.0, (now - note.note.time).total_seconds() / 86400.0)
+        recency = 0.5 ** (age_days / half_life_days)
+        for score, sentence in _scored_sentences(note.analysis):
+            if score > 0:
+                candidates.append((score * recency, note, sentence))
+    candidates.sort(key=lambda c: -c[0])
+    chosen: list[tuple[float, _Note, Sentence]] = []
+    per_note: dict[str, int] = {}
+    seen_text: set[str] = set()
+    for score, note, sentence in candidates:
+        norm = " ".join(sentence.text.lower().split())
+        # Copy-forward notes repeat sentences; at most two per note keeps the narrative broad.
+        if norm in seen_text or per_note.get(note.note.id, 0) >= 2:
+            continue
+        chosen.append((score, note, sentence))
+        seen_text.add(norm)
+        per_note[note.note.id] = per_note.get(note.note.id, 0) + 1
+        if len(chosen) == max_sentences:
+            break
+    chosen.sort(key=lambda c: (c[1].note.time, c[2].start))
+    return [
+        NarrativeSentence(
+            text=note.analysis.text[s.start : s.end],
+            score=round(score, 4),
+            source=note.ref(s.start, s.end),
+        )
+        for score, note, s in chosen
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def summarise(
+    notes: Sequence[NoteInput] | Sequence[Mapping[str, Any]],
+    *,
+    structured_medications: Sequence[Mapping[str, Any] | str] | None = None,
+    structured_observations: Sequence[Mapping[str, Any]] | None = None,
+    now: dt.datetime | None = None,
+    recent_days: float = 90.0,
+    narrative_sentences: int = 5,
+    narrative_half_life_days: float = 180.0,
+    tolerances: Mapping[str, Tolerance] | None = None,
+) -> PatientSummary:
+    """Summarise all of one patient's notes, every item linked to its sources.
+
+    Parameters
+    ----------
+    notes : sequence of NoteInput or dict
+        Dicts need ``id``, ``text`` and ``time`` (datetime or ISO 8601 string) and may carry
+        ``author``, ``role`` and a stored ``analysis`` (NoteAnalysis or its ``to_dict()``).
+    structured_medications : sequence of dict or str, optional
+        The record's medication list: names, or dicts with ``name`` (or ``generic``/``display``),
+        optional ``code`` (RxNorm) and ``status`` (FHIR MedicationStatement status).
+    structured_observations : sequence of dict, optional
+        Record observations as dicts with ``key`` (e.g. ``sbp``) or ``code`` (LOINC), ``value``,
+        ``unit`` and ``time``.
+    now : datetime, optional
+        The reference time for "recent" and for recency weighting; defaults to the current time.
+    recent_days : float
+        Width of the recent-changes window, days (> 0).
+    narrative_sentences : int
+        At most this many narrative sentences (1 to 5).
+    narrative_half_life_days : float
+        Age at which a sentence's recency weight halves, days (> 0).
+    tolerances : mapping of str to Tolerance, optional
+        Per-variable tolerances; defaults to :data:`DEFAULT_TOLERANCES`.
+
+    Returns
+    -------
+    PatientSummary
+    """
+    _validate_positive("recent_days", recent_days)
+    _validate_positive("narrative_half_life_days", narrative_half_life_days)
+    if not 1 <= narrative_sentences <= 5:
+        raise ValueError(f"narrative_sentences: must be in [1, 5], got {narrative_sentences}")
+    reference = _as_aware(now) if now is not None else dt.datetime.now(dt.UTC)
+    prepared = _prepare(notes)
+    problems = _problems(prepared)
+    medications, conflicts, by_drug = _medications(prepared)
+    reconciliation = (
+        _reconcile(medications, structured_medications)
+        if structured_medications is not None
+        else []
+    )
+    discrepancies = (
+        _discrepancies(
+            prepared,
+            _observations(structured_observations),
+            DEFAULT_TOLERANCES if tolerances is None else tolerances,
+        )
+        if structured_observations
+        else []
+    )
+    since = reference - dt.timedelta(days=recent_days)
+    return PatientSummary(
+        generated_at=reference.isoformat(),
+        note_count=len(prepared),
+        problems=problems,
+        medications=medications,
+        medication_conflicts=conflicts,
+        medication_reconciliation=reconciliation,
+        recent_changes=_recent_changes(problems, by_drug, since),
+        pertinent_negatives=_pertinent_negatives(prepared, problems),
+        follow_ups=_follow_ups(prepared),
+        value_discrepancies=discrepancies,
+        narrative=_narrative(prepared, reference, narrative_half_life_days, narrative_sentences),
+    )
+
+
+def _validate_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name}: must be > 0, got {value}")
