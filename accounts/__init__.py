@@ -1,0 +1,1 @@
+"""Who uses TwinPortal: clinicians, data managers and administrators, and how they sign in."""

@@ -1,0 +1,34 @@
+"""Writes for accounts: creating users with a role keeps ``is_staff`` consistent with it."""
+
+from __future__ import annotations
+
+from accounts.models import Role, User
+
+
+def user_create(
+    *,
+    username: str,
+    password: str,
+    role: str,
+    first_name: str = "",
+    last_name: str = "",
+    email: str = "",
+    professional_role: str = "",
+) -> User:
+    """Create a user; data managers and administrators are staff (admin site), clinicians are not."""
+    if role not in Role.values:
+        raise ValueError(f"role must be one of {', '.join(Role.values)}, got {role!r}")
+    user = User(
+        username=username,
+        role=role,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        professional_role=professional_role,
+        is_staff=role in (Role.DATA_MANAGER, Role.ADMINISTRATOR),
+        is_superuser=role == Role.ADMINISTRATOR,
+    )
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user

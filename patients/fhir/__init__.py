@@ -1,0 +1,1 @@
+"""FHIR R4 interchange: parsing and validating bundles (pure), importing and exporting (Django)."""

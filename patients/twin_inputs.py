@@ -1,0 +1,186 @@
+"""Build the twin's plain-data view of a patient (``models_engine.history.PatientHistory``).
+
+Pure Python: the same builder serves records read from the database and records parsed straight
+from a FHIR bundle (the backtest), so both paths see a patient identically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from models_engine.history import PatientHistory, Series, TreatmentExposure
+from patients import coding
+
+#: A stopped prescription without an end date (Synthea 2.x writes none) is assumed to have run
+#: until the same ingredient was prescribed again, or for this long: a year's supply, an assumption.
+ASSUMED_COURSE_WITHOUT_END = dt.timedelta(days=365)
+
+_TWIN_VARIABLES = (
+    "sbp",
+    "dbp",
+    "hba1c",
+    "glucose",
+    "weight",
+    "height",
+    "bmi",
+    "total_chol",
+    "ldl",
+    "hdl",
+    "triglycerides",
+    "egfr",
+    "uacr",
+)
+_SMOKER_CODE = "72166-2"
+
+
+@dataclass(frozen=True)
+class ObservationPoint:
+    code: str
+    effective_at: dt.datetime
+    value: float | None
+    value_code: str = ""
+
+
+@dataclass(frozen=True)
+class MedicationPeriod:
+    name: str
+    status: str
+    start: dt.datetime | None
+    stop: dt.datetime | None
+    authored_on: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ConditionSpan:
+    code: str
+    onset_at: dt.datetime | None
+    abatement_at: dt.datetime | None
+    clinical_status: str
+
+
+def _days(when: dt.datetime, reference: dt.datetime) -> float:
+    return (when - reference).total_seconds() / 86400.0
+
+
+def medication_exposures(
+    medications: Iterable[MedicationPeriod], reference: dt.datetime
+) -> tuple[TreatmentExposure, ...]:
+    """One exposure per ingredient per prescription, with inferred ends for open stopped orders."""
+    rows: list[tuple[str, str | None, float, dt.datetime, dt.datetime | None, str]] = []
+    for med in medications:
+        start = med.start or med.authored_on
+        if start is None:
+            continue
+        for cls in coding.classify_medication(med.name):
+            rows.append(
+                (
+                    cls.ingredient,
+                    cls.statin_intensity or None,
+                    cls.dose_multiple or 1.0,
+                    start,
+                    med.stop,
+                    med.status,
+                )
+            )
+    rows.sort(key=lambda r: (r[0], r[3]))
+    exposures: list[TreatmentExposure] = []
+    by_ingredient: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        by_ingredient[row[0]].append(i)
+    for indices in by_ingredient.values():
+        for pos, i in enumerate(indices):
+            ingredient, intensity, multiple, start, stop, status = rows[i]
+            if stop is None and status in ("stopped", "completed", "cancelled"):
+                following = rows[indices[pos + 1]][3] if pos + 1 < len(indices) else None
+                stop = (
+                    min(following, start + ASSUMED_COURSE_WITHOUT_END)
+                    if following
+                    else start + ASSUMED_COURSE_WITHOUT_END
+                )
+            if status == "entered-in-error":
+                continue
+            treatment = next(c.treatment_class for c in coding.classify_medication(ingredient))
+            exposures.append(
+                TreatmentExposure(
+                    treatment=treatment,
+                    start=_days(start, reference),
+                    stop=_days(stop, reference) if stop else None,
+                    dose=float(multiple),
+                    intensity=intensity,
+                )
+            )
+    exposures.sort(key=lambda e: e.start)
+    return tuple(exposures)
+
+
+def build_history(
+    *,
+    patient_id: str,
+    sex: str,
+    birth_date: dt.date,
+    observations: Iterable[ObservationPoint],
+    medications: Iterable[MedicationPeriod],
+    conditions: Iterable[ConditionSpan],
+    race: str = "",
+    reference: dt.datetime | None = None,
+    cutoff: dt.datetime | None = None,
+) -> PatientHistory:
+    """Assemble a :class:`PatientHistory`; data after ``cutoff`` (if given) is left out.
+
+    ``reference`` (t = 0) defaults to the last observation kept.
+    """
+    points = [o for o in observations if cutoff is None or o.effective_at <= cutoff]
+    if reference is None:
+        times = [o.effective_at for o in points]
+        reference = max(times) if times else (cutoff or dt.datetime.now(dt.UTC))
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    smoker_status: tuple[dt.datetime, bool] | None = None
+    for o in points:
+        if o.code == _SMOKER_CODE:
+            is_smoker = o.value_code in coding.CONDITION_GROUPS["smoker"]
+            if smoker_status is None or o.effective_at >= smoker_status[0]:
+                smoker_status = (o.effective_at, is_smoker)
+            continue
+        variable = coding.VARIABLE_BY_CODE.get(o.code)
+        if variable is None or variable.key not in _TWIN_VARIABLES or o.value is None:
+            continue
+        series[variable.key].append((_days(o.effective_at, reference), float(o.value)))
+    observed: dict[str, Series] = {}
+    for key, values in series.items():
+        values.sort()
+        arr = np.asarray(values, dtype=np.float64)
+        observed[key] = Series(t=arr[:, 0].copy(), y=arr[:, 1].copy())
+
+    diabetes = False
+    for c in conditions:
+        if c.code in coding.CONDITION_GROUPS["type2_diabetes"]:
+            began = c.onset_at is None or c.onset_at <= reference
+            ended = c.abatement_at is not None and c.abatement_at <= reference
+            if (
+                began
+                and not ended
+                and c.clinical_status not in ("resolved", "inactive", "remission")
+            ):
+                diabetes = True
+    meds = [
+        m
+        for m in medications
+        if cutoff is None or (m.start or m.authored_on or reference) <= cutoff
+    ]
+    normalized_sex = "female" if sex == "female" else "male"
+    return PatientHistory(
+        patient_id=patient_id,
+        sex=normalized_sex,
+        birth_date=birth_date,
+        reference_date=reference.date(),
+        observations=observed,
+        treatments=medication_exposures(meds, reference),
+        smoker=bool(smoker_status and smoker_status[1]),
+        diabetes=diabetes,
+        race=race.lower() or None,
+    )

@@ -1,0 +1,1 @@
+"""Settings: ``base`` holds what every environment shares; ``demo``, ``test`` and ``production`` extend it."""

@@ -1,0 +1,35 @@
+"""Test settings: the real PostgreSQL and Redis (``make test`` starts them when they are stopped)."""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from twinportal.env import env_str
+from twinportal.settings.base import *  # noqa: F403
+
+SECRET_KEY = "test-only-key-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/twinportal"),
+        conn_max_age=0,
+    )
+}
+
+REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+}
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher"
+]  # speed; real hashers in production
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
