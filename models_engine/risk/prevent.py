@@ -188,6 +188,31 @@ def _terms(
     return terms
 
 
+def _log_odds(
+    terms: Mapping[str, FloatArray],
+    names: tuple[str, ...],
+    beta: FloatArray,
+    shape: tuple[int, ...],
+) -> FloatArray:
+    """Log-odds, shape ``shape + (5,)``.
+
+    Terms that are the same for every element (patient constants along a trajectory) are
+    folded into one offset, so the matrix product only spans the terms that actually vary.
+    """
+    offset = np.zeros(len(OUTCOMES))
+    varying: list[int] = []
+    for i, name in enumerate(names):
+        term = terms[name]
+        if term.size == 1:
+            offset += float(term.reshape(())) * beta[i]
+        else:
+            varying.append(i)
+    if not varying:
+        return np.broadcast_to(offset, (*shape, len(OUTCOMES))).copy()
+    design = np.stack([np.broadcast_to(terms[names[i]], shape) for i in varying], axis=-1)
+    return design @ beta[varying] + offset
+
+
 def prevent(
     *,
     age: Numeric,
@@ -295,8 +320,7 @@ def prevent(
         uacr=optional["uacr"],
         sdi_decile=sdi,
     )
-    design = np.stack([np.broadcast_to(terms[name], shape) for name in names], axis=-1)
-    risk = 1.0 / (1.0 + np.exp(-(design @ beta)))
+    risk = 1.0 / (1.0 + np.exp(-_log_odds(terms, names, beta, shape)))
 
     notes: list[str] = []
     if optional["bmi"] is None:
