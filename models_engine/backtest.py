@@ -1,0 +1,152 @@
+"""Backtest: calibrate on each patient's past, forecast the held-out last months, score.
+
+For every patient the cut-off is ``holdout_days`` before their last reading. The twin sees only
+readings and treatment starts up to the cut-off (treatments started later are unknown to it, and
+ongoing ones are assumed to continue), exactly like the two naive baselines it is compared with:
+last value carried forward and the patient's own least-squares linear trend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from models_engine.calibration import calibrate_batch
+from models_engine.forecast import Draws, exposures_under, simulate
+from models_engine.history import FloatArray, PatientHistory, TreatmentExposure
+
+#: Variables scored, as the records layer's ``backtest`` command reports them.
+BACKTEST_VARIABLES: tuple[str, ...] = ("sbp", "dbp", "hba1c", "ldl", "weight")
+#: Shortest training span (days) for the trend baseline to fit a slope; else it carries forward.
+MIN_TREND_SPAN_DAYS = 30.0
+
+
+def validate_holdout(days: float) -> None:
+    """Raise ``ValueError`` unless the hold-out is within 1-3650 days."""
+    if not (1.0 <= days <= 3650.0):
+        raise ValueError(f"holdout_days must be within 1-3650, got {days}")
+
+
+def _last_time(history: PatientHistory) -> float:
+    times = [
+        float(s.t.max())
+        for v, s in history.observations.items()
+        if v in BACKTEST_VARIABLES and s.t.size
+    ]
+    return max(times) if times else math.nan
+
+
+def known_at(history: PatientHistory, cutoff: float) -> PatientHistory:
+    """The history as it was known on day ``cutoff``: later treatment starts and stops removed."""
+    kept = tuple(
+        TreatmentExposure(
+            e.treatment,
+            e.start,
+            e.stop if e.stop is not None and e.stop <= cutoff else None,
+            e.dose,
+            e.intensity,
+        )
+        for e in history.treatments
+        if e.start <= cutoff
+    )
+    return dataclasses.replace(history, treatments=kept)
+
+
+def trend_prediction(t: FloatArray, y: FloatArray, t_new: FloatArray) -> FloatArray:
+    """The patient's own least-squares line through (t, y), evaluated at ``t_new``; LOCF if too short."""
+    if t.size < 2 or float(t.max() - t.min()) < MIN_TREND_SPAN_DAYS:
+        return np.full(t_new.shape, y[np.argmax(t)])
+    slope, intercept = np.polyfit(t, y, 1)
+    out: FloatArray = intercept + slope * t_new
+    return out
+
+
+def _score(err: list[FloatArray]) -> tuple[float, float]:
+    e = np.concatenate(err) if err else np.empty(0)
+    if e.size == 0:
+        return math.nan, math.nan
+    return float(np.mean(np.abs(e))), float(np.sqrt(np.mean(e**2)))
+
+
+def run_backtest(
+    histories: Sequence[PatientHistory],
+    *,
+    holdout_days: float = 365.0,
+    n_samples: int = 400,
+    seed: int = 0,
+) -> dict[str, dict[str, float | int | None]]:
+    """Backtest the twin against carry-forward and linear-trend baselines.
+
+    Parameters
+    ----------
+    histories : sequence of PatientHistory
+    holdout_days : float
+        Length of the held-out period at the end of each record, days.
+    n_samples : int
+        Posterior samples per patient.
+    seed : int
+        Seed of the common random numbers.
+
+    Returns
+    -------
+    dict
+        Per variable (``sbp``, ``dbp``, ``hba1c``, ``ldl``, ``weight``): ``n`` held-out readings,
+        ``patients``, ``mae_twin``, ``mae_locf``, ``mae_trend``, ``rmse_twin``, ``rmse_locf``,
+        ``rmse_trend``, ``coverage80``, ``coverage95`` (fractions); NaN becomes ``None``.
+    """
+    validate_holdout(holdout_days)
+    usable: list[tuple[PatientHistory, float]] = []
+    for h in histories:
+        last = _last_time(h)
+        if math.isfinite(last):
+            usable.append((known_at(h, last - holdout_days), last - holdout_days))
+    cals = calibrate_batch([h for h, _ in usable], until=[c for _, c in usable])
+    err: dict[str, dict[str, list[FloatArray]]] = {
+        v: {"twin": [], "locf": [], "trend": []} for v in BACKTEST_VARIABLES
+    }
+    cover: dict[str, list[FloatArray]] = {v: [] for v in BACKTEST_VARIABLES}
+    cover95: dict[str, list[FloatArray]] = {v: [] for v in BACKTEST_VARIABLES}
+    patients: dict[str, int] = dict.fromkeys(BACKTEST_VARIABLES, 0)
+    for k, ((h, cutoff), cal) in enumerate(zip(usable, cals, strict=True)):
+        tests = {}
+        for v in BACKTEST_VARIABLES:
+            s = h.observations.get(v)
+            if s is None:
+                continue
+            train = s.t <= cutoff
+            test = ~train & np.isfinite(s.y)
+            if train.sum() >= 1 and test.any():
+                tests[v] = (s.t[train], s.y[train], s.t[test], s.y[test])
+        if not tests:
+            continue
+        t_all = np.unique(np.concatenate([v[2] for v in tests.values()]))
+        draws = Draws.make(n_samples, t_all.size, np.random.default_rng([seed, k]))
+        sims = simulate(cal, t_all, exposures_under(cal, (), cutoff), draws)
+        for v, (t_tr, y_tr, t_te, y_te) in tests.items():
+            obs = sims[v][1][:, np.searchsorted(t_all, t_te)]
+            q = np.quantile(obs, [0.5, 0.1, 0.9, 0.025, 0.975], axis=0)
+            err[v]["twin"].append(q[0] - y_te)
+            err[v]["locf"].append(y_tr[np.argmax(t_tr)] - y_te)
+            err[v]["trend"].append(trend_prediction(t_tr, y_tr, t_te) - y_te)
+            cover[v].append(((y_te >= q[1]) & (y_te <= q[2])).astype(float))
+            cover95[v].append(((y_te >= q[3]) & (y_te <= q[4])).astype(float))
+            patients[v] += 1
+    report: dict[str, dict[str, float | int | None]] = {}
+    for v in BACKTEST_VARIABLES:
+        row: dict[str, float | int | None] = {
+            "n": int(sum(e.size for e in err[v]["twin"])),
+            "patients": patients[v],
+        }
+        for model in ("twin", "locf", "trend"):
+            mae, rmse = _score(err[v][model])
+            row[f"mae_{model}"] = mae
+            row[f"rmse_{model}"] = rmse
+        row["coverage80"] = float(np.mean(np.concatenate(cover[v]))) if cover[v] else math.nan
+        row["coverage95"] = float(np.mean(np.concatenate(cover95[v]))) if cover95[v] else math.nan
+        report[v] = {
+            k: (None if isinstance(x, float) and math.isnan(x) else x) for k, x in row.items()
+        }
+    return report

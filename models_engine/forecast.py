@@ -1,0 +1,441 @@
+"""Forecasts a calibrated twin: trajectories with 80 %/95 % bands, PREVENT risk and event odds.
+
+Posterior parameter samples (Laplace), a model-discrepancy random walk and Student-t measurement
+noise are drawn once per forecast as common random numbers (``Draws``), so forecasts of different
+plans on the same draws differ only by the plans. Everything is vectorised over samples; the
+trajectories are closed-form solutions of the sub-models' linear right-hand sides, so there is no
+time-stepping error (``bench/twin_speed.py`` reports the check against ``solve_ivp``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models_engine.calibration import (
+    DAYS_PER_YEAR,
+    FIT_VARIABLES,
+    Calibration,
+    effect_matrix,
+    from_model_scale,
+    noise_dof,
+    observation_sd,
+    priors,
+)
+from models_engine.history import VARIABLE_UNITS, FloatArray, TreatmentExposure
+from models_engine.physiology import body, glycaemia, lipids, renal
+from models_engine.treatments import PlanItem, effects_for, onset
+
+#: Forecast variables: the calibrated ones plus fasting glucose derived from HbA1c.
+FORECAST_VARIABLES: tuple[str, ...] = (*FIT_VARIABLES, "glucose")
+#: Treatment classes that count as blood-pressure treatment for PREVENT.
+BP_CLASSES = frozenset({"thiazide", "ace_inhibitor", "arb", "ccb", "beta_blocker", "loop_diuretic"})
+#: Typical HDL and triglycerides (mg/dL) used when the record has none (NHANES adult means, approx.).
+DEFAULT_HDL = 50.0
+DEFAULT_TRIGLYCERIDES = 130.0
+#: preventr's valid input ranges (R/helpers.R; twin-model.md §7): inputs are clamped into them.
+PREVENT_RANGES: dict[str, tuple[float, float]] = {
+    "sbp": (90.0, 180.0),
+    "total_chol": (130.0, 320.0),
+    "hdl": (20.0, 100.0),
+    "egfr": (15.0, 140.0),
+    "bmi": (18.5, 39.9),
+    "hba1c": (4.5, 15.0),
+}
+PREVENT_AGE = (30.0, 79.0)
+
+RiskFn = Callable[..., Mapping[str, Any]]
+
+
+def validate_horizon(years: float) -> None:
+    """Raise ``ValueError`` unless the horizon is within (0, 30] years."""
+    if not (0.0 < years <= 30.0):
+        raise ValueError(f"horizon_years must be in (0, 30], got {years}")
+
+
+def validate_samples(n: int) -> None:
+    """Raise ``ValueError`` unless 10 <= n_samples <= 100000."""
+    if not (10 <= n <= 100_000):
+        raise ValueError(f"n_samples must be within 10-100000, got {n}")
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Common random numbers for one forecast grid: shared by every plan compared on it."""
+
+    theta: dict[str, FloatArray]
+    walk: dict[str, FloatArray]
+    noise: dict[str, FloatArray]
+
+    @classmethod
+    def make(cls, n_samples: int, n_times: int, seed: int | np.random.Generator = 0) -> Draws:
+        """Standard normal parameter draws (n_samples, 4), walk increments and t-noise (n_samples, n_times)."""
+        rng = np.random.default_rng(seed)
+        dof = noise_dof()
+        theta, walk, noise = {}, {}, {}
+        for v in FORECAST_VARIABLES:
+            theta[v] = rng.standard_normal((n_samples, 4))
+            walk[v] = rng.standard_normal((n_samples, n_times))
+            noise[v] = rng.standard_t(dof, (n_samples, n_times)) * np.sqrt((dof - 2.0) / dof)
+        return cls(theta=theta, walk=walk, noise=noise)
+
+
+@dataclass(frozen=True)
+class VariableForecast:
+    """One variable's forecast: ``true`` samples (n_samples, n) and bands for a new reading (n,)."""
+
+    variable: str
+    unit: str
+    true: FloatArray
+    observed: FloatArray
+    median: FloatArray
+    lo80: FloatArray
+    hi80: FloatArray
+    lo95: FloatArray
+    hi95: FloatArray
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able bands (samples are left out)."""
+        return {
+            "unit": self.unit,
+            "median": self.median.tolist(),
+            "lo80": self.lo80.tolist(),
+            "hi80": self.hi80.tolist(),
+            "lo95": self.lo95.tolist(),
+            "hi95": self.hi95.tolist(),
+        }
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A patient's forecast on a day grid ``t_days`` (relative to the reference date)."""
+
+    patient_id: str
+    t_days: FloatArray
+    variables: dict[str, VariableForecast]
+    risk_years: FloatArray = field(default_factory=lambda: np.empty(0))
+    risk: dict[str, FloatArray] = field(default_factory=dict)
+    event_probability: dict[str, FloatArray] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def years(self) -> FloatArray:
+        """Years from the forecast start."""
+        out: FloatArray = (self.t_days - self.t_days[0]) / DAYS_PER_YEAR
+        return out
+
+    def at(self, variable: str, t_day: float) -> FloatArray:
+        """Predictive samples of a new reading of ``variable`` at day ``t_day`` (interpolated)."""
+        obs = self.variables[variable].observed
+        j = float(np.interp(t_day, self.t_days, np.arange(self.t_days.size)))
+        lo = int(np.floor(j))
+        hi = min(lo + 1, self.t_days.size - 1)
+        out: FloatArray = obs[:, lo] + (j - lo) * (obs[:, hi] - obs[:, lo])
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able lists."""
+        return {
+            "patient_id": self.patient_id,
+            "t_days": self.t_days.tolist(),
+            "variables": {k: v.to_dict() for k, v in self.variables.items()},
+            "risk_years": self.risk_years.tolist(),
+            "risk": {k: v.tolist() for k, v in self.risk.items()},
+            "event_probability": {k: v.tolist() for k, v in self.event_probability.items()},
+            "notes": list(self.notes),
+        }
+
+
+def time_grid(start: float, horizon_years: float, step_days: float) -> FloatArray:
+    """Days from ``start`` to ``start + horizon`` every ``step_days`` (inclusive)."""
+    validate_horizon(horizon_years)
+    n = round(horizon_years * DAYS_PER_YEAR / step_days) + 1
+    out: FloatArray = start + np.arange(n, dtype=np.float64) * step_days
+    return out
+
+
+def exposures_under(
+    cal: Calibration, plan: Sequence[PlanItem], start: float
+) -> tuple[TreatmentExposure, ...]:
+    """Current care continued, with each plan item replacing the same class from its start."""
+    planned = {item.intervention: item.start for item in plan}
+    kept: list[TreatmentExposure] = []
+    for exp in cal.history.treatments:
+        cut = planned.get(exp.treatment)
+        if cut is not None and (exp.stop is None or exp.stop > cut):
+            if exp.start >= cut:
+                continue
+            exp = TreatmentExposure(exp.treatment, exp.start, cut, exp.dose, exp.intensity)
+        kept.append(exp)
+    del start
+    return (*kept, *(item.as_exposure() for item in plan))
+
+
+def simulate(
+    cal: Calibration,
+    t: FloatArray,
+    exposures: Sequence[TreatmentExposure],
+    draws: Draws,
+) -> dict[str, tuple[FloatArray, FloatArray]]:
+    """True and observed samples of every forecast variable on day grid ``t``.
+
+    Parameters
+    ----------
+    cal : Calibration
+    t : ndarray, shape (n,)
+        Days relative to the reference date.
+    exposures : sequence of TreatmentExposure
+        All treatment periods (history and plan).
+    draws : Draws
+        Common random numbers, shapes (m, 4) and (m, n).
+
+    Returns
+    -------
+    dict
+        variable → (true, observed), each ndarray of shape (m, n) in canonical units.
+    """
+    p = priors()
+    out: dict[str, tuple[FloatArray, FloatArray]] = {}
+    hba1c_theta: FloatArray | None = None
+    for v in FIT_VARIABLES:
+        fit = cal.fits[v]
+        chol = np.linalg.cholesky(fit.cov + 1e-12 * np.eye(4))
+        theta = fit.mean + draws.theta[v] @ chol.T
+        level, slope, resp = theta[:, 0], theta[:, 1], theta[:, 2]
+        z = level[:, None] + slope[:, None] * (t / DAYS_PER_YEAR)[None, :]
+        if any(effects_for(e.treatment, v, e.intensity) for e in exposures):
+            z = z + resp[:, None] * effect_matrix(v, exposures, t, level, slope, resp)
+        z = z + body.coupled_effect(v, exposures, t)[None, :]
+        # discrepancy walk starts at the last reading
+        elapsed = np.clip(t - fit.t_last, 0.0, None) / DAYS_PER_YEAR
+        steps = np.diff(np.concatenate([[0.0], elapsed]))
+        z = z + np.sqrt(p[(v, "rw_var")]) * np.cumsum(draws.walk[v] * np.sqrt(steps), axis=1)
+        true = from_model_scale(v, z)
+        if v == "egfr":
+            true = np.maximum(true, renal.EGFR_FLOOR)
+        noise = fit.noise_scale * observation_sd(v, true) * draws.noise[v]
+        observed = from_model_scale(v, z + noise) if v == "ldl" else true + noise
+        out[v] = (true, observed)
+        if v == "hba1c":
+            hba1c_theta = theta
+    assert hba1c_theta is not None
+    offset = hba1c_theta[:, 3:4]
+    g_true = glycaemia.fasting_glucose(out["hba1c"][0], offset)
+    g_sd = cal.fits["hba1c"].noise_scale * p[("glucose", "noise_cv")] * g_true
+    out["glucose"] = (g_true, g_true + g_sd * draws.noise["glucose"])
+    return out
+
+
+def _quantiles(x: FloatArray) -> FloatArray:
+    out: FloatArray = np.quantile(x, [0.5, 0.1, 0.9, 0.025, 0.975], axis=0)
+    return out
+
+
+def _active(
+    exposures: Sequence[TreatmentExposure], classes: frozenset[str], t: FloatArray
+) -> FloatArray:
+    on = np.zeros(t.shape, dtype=bool)
+    for e in exposures:
+        if e.treatment in classes:
+            on |= (t >= e.start) & ((t < e.stop) if e.stop is not None else True)
+    return on.astype(np.float64)
+
+
+def smoker_fraction(
+    cal: Calibration, exposures: Sequence[TreatmentExposure], t: FloatArray
+) -> FloatArray:
+    """Current-smoker weight (0-1) on days ``t``: phased out after smoking cessation (Duncan 2019)."""
+    frac = np.full(t.shape, 1.0 if cal.history.smoker else 0.0)
+    for e in exposures:
+        for row in effects_for(e.treatment, "smoker", e.intensity):
+            frac = frac + frac * row.delta * onset(t, e.start, e.stop, row.tau_days)
+    out: FloatArray = np.clip(frac, 0.0, 1.0)
+    return out
+
+
+def prevent_inputs(
+    cal: Calibration,
+    exposures: Sequence[TreatmentExposure],
+    t: FloatArray,
+    traj: Mapping[str, FloatArray],
+) -> dict[str, FloatArray]:
+    """PREVENT inputs along the trajectory ``traj`` (variable → values on days ``t``), clamped.
+
+    Returns arrays broadcastable to ``traj``'s shape, in PREVENT's units; ``age`` is NaN outside
+    30-79 years (PREVENT is not defined there).
+    """
+    ctx = cal.context
+    hdl = ctx.get("hdl", DEFAULT_HDL)
+    tg = ctx.get("triglycerides", DEFAULT_TRIGLYCERIDES)
+    age = cal.history.age_years + t / DAYS_PER_YEAR
+    age = np.where((age >= PREVENT_AGE[0]) & (age <= PREVENT_AGE[1]), age, np.nan)
+    inputs: dict[str, FloatArray] = {
+        "age": age,
+        "sbp": traj["sbp"],
+        "total_chol": lipids.total_cholesterol(traj["ldl"], hdl, tg),
+        "hdl": np.asarray(hdl, dtype=np.float64),
+        "egfr": traj["egfr"],
+        "hba1c": traj["hba1c"],
+        "bp_treated": _active(exposures, BP_CLASSES, t),
+        "statin": _active(exposures, frozenset({"statin"}), t),
+        "diabetes": np.maximum(
+            float(cal.history.diabetes), (traj["hba1c"] >= glycaemia.DIABETES_HBA1C).astype(float)
+        ),
+        "smoker": smoker_fraction(cal, exposures, t),
+    }
+    if "height" in ctx:
+        inputs["bmi"] = traj["weight"] / (ctx["height"] / 100.0) ** 2
+    for k, (lo, hi) in PREVENT_RANGES.items():
+        if k in inputs:
+            inputs[k] = np.clip(inputs[k], lo, hi)
+    return inputs
+
+
+def default_risk_fn() -> RiskFn | None:
+    """``models_engine.risk.prevent`` if that module is installed, else ``None``."""
+    try:
+        from models_engine import risk
+    except ImportError:
+        return None
+    fn: RiskFn | None = getattr(risk, "prevent", None)
+    return fn
+
+
+def prevent_risk(
+    cal: Calibration, inputs: Mapping[str, FloatArray], risk_fn: RiskFn
+) -> dict[str, FloatArray]:
+    """10-year PREVENT risks for every element of ``inputs`` (broadcast together).
+
+    The smoker weight is applied by mixing the smoker and non-smoker risks, so a quit attempt
+    phases in. Elements outside PREVENT's age range give NaN.
+    """
+    arrays = np.broadcast_arrays(*[np.asarray(v, dtype=np.float64) for v in inputs.values()])
+    flat = {k: a.ravel() for k, a in zip(inputs.keys(), arrays, strict=True)}
+    shape = arrays[0].shape
+    results: dict[str, FloatArray] = {}
+    n = flat["age"].size
+    for i in range(n):
+        if not np.isfinite(flat["age"][i]):
+            continue
+        kw: dict[str, Any] = {
+            "age": float(flat["age"][i]),
+            "sex": cal.history.sex,
+            "sbp": float(flat["sbp"][i]),
+            "bp_treated": bool(flat["bp_treated"][i] > 0.5),
+            "total_chol": float(flat["total_chol"][i]),
+            "hdl": float(flat["hdl"][i]),
+            "statin": bool(flat["statin"][i] > 0.5),
+            "diabetes": bool(flat["diabetes"][i] > 0.5),
+            "egfr": float(flat["egfr"][i]),
+            "bmi": float(flat["bmi"][i]) if "bmi" in flat else None,
+            "horizon": 10,
+        }
+        w = float(flat["smoker"][i])
+        mixed: dict[str, float] = {}
+        for smoker, weight in ((True, w), (False, 1.0 - w)):
+            if weight <= 0.0:
+                continue
+            res = risk_fn(**kw, smoker=smoker)
+            for k, val in res.items():
+                if isinstance(val, int | float):
+                    mixed[k] = mixed.get(k, 0.0) + weight * float(val)
+        for k, val in mixed.items():
+            results.setdefault(k, np.full(n, np.nan))[i] = val
+    return {k: v.reshape(shape) for k, v in results.items()}
+
+
+def forecast(
+    cal: Calibration,
+    *,
+    horizon_years: float = 10.0,
+    n_samples: int = 200,
+    step_days: float = 30.4375,
+    start: float | None = None,
+    plan: Sequence[PlanItem] = (),
+    seed: int | np.random.Generator = 0,
+    draws: Draws | None = None,
+    risk_fn: RiskFn | None = None,
+    with_risk: bool = True,
+) -> Forecast:
+    """Forecast a calibrated patient.
+
+    Parameters
+    ----------
+    cal : Calibration
+    horizon_years : float
+        Years ahead (default 10).
+    n_samples : int
+        Posterior samples.
+    step_days : float
+        Output grid spacing, days (default one month).
+    start : float, optional
+        First day of the forecast (default ``cal.until``).
+    plan : sequence of PlanItem
+        Interventions added to current care.
+    seed : int or Generator
+        Seed of the common random numbers (ignored when ``draws`` is given).
+    draws : Draws, optional
+        Pre-drawn common random numbers (``what-if`` passes the same ones to every plan).
+    risk_fn : callable, optional
+        PREVENT implementation (default ``models_engine.risk.prevent`` when available).
+    with_risk : bool
+        Compute PREVENT along the median trajectory at yearly points.
+
+    Returns
+    -------
+    Forecast
+    """
+    validate_samples(n_samples)
+    t0 = cal.until if start is None else start
+    t = time_grid(t0, horizon_years, step_days)
+    if draws is None:
+        draws = Draws.make(n_samples, t.size, seed)
+    exposures = exposures_under(cal, plan, t0)
+    sims = simulate(cal, t, exposures, draws)
+    variables: dict[str, VariableForecast] = {}
+    for v, (true, observed) in sims.items():
+        q = _quantiles(observed)
+        variables[v] = VariableForecast(v, VARIABLE_UNITS[v], true, observed, *q)
+    years = (t - t0) / DAYS_PER_YEAR
+    yearly = np.searchsorted(years, np.arange(0, int(np.floor(horizon_years + 1e-9)) + 1) - 1e-9)
+    events = event_probabilities(cal, sims, years, yearly)
+    notes = list(cal.notes)
+    risk: dict[str, FloatArray] = {}
+    fn = risk_fn if risk_fn is not None else default_risk_fn()
+    if with_risk and fn is not None:
+        med = {v: np.median(sims[v][0][:, yearly], axis=0) for v in FIT_VARIABLES}
+        risk = prevent_risk(cal, prevent_inputs(cal, exposures, t[yearly], med), fn)
+    elif with_risk:
+        notes.append("PREVENT risk unavailable: models_engine.risk is not installed")
+    return Forecast(
+        patient_id=cal.patient_id,
+        t_days=t,
+        variables=variables,
+        risk_years=years[yearly],
+        risk=risk,
+        event_probability=events,
+        notes=tuple(notes),
+    )
+
+
+def event_probabilities(
+    cal: Calibration,
+    sims: Mapping[str, tuple[FloatArray, FloatArray]],
+    years: FloatArray,
+    yearly: npt.NDArray[np.intp],
+) -> dict[str, FloatArray]:
+    """Cumulative probability by each whole year of HbA1c ≥ 6.5 % (diabetes onset) and eGFR < 60."""
+    hba1c = sims["hba1c"][0]
+    first = glycaemia.years_to_threshold(years, hba1c)
+    if cal.history.diabetes:
+        first = np.zeros_like(first)
+    egfr_first = glycaemia.years_to_threshold(years, -sims["egfr"][0], -renal.CKD_THRESHOLD)
+    grid = years[yearly]
+    return {
+        "diabetes": (first[:, None] <= grid[None, :] + 1e-9).mean(axis=0),
+        "egfr_below_60": (egfr_first[:, None] <= grid[None, :] + 1e-9).mean(axis=0),
+    }
