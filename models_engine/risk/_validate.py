@@ -92,6 +92,16 @@ class RiskArray(np.ndarray[Any, np.dtype[np.float64]]):
         self.notes = getattr(obj, "notes", ())
         self.in_range = None
 
+    # ndarray pickles only its data; results cross process boundaries (task queues), so the flags
+    # travel with them.
+    def __reduce__(self) -> tuple[Any, ...]:
+        reconstruct, args, state = super().__reduce__()  # type: ignore[misc]  # ndarray returns a 3-tuple
+        return reconstruct, args, (state, self.out_of_range, self.notes, self.in_range)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        base, self.out_of_range, self.notes, self.in_range = state
+        super().__setstate__(base)
+
 
 class RiskDict(dict[str, Any]):
     """Several outcomes of one equation; behaves as a plain ``dict`` of outcome → risk.

@@ -25,8 +25,9 @@ from models_engine.risk._validate import (
     range_flags,
 )
 
-#: Validated ranges. Age 40–79: Goff 2013 (derivation and intended use). Cholesterol and SBP: the
-#: input limits of the ACC/AHA ASCVD Risk Estimator that accompanies the guideline.
+#: Validated ranges. Age 40–79: Goff 2013 (derivation cohorts and intended use). Cholesterol and SBP:
+#: the input limits of the ACC/AHA ASCVD Risk Estimator that accompanies the guideline, as commonly
+#: reproduced (TC 130–320 mg/dL, HDL 20–100 mg/dL, SBP 90–200 mmHg); not re-checked against the tool.
 VALID_RANGES: Mapping[str, tuple[float, float]] = {
     "age": (40.0, 79.0),
     "total_chol": (130.0, 320.0),

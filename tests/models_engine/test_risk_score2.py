@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,12 @@ def test_it_rejects_impossible_inputs_naming_the_field(
     kwargs: dict[str, object] = {"sex": "male", "region": "low", **TABLE4, **change}
     with pytest.raises(ValueError, match=field):
         score2(**kwargs)
+
+
+def test_it_keeps_the_range_flags_through_pickling() -> None:
+    risk = score2(sex="female", region="low", **{**TABLE4, "age": np.array([50.0, 75.0])})
+    copy = pickle.loads(pickle.dumps(risk))
+    assert copy.out_of_range == risk.out_of_range
+    assert copy.in_range.tolist() == [True, False]
+    scalar = score2(sex="female", region="low", **{**TABLE4, "age": 75})
+    assert pickle.loads(pickle.dumps(scalar)).out_of_range == scalar.out_of_range
