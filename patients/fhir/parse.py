@@ -165,6 +165,7 @@ class NoteRec:
     text: str
     status: str
     encounter_id: str | None
+    replaces_id: str | None = None
 
 
 @dataclass
@@ -216,14 +217,28 @@ def load_bundle_json(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def parse_bundle(data: dict[str, Any] | bytes, *, now: dt.datetime | None = None) -> ParsedBundle:
+def parse_bundle(
+    data: dict[str, Any] | bytes,
+    *,
+    now: dt.datetime | None = None,
+    sha256: str | None = None,
+    validate: bool = True,
+) -> ParsedBundle:
     """Validate ``data`` against FHIR R4 (R4B models) and map it to records.
 
+    ``sha256`` is the hash of the bytes the bundle arrived as (computed here when ``data`` is bytes,
+    or from a canonical JSON dump when only the parsed object is given).
+    ``validate=False`` skips the R4B schema models (the mapping checks still run); it is only for
+    bundles this project generated itself and tests as valid (the bulk cohort loader).
     Raises :class:`BundleError` listing every problem found; returns nothing partial.
     """
-    raw = data if isinstance(data, bytes) else json.dumps(data, sort_keys=True).encode("utf-8")
-    bundle = load_bundle_json(data) if isinstance(data, bytes) else data
-    return _Parser(bundle, bundle_sha256(raw), now or dt.datetime.now(dt.UTC)).parse()
+    if isinstance(data, bytes):
+        sha256 = sha256 or bundle_sha256(data)
+        bundle = load_bundle_json(data)
+    else:
+        bundle = data
+        sha256 = sha256 or bundle_sha256(json.dumps(data, sort_keys=True).encode("utf-8"))
+    return _Parser(bundle, sha256, now or dt.datetime.now(dt.UTC), validate=validate).parse()
 
 
 def _first(items: Any) -> Any:
@@ -241,7 +256,8 @@ def _coding(concept: Any, system: str | None = None) -> dict[str, Any]:
 
 
 class _Parser:
-    def __init__(self, bundle: dict[str, Any], sha256: str, now: dt.datetime) -> None:
+    def __init__(self, bundle: dict[str, Any], sha256: str, now: dt.datetime, *, validate: bool = True) -> None:
+        self.validate = validate
         self.bundle = bundle
         self.sha256 = sha256
         self.now = now
@@ -735,4 +751,12 @@ class _Parser:
             text=text,
             status="draft" if res.get("docStatus") == "preliminary" else "signed",
             encounter_id=self.ref_id(encounter_ref.get("reference")),
+            replaces_id=next(
+                (
+                    self.ref_id((rel.get("target") or {}).get("reference"))
+                    for rel in res.get("relatesTo") or []
+                    if rel.get("code") == "replaces"
+                ),
+                None,
+            ),
         )

@@ -1,0 +1,174 @@
+"""REST API for devices, integrations and the pages. One class per operation; each is thin: parse,
+call one selector or service, serialise. Every patient-scoped lookup goes through the care-team
+selector, so a patient outside the caller's teams is a 404, never a 403."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from patients import selectors
+from patients.fhir.exporter import patient_bundle
+from patients.fhir.importer import bundle_import
+from patients.fhir.parse import BundleError
+from patients.models import ImportBatch, Observation, Patient
+
+
+def _user(request: Request) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _patient_or_404(request: Request, patient_id: int) -> Patient:
+    try:
+        return selectors.patient_get(user=_user(request), patient_id=patient_id)
+    except Patient.DoesNotExist as exc:
+        raise Http404("No such patient.") from exc
+
+
+class PatientOutput(serializers.ModelSerializer[Patient]):
+    class Meta:
+        model = Patient
+        fields = ["id", "fhir_id", "mrn", "given_name", "family_name", "sex", "birth_date", "deceased_at"]
+
+
+class ObservationOutput(serializers.ModelSerializer[Observation]):
+    class Meta:
+        model = Observation
+        fields = [
+            "id",
+            "fhir_id",
+            "code",
+            "display",
+            "category",
+            "value",
+            "unit",
+            "value_display",
+            "value_string",
+            "effective_at",
+            "source",
+            "implausible",
+        ]
+
+
+class PatientListApi(APIView):
+    class Pagination(LimitOffsetPagination):
+        default_limit = 100
+        max_limit = 1000
+
+    @extend_schema(
+        parameters=[OpenApiParameter("search", str, description="Family or given name, or exact MRN")],
+        responses=PatientOutput(many=True),
+        summary="Patients on the caller's care teams",
+    )
+    def get(self, request: Request) -> Response:
+        qs = selectors.patient_list(user=_user(request), search=str(request.query_params.get("search", ""))[:100])
+        paginator = self.Pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(PatientOutput(page, many=True).data)
+
+
+class PatientDetailApi(APIView):
+    @extend_schema(responses=PatientOutput, summary="One patient (404 outside the caller's care teams)")
+    def get(self, request: Request, patient_id: int) -> Response:
+        return Response(PatientOutput(_patient_or_404(request, patient_id)).data)
+
+
+class PatientObservationsApi(APIView):
+    class Pagination(LimitOffsetPagination):
+        default_limit = 500
+        max_limit = 5000
+
+    @extend_schema(
+        parameters=[OpenApiParameter("code", str, required=True, description="LOINC code, e.g. 8480-6 for systolic BP")],
+        responses=ObservationOutput(many=True),
+        summary="One patient's readings of one LOINC code, oldest first",
+    )
+    def get(self, request: Request, patient_id: int) -> Response:
+        patient = _patient_or_404(request, patient_id)
+        code = str(request.query_params.get("code", "")).strip()
+        if not code:
+            raise ValidationError({"code": ["This query parameter is required."]})
+        paginator = self.Pagination()
+        page = paginator.paginate_queryset(selectors.observations_for(patient=patient, code=code), request, view=self)
+        return paginator.get_paginated_response(ObservationOutput(page, many=True).data)
+
+
+class PatientExportApi(APIView):
+    @extend_schema(
+        responses={(200, "application/fhir+json"): OpenApiTypes.OBJECT},
+        summary="The patient's whole record as a FHIR R4 Bundle",
+    )
+    def get(self, request: Request, patient_id: int) -> Response:
+        patient = _patient_or_404(request, patient_id)
+        return Response(patient_bundle(patient), content_type="application/fhir+json")
+
+
+class _RawJSONParser(JSONParser):
+    """Keeps the bytes as received: the bundle's SHA-256 is of what was sent."""
+
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        return stream.read()
+
+
+class _RawFhirJSONParser(_RawJSONParser):
+    media_type = "application/fhir+json"
+
+
+ImportProblem = inline_serializer(
+    "ImportProblem",
+    fields={
+        "entry": serializers.IntegerField(allow_null=True),
+        "resource_type": serializers.CharField(),
+        "field": serializers.CharField(),
+        "message": serializers.CharField(),
+    },
+)
+
+
+class BundleImportApi(APIView):
+    parser_classes = [_RawJSONParser, _RawFhirJSONParser]
+
+    class Output(serializers.ModelSerializer[ImportBatch]):
+        class Meta:
+            model = ImportBatch
+            fields = ["id", "status", "sha256", "patient", "counts", "started_at", "finished_at"]
+
+    @extend_schema(
+        request={"application/fhir+json": OpenApiTypes.OBJECT, "application/json": OpenApiTypes.OBJECT},
+        responses={
+            201: Output,
+            200: Output,
+            400: inline_serializer("ImportFailure", fields={"detail": serializers.CharField(), "problems": ImportProblem}),
+            403: OpenApiTypes.OBJECT,
+        },
+        summary="Import one FHIR R4 Bundle (all or nothing; re-sending the same bundle changes nothing)",
+    )
+    def post(self, request: Request) -> Response:
+        user = _user(request)
+        if not (user.is_data_manager or user.is_superuser):
+            return Response({"detail": "Only data managers may import records."}, status=status.HTTP_403_FORBIDDEN)
+        raw = request.data if isinstance(request.data, bytes) else json.dumps(request.data).encode("utf-8")
+        try:
+            batch = bundle_import(raw=raw, channel=ImportBatch.Channel.API, user=user, filename="api")
+        except BundleError as exc:
+            return Response(
+                {"detail": "The bundle was not imported; nothing was written.", "problems": [p.as_dict() for p in exc.problems]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        code = status.HTTP_201_CREATED if batch.status == ImportBatch.Status.SUCCEEDED else status.HTTP_200_OK
+        return Response(self.Output(batch).data, status=code)

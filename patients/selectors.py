@@ -1,0 +1,65 @@
+"""Reads of patient data. Every query for patients starts from :func:`patients_visible_to`, which
+scopes them to the caller's care teams; no view may build its own patient queryset."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
+
+from accounts.models import User
+from patients import coding
+from patients.models import ClinicalNote, Condition, Medication, Observation, Patient
+
+
+def patients_visible_to(user: User) -> QuerySet[Patient]:
+    """Patients on any care team the user belongs to; nobody else (administrators included)."""
+    if not user.is_authenticated or not user.is_active:
+        return Patient.objects.none()
+    return Patient.objects.filter(
+        pk__in=Patient.care_teams.through.objects.filter(careteam__members=user).values("patient_id")
+    )
+
+
+def patient_get(*, user: User, patient_id: int) -> Patient:
+    """One patient the user may see, or ``Patient.DoesNotExist`` (which views turn into 404)."""
+    return patients_visible_to(user).get(pk=patient_id)
+
+
+def patient_list(*, user: User, search: str = "") -> QuerySet[Patient]:
+    """The patient list page: visible patients with their conditions of interest and last visit."""
+    qs = patients_visible_to(user)
+    if search:
+        qs = qs.filter(Q(family_name__icontains=search) | Q(given_name__icontains=search) | Q(mrn__iexact=search))
+    twin_codes = set().union(*(coding.CONDITION_GROUPS[g] for g in ("hypertension", "type2_diabetes", "prediabetes", "ckd")))
+    return (
+        qs.annotate(last_seen=Max("observations__effective_at"), note_count=Count("notes", distinct=True))
+        .prefetch_related(
+            Prefetch(
+                "conditions",
+                queryset=Condition.objects.filter(code__in=twin_codes, abatement_at__isnull=True),
+                to_attr="twin_conditions",
+            )
+        )
+        .order_by("family_name", "given_name", "pk")
+    )
+
+
+def observations_for(*, patient: Patient, code: str) -> QuerySet[Observation]:
+    """All readings of one LOINC code for one patient, oldest first (one indexed query; a BP
+    panel's systolic and diastolic components are rows under their own codes)."""
+    return Observation.objects.filter(patient=patient, code=code).order_by("effective_at", "pk")
+
+
+def medications_for(*, patient: Patient) -> QuerySet[Medication]:
+    return Medication.objects.filter(patient=patient).order_by("-start", "-authored_on", "pk")
+
+
+def notes_for(*, patient: Patient) -> QuerySet[ClinicalNote]:
+    """Current versions only: a note replaced by an amendment is reached through the amendment."""
+    return ClinicalNote.objects.filter(patient=patient, next_version__isnull=True).order_by("-written_at", "pk")
+
+
+def patients_for_data_management(user: User) -> QuerySet[Patient]:
+    """What the admin site shows: all patients to data managers and administrators, none to others."""
+    if user.is_active and (user.is_superuser or user.role in ("data_manager", "administrator")):
+        return Patient.objects.all()
+    return Patient.objects.none()
