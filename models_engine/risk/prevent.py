@@ -213,6 +213,53 @@ def _log_odds(
     return design @ beta[varying] + offset
 
 
+_Inputs = tuple[
+    dict[str, FloatArray], dict[str, FloatArray | None], FloatArray | None, dict[str, FloatArray]
+]
+
+
+def _checked_inputs(
+    *,
+    age: Numeric,
+    sbp: Numeric,
+    bp_treated: Flag,
+    total_chol: Numeric,
+    hdl: Numeric,
+    statin: Flag,
+    diabetes: Flag,
+    smoker: Flag,
+    egfr: Numeric,
+    bmi: Numeric | None,
+    hba1c: Numeric | None,
+    uacr: Numeric | None,
+    sdi_decile: Numeric | None,
+) -> _Inputs:
+    """Required measurements, optional measurements, SDI decile and indicators as float arrays."""
+    x = {
+        "age": as_measurement("age", age),
+        "sbp": as_measurement("sbp", sbp),
+        "total_chol": as_measurement("total_chol", total_chol),
+        "hdl": as_measurement("hdl", hdl),
+        "egfr": as_measurement("egfr", egfr),
+    }
+    if np.any(x["hdl"] > x["total_chol"]):
+        raise ValueError("total_chol must not be below hdl (both mg/dL)")
+    optional = {
+        name: None if value is None else as_measurement(name, value)
+        for name, value in (("bmi", bmi), ("hba1c", hba1c), ("uacr", uacr))
+    }
+    sdi = None if sdi_decile is None else as_measurement("sdi_decile", sdi_decile)
+    if sdi is not None and np.any((sdi < 1) | (sdi > 10) | (sdi != np.round(sdi))):
+        raise ValueError("sdi_decile must be an integer from 1 to 10")
+    flags_in = {
+        "bp_treated": as_indicator("bp_treated", bp_treated),
+        "statin": as_indicator("statin", statin),
+        "diabetes": as_indicator("diabetes", diabetes),
+        "smoker": as_indicator("smoker", smoker),
+    }
+    return x, optional, sdi, flags_in
+
+
 def prevent(
     *,
     age: Numeric,
@@ -279,28 +326,21 @@ def prevent(
     sex = check_choice("sex", sex, ("female", "male"))
     if isinstance(horizon, bool) or horizon not in (10, 30):
         raise ValueError(f"horizon must be 10 or 30 years; got {horizon!r}")
-    x = {
-        "age": as_measurement("age", age),
-        "sbp": as_measurement("sbp", sbp),
-        "total_chol": as_measurement("total_chol", total_chol),
-        "hdl": as_measurement("hdl", hdl),
-        "egfr": as_measurement("egfr", egfr),
-    }
-    if np.any(x["hdl"] > x["total_chol"]):
-        raise ValueError("total_chol must not be below hdl (both mg/dL)")
-    optional = {
-        name: None if value is None else as_measurement(name, value)
-        for name, value in (("bmi", bmi), ("hba1c", hba1c), ("uacr", uacr))
-    }
-    sdi = None if sdi_decile is None else as_measurement("sdi_decile", sdi_decile)
-    if sdi is not None and np.any((sdi < 1) | (sdi > 10) | (sdi != np.round(sdi))):
-        raise ValueError("sdi_decile must be an integer from 1 to 10")
-    flags_in = {
-        "bp_treated": as_indicator("bp_treated", bp_treated),
-        "statin": as_indicator("statin", statin),
-        "diabetes": as_indicator("diabetes", diabetes),
-        "smoker": as_indicator("smoker", smoker),
-    }
+    x, optional, sdi, flags_in = _checked_inputs(
+        age=age,
+        sbp=sbp,
+        bp_treated=bp_treated,
+        total_chol=total_chol,
+        hdl=hdl,
+        statin=statin,
+        diabetes=diabetes,
+        smoker=smoker,
+        egfr=egfr,
+        bmi=bmi,
+        hba1c=hba1c,
+        uacr=uacr,
+        sdi_decile=sdi_decile,
+    )
     arrays = [
         *x.values(),
         *flags_in.values(),
@@ -334,7 +374,10 @@ def prevent(
     flags, in_range = range_flags(checks, shape)
 
     result = RiskDict(
-        {o: float(risk[..., i]) if not shape else risk[..., i] for i, o in enumerate(OUTCOMES)}
+        {
+            o: float(risk[..., i]) if not shape else np.ascontiguousarray(risk[..., i])
+            for i, o in enumerate(OUTCOMES)
+        }
     )
     result.model = model
     result.horizon = horizon
