@@ -1,0 +1,596 @@
+"""Evaluation of the note reader on the MTSamples development split.
+
+Run ``python -m bench.nlp_eval``. It scores medication extraction in list sections and the
+negation flag against the hand-labelled gold in ``bench/data/nlp_gold/``, ROUGE-L of the one-note
+summary against each note's ``description`` next to lead-1/lead-3 baselines, pipeline throughput
+and load time, and the time to summarise a 40-note patient. Method: ``docs/nlp-evaluation.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLD_DIR = Path(__file__).resolve().parent / "data" / "nlp_gold"
+NOTES_CSV = ROOT.parent / "shared" / "data" / "notes" / "mtsamples_dev.csv"
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """Lower-cased alphanumeric tokens, as the ``rouge-score`` tokenizer makes them (no stemming)."""
+    return _NON_ALNUM.sub(" ", text.lower()).split()
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token sequences (O(len(a)*len(b)))."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
+@dataclass(frozen=True)
+class PRF:
+    """Precision, recall and their harmonic mean (F1)."""
+
+    precision: float
+    recall: float
+    f1: float
+
+
+def f_measure(precision: float, recall: float) -> float:
+    """Harmonic mean of precision and recall; 0 when both are 0."""
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(candidate: str, reference: str) -> PRF:
+    """Sentence-level ROUGE-L (Lin 2004, section 3.1) with beta = 1.
+
+    Precision is LCS / candidate length, recall LCS / reference length. Empty inputs score 0.
+    """
+    c, r = rouge_tokens(candidate), rouge_tokens(reference)
+    if not c or not r:
+        return PRF(0.0, 0.0, 0.0)
+    lcs = lcs_length(c, r)
+    p, rec = lcs / len(c), lcs / len(r)
+    return PRF(p, rec, f_measure(p, rec))
+
+
+def prf(tp: int, fp: int, fn: int) -> PRF:
+    """Precision, recall and F1 from counts; an empty denominator gives 0."""
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return PRF(p, r, f_measure(p, r))
+
+
+_SALT_WORDS = frozenset(
+    [
+        "hydrochloride",
+        "hcl",
+        "hydrobromide",
+        "tartrate",
+        "succinate",
+        "besylate",
+        "maleate",
+        "mesylate",
+        "fumarate",
+        "xl",
+        "er",
+        "sr",
+        "la",
+        "cr",
+        "xr",
+        "dr",
+        "extended",
+        "release",
+    ]
+)
+
+
+def drug_components(name: str) -> frozenset[str]:
+    """A drug name's ingredients, lower-cased, salts and release forms dropped.
+
+    ``"Hydrocodone/Acetaminophen"`` gives ``{"hydrocodone", "acetaminophen"}``;
+    ``"metoprolol succinate"`` gives ``{"metoprolol"}``.
+    """
+    parts = re.split(r"\s*(?:/|\+|,| and | with )\s*", name.lower())
+    found = set()
+    for part in parts:
+        words = [w for w in re.split(r"[\s-]+", part.strip()) if w and w not in _SALT_WORDS]
+        if words:
+            found.add(" ".join(words))
+    return frozenset(found)
+
+
+def names_match(predicted: str, gold: str) -> bool:
+    """Whether a predicted generic name denotes (one ingredient of) a gold generic name.
+
+    Components match when equal or when one is a word prefix of the other, so ``insulin``
+    matches ``insulin glargine``.
+    """
+    for p in drug_components(predicted):
+        for g in drug_components(gold):
+            if p == g or g.startswith(p + " ") or p.startswith(g + " "):
+                return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Gold and notes
+# ---------------------------------------------------------------------------------------------
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def load_notes(path: Path = NOTES_CSV) -> dict[str, dict[str, str]]:
+    return {row["note_id"]: row for row in read_csv(path)}
+
+
+@dataclass
+class GoldSection:
+    note_id: str
+    start: int
+    end: int
+    required: list[str] = field(default_factory=list)
+    optional: list[str] = field(default_factory=list)
+
+
+def load_medication_gold(gold_dir: Path = GOLD_DIR) -> list[GoldSection]:
+    sections = {
+        (r["note_id"], int(r["start"])): GoldSection(r["note_id"], int(r["start"]), int(r["end"]))
+        for r in read_csv(gold_dir / "medication_sections.csv")
+        if r["included"] == "yes"
+    }
+    for item in read_csv(gold_dir / "medications.csv"):
+        section = sections[(item["note_id"], int(item["section_start"]))]
+        target = section.required if item["tier"] == "required" else section.optional
+        target.append(item["generic"])
+    return list(sections.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Medication extraction
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SectionScore:
+    tp: int
+    fp: int
+    fn: int
+    false_positives: list[str]
+    missed: list[str]
+
+
+def score_section(predicted: Iterable[str], section: GoldSection) -> SectionScore:
+    """Set-based scoring of one list section on generic names.
+
+    Each distinct required gold drug found is a true positive, each one not found a false
+    negative; each distinct predicted name matching no gold drug (required or optional) is a
+    false positive. Optional gold drugs are neither rewarded nor penalised.
+    """
+    preds = sorted({p.lower() for p in predicted if p})
+    required = sorted({g.lower() for g in section.required})
+    optional = {g.lower() for g in section.optional}
+    found = [g for g in required if any(names_match(p, g) for p in preds)]
+    missed = [g for g in required if g not in found]
+    false_pos = [p for p in preds if not any(names_match(p, g) for g in (*required, *optional))]
+    return SectionScore(len(found), len(false_pos), len(missed), false_pos, missed)
+
+
+def medication_eval(
+    sections: list[GoldSection], analyses: dict[str, Any]
+) -> tuple[PRF, list[tuple[str, SectionScore]]]:
+    tp = fp = fn = 0
+    per_section = []
+    for section in sections:
+        analysis = analyses[section.note_id]
+        names = [
+            e.normalized or e.text
+            for e in analysis.entities
+            if e.label == "medication" and section.start <= e.start < section.end
+        ]
+        score = score_section(names, section)
+        tp, fp, fn = tp + score.tp, fp + score.fp, fn + score.fn
+        per_section.append((section.note_id, score))
+    return prf(tp, fp, fn), per_section
+
+
+# ---------------------------------------------------------------------------------------------
+# Negation
+# ---------------------------------------------------------------------------------------------
+
+# A small NegEx (Chapman et al., J Biomed Inform 2001;34:301) as the naive baseline: a trigger
+# up to five tokens before the target, or a post-trigger just after it, with the scope cut at
+# a conjunction. Pseudo-triggers are skipped.
+_PRE = re.compile(
+    r"\b(no|not|denies|denied|denying|without|negative for|free of|absence of|never|"
+    r"no evidence of|no signs? of|none|nor|unremarkable for|rules? out|ruled out)\b",
+    re.IGNORECASE,
+)
+_PSEUDO = re.compile(
+    r"\b(no change|no increase|not only|gram[- ]negative|no further|not necessarily|"
+    r"without difficulty|not certain if)\b",
+    re.IGNORECASE,
+)
+_POST = re.compile(r"^\W*(was |were |is |are )?(ruled out|unlikely|not seen|absent|none)\b", re.I)
+_TERMINATE = re.compile(r"\b(but|however|although|though|except|aside from|which|yet)\b|[;:]", re.I)
+
+
+def negex_negated(sentence: str, start: int, end: int) -> bool:
+    """Whether a simple NegEx marks the target ``sentence[start:end]`` as negated."""
+    before = sentence[:start]
+    cut = list(_TERMINATE.finditer(before))
+    if cut:
+        before = before[cut[-1].end() :]
+    before = _PSEUDO.sub(" ", before)
+    window = " ".join(before.split()[-6:])
+    if _PRE.search(window):
+        return True
+    return bool(_POST.search(sentence[end:]))
+
+
+@dataclass
+class NegationTarget:
+    """A labelled target; ``start``/``end`` index ``sentence``, ``note_start`` the note text."""
+
+    id: str
+    source: str
+    note_id: str
+    sentence: str
+    start: int
+    end: int
+    note_start: int
+    negated: bool
+    category: str
+    hard: str
+
+
+def load_negation_gold(gold_dir: Path = GOLD_DIR) -> list[NegationTarget]:
+    targets = []
+    for row in read_csv(gold_dir / "negation.csv"):
+        offset = int(row["sent_start"])
+        targets.append(
+            NegationTarget(
+                id=row["id"],
+                source=row["source"],
+                note_id=row["note_id"],
+                sentence=row["sentence"],
+                start=int(row["t_start"]) - offset,
+                end=int(row["t_end"]) - offset,
+                note_start=int(row["t_start"]),
+                negated=row["negated"] == "yes",
+                category=row["category"],
+                hard=row["hard"],
+            )
+        )
+    return targets
+
+
+def covering_entity(entities: Sequence[Any], start: int, end: int) -> Any | None:
+    """The entity overlapping ``[start, end)`` most, or None."""
+    best, best_overlap = None, 0
+    for e in entities:
+        overlap = min(end, e.end) - max(start, e.start)
+        if overlap > best_overlap:
+            best, best_overlap = e, overlap
+    return best
+
+
+@dataclass
+class NegationResult:
+    target: NegationTarget
+    found: bool
+    predicted: bool | None
+
+
+def negation_eval(
+    targets: Sequence[NegationTarget],
+    analyses: dict[str, Any],
+    analyse: Callable[[str], Any],
+) -> list[NegationResult]:
+    """The pipeline's ``negated`` flag for each target.
+
+    Note targets are looked up in the analysis of their whole note (so sections and the
+    pipeline's own sentence splitting apply); constructed sentences are analysed on their own.
+    """
+    results = []
+    for t in targets:
+        if t.note_id in analyses:
+            entities = analyses[t.note_id].entities
+            start = t.note_start
+        else:
+            entities = analyse(t.sentence).entities
+            start = t.start
+        entity = covering_entity(entities, start, start + (t.end - t.start))
+        results.append(
+            NegationResult(t, entity is not None, None if entity is None else bool(entity.negated))
+        )
+    return results
+
+
+def accuracy(pairs: Iterable[tuple[bool | None, bool]]) -> tuple[float, int]:
+    items = list(pairs)
+    if not items:
+        return 0.0, 0
+    return sum(p == g for p, g in items) / len(items), len(items)
+
+
+# ---------------------------------------------------------------------------------------------
+# One-note summaries
+# ---------------------------------------------------------------------------------------------
+
+
+def lead(analysis: Any, k: int) -> str:
+    return " ".join(s.text for s in analysis.sentences[:k])
+
+
+@dataclass
+class RougeRow:
+    note_id: str
+    summary: float
+    lead1: float
+    lead3: float
+
+
+def rouge_eval(
+    notes: dict[str, dict[str, str]],
+    analyses: dict[str, Any],
+    summarise_note: Callable[..., list[Any]],
+) -> list[RougeRow]:
+    rows = []
+    for note_id, note in notes.items():
+        reference = note["description"]
+        analysis = analyses[note_id]
+        if not reference.strip() or not analysis.sentences:
+            continue
+        chosen = summarise_note(note["transcription"], 1, analysis=analysis)
+        summary = " ".join(s.text for s in chosen)
+        rows.append(
+            RougeRow(
+                note_id,
+                rouge_l(summary, reference).f1,
+                rouge_l(lead(analysis, 1), reference).f1,
+                rouge_l(lead(analysis, 3), reference).f1,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------------------------
+
+_LOAD_SNIPPET = (
+    "import time; t = time.perf_counter(); from nlp.pipeline import analyse; "
+    "analyse('No chest pain. Lisinopril 10 mg daily.'); print(time.perf_counter() - t)"
+)
+
+
+def pipeline_load_seconds() -> float:
+    """Import plus first call of the pipeline in a fresh interpreter, seconds."""
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_SNIPPET], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def synthetic_patient(notes: Sequence[dict[str, str]], n: int = 40) -> list[dict[str, Any]]:
+    """``n`` notes for one invented patient: sample texts with dates, authors and roles."""
+    rng = random.Random(40)
+    staff = [
+        ("Dr Green", "GP"),
+        ("Dr Heart", "cardiology"),
+        ("Dr Kidney", "nephrology"),
+        ("Nurse Lee", "nurse"),
+    ]
+    start = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
+    picked = rng.sample(list(notes), n)
+    out = []
+    for i, note in enumerate(picked):
+        author, role = staff[i % len(staff)]
+        out.append(
+            {
+                "id": f"syn-{i:02d}",
+                "author": author,
+                "role": role,
+                "time": (start + dt.timedelta(days=18 * i)).isoformat(),
+                "text": note["transcription"],
+            }
+        )
+    return out
+
+
+def naive_words_per_second(texts: Sequence[str]) -> float:
+    """Whitespace splitting plus a lower-cased dictionary lookup per word: the floor of any reader."""
+    vocabulary = {"pain", "fever", "aspirin", "lisinopril", "no"}
+    t0 = time.perf_counter()
+    words = hits = 0
+    for text in texts:
+        for w in text.split():
+            words += 1
+            hits += w.lower().strip(".,;:") in vocabulary
+    return words / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def _pct(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def main() -> None:
+    from nlp.pipeline import analyse
+
+    from bench._report import write_section
+    from nlp.summarise import summarise, summarise_note
+
+    notes = load_notes()
+    texts = [n["transcription"] for n in notes.values()]
+    words = sum(len(t.split()) for t in texts)
+
+    load_s = pipeline_load_seconds()
+    analyse("warm up")
+    t0 = time.perf_counter()
+    analyses = {nid: analyse(n["transcription"]) for nid, n in notes.items()}
+    analyse_s = time.perf_counter() - t0
+    wps = words / analyse_s
+    naive_wps = naive_words_per_second(texts)
+
+    # medications
+    sections = load_medication_gold()
+    med, per_section = medication_eval(sections, analyses)
+    med_fp = [(nid, p) for nid, s in per_section for p in s.false_positives]
+    med_fn = [(nid, g) for nid, s in per_section for g in s.missed]
+    n_required = sum(len(set(s.required)) for s in sections)
+
+    # negation
+    targets = load_negation_gold()
+    results = negation_eval(targets, analyses, analyse)
+    note_results = [r for r in results if r.target.source == "mtsamples"]
+    built = [r for r in results if r.target.source == "constructed"]
+    acc_all, n_all = accuracy((r.predicted, r.target.negated) for r in note_results)
+    found = [r for r in note_results if r.found]
+    acc_found, n_found = accuracy((r.predicted, r.target.negated) for r in found)
+    acc_hard, n_hard = accuracy(
+        (r.predicted, r.target.negated) for r in note_results if r.target.hard
+    )
+    acc_built, n_built = accuracy((r.predicted, r.target.negated) for r in built)
+    missed = [r for r in note_results if not r.found]
+    wrong = [r for r in found if r.predicted != r.target.negated]
+    negex = [
+        (negex_negated(r.target.sentence, r.target.start, r.target.end), r.target.negated)
+        for r in note_results
+    ]
+    acc_negex, _ = accuracy(negex)
+    acc_negex_built, _ = accuracy(
+        (negex_negated(r.target.sentence, r.target.start, r.target.end), r.target.negated)
+        for r in built
+    )
+    majority = max(
+        sum(r.target.negated for r in note_results), sum(not r.target.negated for r in note_results)
+    ) / len(note_results)
+    tp = sum(1 for r in found if r.predicted and r.target.negated)
+    fp = sum(1 for r in found if r.predicted and not r.target.negated)
+    fn = sum(1 for r in note_results if r.target.negated and not r.predicted)
+    neg_prf = prf(tp, fp, fn)
+
+    # one-note summaries
+    rouge_rows = rouge_eval(notes, analyses, summarise_note)
+    even = [r for r in rouge_rows if int(r.note_id) % 2 == 0]
+    odd = [r for r in rouge_rows if int(r.note_id) % 2 == 1]
+
+    def mean(rows: list[RougeRow], attr: str) -> float:
+        return statistics.fmean(getattr(r, attr) for r in rows)
+
+    # a 40-note patient
+    patient = synthetic_patient(list(notes.values()))
+    patient_words = sum(len(n["text"].split()) for n in patient)
+    t0 = time.perf_counter()
+    summary = summarise(patient, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    cold_s = time.perf_counter() - t0
+    stored = [dict(n, analysis=analyse(n["text"])) for n in patient]
+    t0 = time.perf_counter()
+    summarise(stored, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    warm_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for n in patient:
+        analyse(n["text"])
+    analyse_only_s = time.perf_counter() - t0
+
+    lines = [
+        "Data: `mtsamples_dev.csv` (377 notes). Gold and method: `bench/data/nlp_gold/README.md`,"
+        " `docs/nlp-evaluation.md`.",
+        "",
+        "| Measure | Value | Target | Baseline in the same run |",
+        "|---|---|---|---|",
+        f"| Medication F1 in list sections ({len(sections)} sections, {n_required} gold drugs) |"
+        f" {_pct(med.f1)} (P {_pct(med.precision)}, R {_pct(med.recall)}) | >= 0.95 | - |",
+        f"| Negation accuracy, misses count as errors ({n_all} note targets) | {_pct(acc_all)} |"
+        f" >= 0.95 | NegEx {_pct(acc_negex)}; majority class {_pct(majority)} |",
+        f"| Negation accuracy on targets the pipeline found ({n_found}) | {_pct(acc_found)} | - | - |",
+        f"| Negation P/R/F1 (negated = positive) | P {_pct(neg_prf.precision)}, R"
+        f" {_pct(neg_prf.recall)}, F1 {_pct(neg_prf.f1)} | - | - |",
+        f"| Negation accuracy, hard note targets ({n_hard}) | {_pct(acc_hard)} | - | - |",
+        f"| Negation accuracy, constructed hard cases ({n_built}) | {_pct(acc_built)} | - |"
+        f" NegEx {_pct(acc_negex_built)} |",
+        f"| Targets the pipeline did not find | {len(missed)} of {n_all} | - | - |",
+        f"| One-note summary ROUGE-L F vs description ({len(rouge_rows)} notes) |"
+        f" {_pct(mean(rouge_rows, 'summary'))} | > lead-3 | lead-1"
+        f" {_pct(mean(rouge_rows, 'lead1'))}, lead-3 {_pct(mean(rouge_rows, 'lead3'))} |",
+        f"| ... even note ids (weights tuned here, {len(even)}) | {_pct(mean(even, 'summary'))} |"
+        f" - | lead-1 {_pct(mean(even, 'lead1'))}, lead-3 {_pct(mean(even, 'lead3'))} |",
+        f"| ... odd note ids (held out, {len(odd)}) | {_pct(mean(odd, 'summary'))} | - |"
+        f" lead-1 {_pct(mean(odd, 'lead1'))}, lead-3 {_pct(mean(odd, 'lead3'))} |",
+        f"| `analyse` throughput, one process ({words:,} words) | {wps:,.0f} words/s |"
+        f" >= 50,000 | whitespace split + dict lookup {naive_wps:,.0f} words/s |",
+        f"| Pipeline load (fresh interpreter: import + first call) | {load_s:.2f} s | < 20 s | - |",
+        f"| Summarise a 40-note patient ({patient_words:,} words), notes not yet analysed |"
+        f" {cold_s:.3f} s | < 1 s | analysing the 40 notes alone {analyse_only_s:.3f} s |",
+        f"| Summarise the same patient from stored analyses | {warm_s:.3f} s | - | - |",
+        "",
+        f"40-note summary: {len(summary.problems)} problems"
+        f" ({len(summary.active_problems)} active), {len(summary.medications)} medications,"
+        f" {len(summary.medication_conflicts)} clinician disagreements,"
+        f" {len(summary.open_follow_ups)} open follow-ups, {len(summary.narrative)} narrative"
+        " sentences.",
+    ]
+    examples = ["", "### Errors, for the pipeline's maintainers", ""]
+    examples.append(
+        "Medication false positives (note: name): "
+        + ", ".join(f"{n}: {p}" for n, p in med_fp[:25])
+        + (f" ... ({len(med_fp)} in all)" if len(med_fp) > 25 else "")
+    )
+    examples.append("")
+    examples.append(
+        "Medication misses (note: generic): "
+        + ", ".join(f"{n}: {g}" for n, g in med_fn[:25])
+        + (f" ... ({len(med_fn)} in all)" if len(med_fn) > 25 else "")
+    )
+    examples.append("")
+    examples.append("Negation errors (gold in brackets):")
+    examples.append("")
+    for r in (wrong + [r for r in built if r.found and r.predicted != r.target.negated])[:20]:
+        t = r.target
+        marked = f"{t.sentence[: t.start]}**{t.sentence[t.start : t.end]}**{t.sentence[t.end :]}"
+        examples.append(f"- [{'negated' if t.negated else 'not negated'}] {marked[:220]}")
+    examples.append("")
+    examples.append(
+        "Negation targets not found: "
+        + "; ".join(f"{r.target.sentence[r.target.start : r.target.end]}" for r in missed[:30])
+    )
+    markdown = "\n".join(lines + examples)
+    path = write_section("nlp_eval", markdown)
+    print(markdown)
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
