@@ -20,7 +20,12 @@ DATABASES = {
 
 REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # Each pytest-xdist worker keeps its own keys in the shared Redis.
+        "KEY_PREFIX": env_str("PYTEST_XDIST_WORKER", "test"),
+    }
 }
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL

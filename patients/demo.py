@@ -1,0 +1,128 @@
+"""The demo cohort: synthetic patients from the project's own generator, the clinicians who wrote
+their notes as user accounts, care teams, and a data manager. Idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+from accounts.models import Role, User
+from accounts.services import user_create
+from patients.cohort.generator import PRACTITIONERS, generate_cohort
+from patients.fhir.bulk import cohort_bulk_load
+from patients.models import CareTeam, ClinicalNote, ImportBatch, Patient
+
+DEMO_PASSWORD = "twinportal-demo"  # noqa: S105 - synthetic demo data on 127.0.0.1 only
+DATA_MANAGERS_GROUP = "Data managers"
+
+#: The care team each professional role belongs to.
+TEAM_FOR_ROLE = {
+    "general practitioner": "General practice",
+    "practice nurse": "General practice",
+    "cardiologist": "Cardiology",
+    "diabetes specialist nurse": "Diabetes service",
+    "endocrinologist": "Diabetes service",
+}
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    description: str
+
+
+def _attr(p: Any, name: str) -> Any:
+    return p[name] if isinstance(p, dict) else getattr(p, name)
+
+
+def _team_name(role: str) -> str:
+    return TEAM_FOR_ROLE.get(role.lower(), role.title())
+
+
+def data_managers_group() -> Group:
+    group, _ = Group.objects.get_or_create(name=DATA_MANAGERS_GROUP)
+    perms = Permission.objects.filter(content_type__app_label="patients")
+    perms = perms | Permission.objects.filter(content_type__app_label="accounts", codename__in=["view_user"])
+    group.permissions.set(perms)
+    return group
+
+
+def _username(name: str, role: str) -> str:
+    surname = name.replace("Dr ", "").replace("Dr. ", "").split()[-1].lower()
+    return f"{surname}.{role.split()[0].lower()}"[:150]
+
+
+def demo_seed(*, patients: int, seed: int = 7, today: dt.date | None = None, progress: Callable[[str], None] = print) -> list[DemoLogin]:
+    """Create (or top up) the demo cohort; returns the logins to print."""
+    today = today or dt.date.today()
+    logins: list[DemoLogin] = []
+    with transaction.atomic():
+        clinicians: dict[str, User] = {}
+        for p in PRACTITIONERS:
+            pid, name, role = str(_attr(p, "id")), str(_attr(p, "name")), str(_attr(p, "role"))
+            user = User.objects.filter(practitioner_id=pid).first()
+            if user is None:
+                given, _, family = name.replace("Dr ", "").partition(" ")
+                user = user_create(
+                    username=_username(name, role),
+                    password=DEMO_PASSWORD,
+                    role=Role.CLINICIAN,
+                    first_name=given,
+                    last_name=family,
+                    professional_role=role,
+                )
+                user.practitioner_id = pid
+                user.save(update_fields=["practitioner_id"])
+            clinicians[pid] = user
+            team, _ = CareTeam.objects.get_or_create(name=_team_name(role))
+            team.members.add(user)
+        manager = User.objects.filter(username="datamanager").first()
+        if manager is None:
+            manager = user_create(
+                username="datamanager", password=DEMO_PASSWORD, role=Role.DATA_MANAGER, first_name="Dana", last_name="Reyes"
+            )
+        manager.groups.add(data_managers_group())
+
+    existing = Patient.objects.count()
+    if existing < patients:
+        progress(f"Generating {patients - existing} synthetic patients…")
+        batch = ImportBatch.objects.create(channel=ImportBatch.Channel.SEED, filename="demo cohort", sha256="-")
+        counts = cohort_bulk_load(
+            bundles=generate_cohort(patients, seed=seed, today=today), validate=False, batch=batch
+        )
+        batch.status = ImportBatch.Status.SUCCEEDED
+        batch.counts = {k: {"created": v} for k, v in counts.items() if k != "skipped"}
+        batch.save()
+        progress(f"Loaded {counts['Patient']} patients, {counts['Observation']} observations, {counts['DocumentReference']} notes.")
+
+    _assign_care_teams()
+    gp = next((u for u in clinicians.values() if u.professional_role.lower() == "general practitioner"), None)
+    if gp is not None:
+        logins.append(DemoLogin(gp.username, DEMO_PASSWORD, f"clinician ({gp.professional_role}, General practice team)"))
+    for u in clinicians.values():
+        if u.professional_role.lower() in ("cardiologist", "diabetes specialist nurse") and all(
+            u.professional_role != other.description for other in logins
+        ):
+            logins.append(DemoLogin(u.username, DEMO_PASSWORD, f"clinician ({u.professional_role}, {_team_name(u.professional_role)} team)"))
+    logins.append(DemoLogin(manager.username, DEMO_PASSWORD, "data manager (admin site)"))
+    return logins
+
+
+def _assign_care_teams() -> None:
+    """General practice looks after everyone; specialist teams after the patients they wrote notes for."""
+    teams = {t.name: t for t in CareTeam.objects.all()}
+    general = teams.get("General practice") or CareTeam.objects.create(name="General practice")
+    general.patients.add(*Patient.objects.values_list("pk", flat=True))
+    roles = ClinicalNote.objects.values_list("patient_id", "author_role").distinct()
+    by_team: dict[str, set[int]] = {}
+    for patient_id, role in roles:
+        by_team.setdefault(_team_name(role or ""), set()).add(patient_id)
+    for name, ids in by_team.items():
+        if name in teams and name != "General practice":
+            teams[name].patients.add(*ids)
