@@ -8,6 +8,7 @@ from linked source facts (drug names as written, roles, dates), each piece carry
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 import re
@@ -19,6 +20,8 @@ from nlp.types import Entity, NoteAnalysis, NoteInput, Sentence, SourceRef
 
 __all__ = [
     "DEFAULT_TOLERANCES",
+    "NARRATIVE_WEIGHTS",
+    "NOTE_SUMMARY_WEIGHTS",
     "FollowUpItem",
     "MedicationConflict",
     "MedicationItem",
@@ -29,6 +32,7 @@ __all__ = [
     "ProblemItem",
     "RecentChange",
     "ReconciliationItem",
+    "SalienceWeights",
     "Tolerance",
     "ValueDiscrepancy",
     "sentence_salience",
@@ -875,31 +879,70 @@ def _discrepancies(
 # Sentence salience and the narrative
 # ---------------------------------------------------------------------------------------------
 
-# Section weights for salience: the sections where clinicians state conclusions weigh most.
-# These are heuristics tuned on the MTSamples development split (see docs/nlp-evaluation.md).
-SECTION_WEIGHTS: dict[str, float] = {
-    "assessment": 2.0,
-    "impression": 2.0,
-    "diagnosis": 2.0,
-    "diagnoses": 2.0,
-    "chief_complaint": 1.5,
-    "procedure": 1.5,
-    "plan": 1.2,
-    "history": 1.0,
-    "hpi": 1.0,
-    "subjective": 1.0,
-    "findings": 1.0,
-    "medications": 0.4,
-    "allergies": 0.2,
-    "review_of_systems": 0.3,
-    "ros": 0.3,
-    "physical_exam": 0.4,
-    "exam": 0.4,
-    "objective": 0.4,
-    "social_history": 0.3,
-    "family_history": 0.3,
-}
-_DEFAULT_SECTION_WEIGHT = 0.8
+
+@dataclass(frozen=True)
+class SalienceWeights:
+    """Weights of the sentence-salience score (see :func:`sentence_salience`).
+
+    These are ranking heuristics, not clinical quantities: ``NOTE_SUMMARY_WEIGHTS`` were set on
+    the even note ids of the MTSamples development split to pick the sentence that best states
+    what a note is about; ``NARRATIVE_WEIGHTS`` favour the sections where clinicians state their
+    conclusions. docs/nlp-evaluation.md describes how they were chosen and checked.
+    """
+
+    sections: Mapping[str, float]
+    untitled: float
+    other: float
+    first_in_section: float
+    early: float
+    max_words: int
+    length_power: float
+    content: float
+
+
+NOTE_SUMMARY_WEIGHTS = SalienceWeights(
+    sections={
+        "procedure": 0.8,
+        "chief_complaint": 0.8,
+        "history": 1.0,
+        "exam": 1.0,
+        "hospital_course": 0.5,
+    },
+    untitled=1.6,
+    other=0.1,
+    first_in_section=0.25,
+    early=4.0,
+    max_words=20,
+    length_power=0.5,
+    content=0.0,
+)
+NARRATIVE_WEIGHTS = SalienceWeights(
+    sections={
+        "assessment": 2.0,
+        "plan": 1.6,
+        "chief_complaint": 1.4,
+        "history": 1.2,
+        "hospital_course": 1.2,
+        "procedure": 1.0,
+        "labs": 0.8,
+        "imaging": 0.8,
+        "exam": 0.5,
+        "medications": 0.5,
+        "review_of_systems": 0.3,
+        "past_history": 0.5,
+        "past_surgical_history": 0.3,
+        "social_history": 0.2,
+        "family_history": 0.2,
+        "allergies": 0.2,
+    },
+    untitled=1.0,
+    other=0.6,
+    first_in_section=0.2,
+    early=0.2,
+    max_words=35,
+    length_power=1.0,
+    content=1.0,
+)
 _ENTITY_WEIGHTS: dict[str, float] = {
     "problem": 1.0,
     "medication": 0.6,
@@ -909,51 +952,74 @@ _ENTITY_WEIGHTS: dict[str, float] = {
 }
 
 
-def sentence_salience(sentence: Sentence, entities: Sequence[Entity], n_sentences: int) -> float:
-    """Salience of one sentence from its section, the entities in it, its position and length.
+def sentence_salience(
+    sentence: Sentence,
+    entities: Sequence[Entity],
+    *,
+    first_in_section: bool,
+    weights: SalienceWeights = NARRATIVE_WEIGHTS,
+) -> float:
+    """Salience of one sentence from its section, position, length and clinical content.
+
+    ``score = section * (1 + first_in_section) * (1 + early / (1 + index)) * length
+    * (1 + content * log1p(c) * (1 + c / words))``, where ``c`` sums the label weights of the
+    affirmed entities in the sentence (negated, hypothetical or family mentions count 0.3 of
+    theirs) and ``length = min(1, max_words / words) ** length_power``.
 
     Parameters
     ----------
     sentence : Sentence
-        The sentence to score.
+        The sentence to score; its ``index`` is its position in the note (0-based).
     entities : sequence of Entity
         The entities whose start falls inside the sentence.
-    n_sentences : int
-        Number of sentences in the note (for the position term).
+    first_in_section : bool
+        Whether the sentence opens its section.
+    weights : SalienceWeights
+        Which weight set to use.
 
     Returns
     -------
     float
-        A non-negative score; larger is more salient. Unitless.
+        A non-negative, unitless score; 0 for sentences of fewer than 2 words.
     """
     words = len(sentence.text.split())
-    if words < 3:
+    if words < 2:
         return 0.0
-    section = (sentence.section or "").lower()
-    weight = SECTION_WEIGHTS.get(section, _DEFAULT_SECTION_WEIGHT)
+    if sentence.section is None:
+        section = weights.untitled
+    else:
+        section = weights.sections.get(sentence.section, weights.other)
     content = 0.0
     for e in entities:
         w = _ENTITY_WEIGHTS.get(e.label, 0.3)
-        if e.negated or e.hypothetical or e.family:
-            w *= 0.3
-        content += w
-    # Density rewards sentences that are mostly clinical content; the log keeps long lists of
-    # drugs or findings from dominating.
-    density = math.log1p(content) * (1.0 + content / words)
-    position = 1.0 + 0.5 / (1.0 + sentence.index) if n_sentences else 1.0
-    length_penalty = 1.0 if words <= 30 else 30.0 / words
-    return weight * (0.5 + density) * position * length_penalty
+        content += w * 0.3 if (e.negated or e.hypothetical or e.family) else w
+    clinical = 1.0 + weights.content * math.log1p(content) * (1.0 + content / words)
+    length = math.pow(min(1.0, weights.max_words / words), weights.length_power)
+    if words < 4:
+        length *= 0.5
+    position = (1.0 + weights.first_in_section * first_in_section) * (
+        1.0 + weights.early / (1.0 + sentence.index)
+    )
+    return section * position * length * clinical
 
 
-def _scored_sentences(analysis: NoteAnalysis) -> list[tuple[float, Sentence]]:
+def _scored_sentences(
+    analysis: NoteAnalysis, weights: SalienceWeights
+) -> list[tuple[float, Sentence]]:
     by_sentence: dict[int, list[Entity]] = {}
+    starts = [s.start for s in analysis.sentences]
     for e in analysis.entities:
-        for s in analysis.sentences:
-            if s.start <= e.start < s.end:
-                by_sentence.setdefault(s.index, []).append(e)
-                break
-    n = len(analysis.sentences)
-    return [(sentence_salience(s, by_sentence.get(s.index, []), n), s) for s in analysis.sentences]
+        i = bisect.bisect_right(starts, e.start) - 1
+        if i >= 0 and e.start < analysis.sentences[i].end:
+            by_sentence.setdefault(i, []).append(e)
+    scored = []
+    previous_section: str | None = "\0"
+    for i, s in enumerate(analysis.sentences):
+        first = s.section != previous_section
+        previous_section = s.section
+        entities = by_sentence.get(i, [])
+        scored.append((sentence_salience(s, entities, first_in_section=first, weights=weights), s))
+    return scored
 
 
 def summarise_note(
@@ -962,14 +1028,15 @@ def summarise_note(
     """The ``max_sentences`` most salient sentences of one note, verbatim, in note order.
 
     ``analysis`` may be a stored :class:`NoteAnalysis` of ``text``; otherwise the pipeline is run.
+    Sentences are scored with :data:`NOTE_SUMMARY_WEIGHTS`.
     """
     if max_sentences < 1:
         raise ValueError(f"max_sentences: must be >= 1, got {max_sentences}")
     if analysis is None or analysis.text != text:
         analysis = _analyse(text, None)
-    scored = [(score, s) for score, s in _scored_sentences(analysis) if score > 0]
-    best = sorted(scored, key=lambda pair: (-pair[0], pair[1].index))[:max_sentences]
-    return sorted((s for _score, s in best), key=lambda s: s.index)
+    scored = [(sc, s) for sc, s in _scored_sentences(analysis, NOTE_SUMMARY_WEIGHTS) if sc > 0]
+    best = sorted(scored, key=lambda pair: (-pair[0], pair[1].start))[:max_sentences]
+    return sorted((s for _score, s in best), key=lambda s: s.start)
 
 
 def _narrative(
@@ -979,7 +1046,7 @@ def _narrative(
     for note in notes:
         age_days = max(0.0, (now - note.note.time).total_seconds() / 86400.0)
         recency = 0.5 ** (age_days / half_life_days)
-        for score, sentence in _scored_sentences(note.analysis):
+        for score, sentence in _scored_sentences(note.analysis, NARRATIVE_WEIGHTS):
             if score > 0:
                 candidates.append((score * recency, note, sentence))
     candidates.sort(key=lambda c: -c[0])

@@ -481,14 +481,21 @@ def test_it_serialises_to_plain_json() -> None:
     assert isinstance(summary, PatientSummary)
 
 
-def test_the_one_note_summary_returns_verbatim_sentences_from_the_assessment() -> None:
-    text = "Patient seen today. The weather is nice. Impression: acute appendicitis with fever."
-    analysis = analysed(text, prob("acute appendicitis"), prob("fever"))
-    analysis.sentences[2].section = "impression"
+def test_the_one_note_summary_picks_the_operation_over_the_diagnosis_line_and_narrative() -> None:
+    text = (
+        "Preoperative diagnosis: left inguinal hernia. Procedure: repair of left inguinal hernia. "
+        "The patient was brought to the operating room and prepped and draped in the usual fashion."
+    )
+    analysis = analysed(text, prob("left inguinal hernia"))
+    for sentence, section in zip(
+        analysis.sentences, ["assessment", "procedure", "procedure"], strict=True
+    ):
+        sentence.section = section
     [best] = summarise_note(text, 1, analysis=analysis)
-    assert best.text == "Impression: acute appendicitis with fever."
+    assert best.text == "Procedure: repair of left inguinal hernia."
+    assert text[best.start : best.end] == best.text
     two = summarise_note(text, 2, analysis=analysis)
-    assert [s.index for s in two] == sorted(s.index for s in two)
+    assert [s.start for s in two] == sorted(s.start for s in two)
 
 
 def test_it_rejects_a_non_positive_sentence_count() -> None:
