@@ -1,9 +1,11 @@
 """Backtest: calibrate on each patient's past, forecast the held-out last months, score.
 
 For every patient the cut-off is ``holdout_days`` before their last reading. The twin sees only
-readings and treatment starts up to the cut-off (treatments started later are unknown to it, and
-ongoing ones are assumed to continue), exactly like the two naive baselines it is compared with:
-last value carried forward and the patient's own least-squares linear trend.
+readings up to the cut-off, like the two naive baselines it is compared with (last value carried
+forward and the patient's own least-squares linear trend). Treatments are inputs, not outcomes: by
+default the twin forecasts under the treatment record as prescribed (as when a clinician asks
+"what if we start X"); with ``treatments_known=False`` it also loses treatment starts and stops
+after the cut-off and assumes current care continues.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def run_backtest(
     holdout_days: float = 365.0,
     n_samples: int = 400,
     seed: int = 0,
+    treatments_known: bool = True,
 ) -> dict[str, dict[str, float | int | None]]:
     """Backtest the twin against carry-forward and linear-trend baselines.
 
@@ -89,6 +92,8 @@ def run_backtest(
         Posterior samples per patient.
     seed : int
         Seed of the common random numbers.
+    treatments_known : bool
+        Give the twin the treatment record after the cut-off (default) or only what was known then.
 
     Returns
     -------
@@ -102,7 +107,8 @@ def run_backtest(
     for h in histories:
         last = _last_time(h)
         if math.isfinite(last):
-            usable.append((known_at(h, last - holdout_days), last - holdout_days))
+            cutoff = last - holdout_days
+            usable.append((h if treatments_known else known_at(h, cutoff), cutoff))
     cals = calibrate_batch([h for h, _ in usable], until=[c for _, c in usable])
     err: dict[str, dict[str, list[FloatArray]]] = {
         v: {"twin": [], "locf": [], "trend": []} for v in BACKTEST_VARIABLES

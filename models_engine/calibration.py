@@ -43,6 +43,8 @@ MIN_READINGS = 4
 GLUCOSE_OFFSET_MEAN = 15.0
 DAYS_PER_YEAR = 365.25
 _IRLS_ITERATIONS = 12
+#: Readings this many days before a treatment start count as its pretreatment baseline.
+BASELINE_WINDOW_DAYS = 365.0
 _OUTER_ITERATIONS = 3
 
 
@@ -164,11 +166,15 @@ def effect_matrix(
     level: FloatArray,
     slope: FloatArray,
     response: FloatArray,
+    readings: tuple[FloatArray, FloatArray] | None = None,
 ) -> FloatArray:
     """Summed treatment effect ``D_v`` for each parameter sample (model scale).
 
-    Each exposure's baseline is the patient's value just before it starts (untreated trajectory
-    plus earlier exposures), as in the trials behind the catalogue's baseline dependence.
+    Each exposure's baseline is the patient's value just before it starts, as in the trials behind
+    the catalogue's baseline dependence: the median reading of the preceding ``BASELINE_WINDOW_DAYS``
+    when there is one; the catalogue's reference baseline (the average trial effect) when the
+    exposure predates every reading; otherwise the fitted trajectory (trend plus earlier exposures).
+    Anchoring on readings keeps a steep fitted slope from inventing large historical effects.
 
     Parameters
     ----------
@@ -178,6 +184,8 @@ def effect_matrix(
         Days.
     level, slope, response : ndarray, shape (m,)
         Parameter samples (model scale; slope per year).
+    readings : (t, y) arrays, optional
+        The patient's readings of ``variable`` (days, canonical units).
 
     Returns
     -------
@@ -188,15 +196,25 @@ def effect_matrix(
     m = level.shape[0]
     total = np.zeros((m, t.size))
     done: list[tuple[float, FloatArray, float, float | None]] = []
+    t_obs, y_obs = readings if readings is not None else (np.empty(0), np.empty(0))
     for exp in sorted(exposures, key=lambda e: e.start):
         rows = effects_for(exp.treatment, variable, exp.intensity)
         if not rows:
             continue
-        base = level + slope * exp.start / DAYS_PER_YEAR
-        for tau, size, start, stop in done:
-            base = base + response * size * onset(np.array([exp.start]), start, stop, tau)[0]
+        window = (t_obs <= exp.start) & (t_obs >= exp.start - BASELINE_WINDOW_DAYS)
+        base: FloatArray | None = None
+        if window.any():
+            base = np.full(m, float(np.median(y_obs[window])))
+        elif t_obs.size and exp.start < t_obs.min():
+            base = None
+        else:
+            z0 = level + slope * exp.start / DAYS_PER_YEAR
+            for tau, size, start, stop in done:
+                z0 = z0 + response * size * onset(np.array([exp.start]), start, stop, tau)[0]
+            base = from_model_scale(variable, z0)
         for row in rows:
-            size = steady_effect(row, exp.dose, from_model_scale(variable, base))
+            ref = row.ref_baseline if row.ref_baseline is not None else 0.0
+            size = steady_effect(row, exp.dose, np.full(m, ref) if base is None else base)
             if row.effect == "relative":
                 size = np.log1p(size)
             total += size[:, None] * onset(t, exp.start, exp.stop, row.tau_days)[None, :]
@@ -204,9 +222,7 @@ def effect_matrix(
     return total
 
 
-def _readings(
-    history: PatientHistory, variable: str, until: float
-) -> tuple[FloatArray, FloatArray]:
+def readings(history: PatientHistory, variable: str, until: float) -> tuple[FloatArray, FloatArray]:
     series = history.observations.get(variable)
     if series is None:
         return np.empty(0), np.empty(0)
@@ -218,12 +234,13 @@ def _rows(
     history: PatientHistory, variable: str, until: float
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Times, model-scale values, measurement SDs and glucose-row flags of one variable."""
-    t, y = _readings(history, variable, until)
+    t, y = readings(history, variable, until)
     z = to_model_scale(variable, y)
     sd = observation_sd(variable, y)
     flag = np.zeros(t.size)
-    if variable == "hba1c":
-        tg, g = _readings(history, "glucose", until)
+    if variable == "hba1c" and t.size < MIN_READINGS:
+        # fasting glucose is a noisier proxy: it informs HbA1c only when HbA1c itself is sparse
+        tg, g = readings(history, "glucose", until)
         zg = glycaemia.hba1c_from_glucose(g)
         sdg = priors()[("glucose", "noise_cv")] * g / glycaemia.ADAG_SLOPE
         t, z = np.concatenate([t, tg]), np.concatenate([z, zg])
@@ -237,7 +254,7 @@ def prior_for(
     """Prior mean and SD of (level, slope/yr, response, offset) on the model scale."""
     p = priors()
     age = max(history.age_years + until / DAYS_PER_YEAR, 18.0)
-    t, y = _readings(history, variable, until)
+    t, y = readings(history, variable, until)
     resp_sd = p[(variable, "response_sd")]
     offset_mean, offset_sd = 0.0, 1.0
     if variable in ("sbp", "dbp"):
@@ -284,15 +301,24 @@ def solve_batch(
     *,
     dof: float,
     prior_dof: float,
+    age_years: FloatArray | None = None,
+    walk_var: float = 0.0,
+    slope_walk_var: float = 0.0,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Robust MAP of many stacked linear-Gaussian-prior, Student-t-likelihood problems (IRLS).
+    """Robust MAP of many stacked linear problems with a local-trend discrepancy (IRLS + GLS).
+
+    Each patient's readings are ``z = x·θ + W + ε``: ``θ`` has a Gaussian prior, ``ε`` is
+    Student-t noise, and ``W`` is a local linear trend pinned to zero (level and slope) at the last
+    reading: a random walk of variance ``walk_var`` per year plus an integrated random walk whose
+    slope diffuses by ``slope_walk_var`` per year, going back in time. The forecast carries the same
+    terms forward. Old readings therefore inform the current level and slope less than recent ones.
 
     Parameters
     ----------
     x : ndarray, shape (P, N, k)
-        Design rows (padded rows are ignored through ``mask``).
+        Design rows (padded rows must be zero).
     z : ndarray, shape (P, N)
-        Observations on the model scale.
+        Observations on the model scale (padded rows zero).
     sd : ndarray, shape (P, N)
         Prior measurement SD of each row (> 0).
     mask : ndarray, shape (P, N)
@@ -300,9 +326,16 @@ def solve_batch(
     prior_mean, prior_sd : ndarray, shape (P, k)
         Gaussian priors.
     dof : float
-        Student-t degrees of freedom.
+        Student-t degrees of freedom (> 2).
     prior_dof : float
         Prior degrees of freedom of the noise scale (scaled-inverse-χ² centred on 1).
+    age_years : ndarray, shape (P, N), optional
+        Years between each reading and the patient's last reading (>= 0); needed when
+        ``walk_var > 0``.
+    walk_var : float
+        Random-walk variance per year, model-scale units squared.
+    slope_walk_var : float
+        Slope diffusion, (model-scale units per year)² per year.
 
     Returns
     -------
@@ -314,31 +347,75 @@ def solve_batch(
     """
     if np.any(sd <= 0):
         raise ValueError("sd must be > 0 for every row")
+    if dof <= 2:
+        raise ValueError(f"dof must be > 2, got {dof}")
+    n_par = x.shape[2]
     # t-distribution scale that gives the stated SD
-    s_t = sd * math.sqrt((dof - 2.0) / dof)
+    s_t2 = sd**2 * (dof - 2.0) / dof
     n = mask.sum(axis=1)
     prior_prec = 1.0 / prior_sd**2
+    diag = np.arange(n_par)
+    kern = np.zeros(z.shape + z.shape[-1:])
+    if age_years is not None:
+        lo = np.minimum(age_years[:, :, None], age_years[:, None, :])
+        hi = np.maximum(age_years[:, :, None], age_years[:, None, :])
+        # Brownian motion and integrated Brownian motion covariances
+        kern = walk_var * lo + slope_walk_var * lo**2 * (3.0 * hi - lo) / 6.0
+        kern = kern * mask[:, :, None] * mask[:, None, :]
     w = mask.copy()
     scale2 = np.ones(x.shape[0])
+    rows = np.arange(z.shape[1])
+    rhs = np.concatenate([x, z[..., None]], axis=2)
+    mean = prior_mean.copy()
+    a = np.zeros((x.shape[0], n_par, n_par))
     for _ in range(_IRLS_ITERATIONS):
-        prec = w / (scale2[:, None] * s_t**2)
-        a = np.einsum("pn,pni,pnj->pij", prec, x, x)
-        a[:, np.arange(x.shape[2]), np.arange(x.shape[2])] += prior_prec
-        b = np.einsum("pn,pni,pn->pi", prec, x, z) + prior_mean * prior_prec
+        var = np.where(mask > 0, s_t2 * scale2[:, None] / np.maximum(w, 1e-12), 1.0)
+        sigma = kern.copy()
+        sigma[:, rows, rows] += var
+        sol = np.linalg.solve(sigma, rhs)
+        a = np.einsum("pni,pnj->pij", x, sol[:, :, :n_par])
+        a[:, diag, diag] += prior_prec
+        b = np.einsum("pni,pn->pi", x, sol[:, :, n_par]) + prior_mean * prior_prec
         mean = np.linalg.solve(a, b[..., None])[..., 0]
-        r2 = ((z - np.einsum("pni,pi->pn", x, mean)) / s_t) ** 2 * mask
+        resid = z - np.einsum("pni,pi->pn", x, mean)
+        alpha = np.linalg.solve(sigma, resid[..., None])[..., 0]
+        # the part of the residual the walk does not explain is the measurement error
+        eps = var * alpha * mask
+        r2 = eps**2 / s_t2
         w = mask * (dof + 1.0) / (dof + r2 / scale2[:, None])
         scale2 = (prior_dof + (w * r2).sum(axis=1)) / (prior_dof + n)
-    prec = w / (scale2[:, None] * s_t**2)
-    a = np.einsum("pn,pni,pnj->pij", prec, x, x)
-    a[:, np.arange(x.shape[2]), np.arange(x.shape[2])] += prior_prec
-    return mean, np.linalg.inv(a), np.sqrt(scale2)
+    cov: FloatArray = np.linalg.inv(a)
+    scale: FloatArray = np.sqrt(scale2)
+    return mean, cov, scale
+
+
+def glucose_offset(
+    history: PatientHistory, fit_mean: FloatArray, until: float
+) -> tuple[float, float]:
+    """Posterior mean and SD of the patient's mean-minus-fasting glucose gap (mg/dL).
+
+    Conjugate Gaussian update of the prior in priors.csv from each fasting glucose reading
+    against the ADAG mean glucose of the fitted HbA1c trend at that day.
+    """
+    p = priors()
+    t, g = readings(history, "glucose", until)
+    prior_sd = p[("glucose", "offset_sd")]
+    if g.size == 0:
+        return GLUCOSE_OFFSET_MEAN, prior_sd
+    a1c = fit_mean[0] + fit_mean[1] * t / DAYS_PER_YEAR
+    gap = glycaemia.mean_glucose(a1c) - g
+    var = (p[("glucose", "noise_cv")] * g) ** 2 + (
+        glycaemia.ADAG_SLOPE * p[("hba1c", "noise_cv")] * a1c
+    ) ** 2
+    prec = 1.0 / prior_sd**2 + float((1.0 / var).sum())
+    mean = (GLUCOSE_OFFSET_MEAN / prior_sd**2 + float((gap / var).sum())) / prec
+    return mean, math.sqrt(1.0 / prec)
 
 
 def _context(history: PatientHistory, until: float) -> dict[str, float]:
     ctx: dict[str, float] = {}
     for name in ("hdl", "triglycerides", "height", "uacr", "total_chol", "ldl"):
-        t, y = _readings(history, name, until)
+        t, y = readings(history, name, until)
         if y.size:
             ctx[name] = float(y[np.argmax(t)])
     return ctx
@@ -394,16 +471,38 @@ def calibrate_batch(
             for i, h in enumerate(histories):
                 if has_tx[i]:
                     x[i, :, 2] = effect_matrix(
-                        var, h.treatments, tt[i], mean[i, :1], mean[i, 1:2], mean[i, 2:3]
+                        var,
+                        h.treatments,
+                        tt[i],
+                        mean[i, :1],
+                        mean[i, 1:2],
+                        mean[i, 2:3],
+                        readings(h, var, float(cutoffs[i])),
                     )[0]
                 zc[i] -= body.coupled_effect(var, h.treatments, tt[i])
+            t_end = np.where(mask > 0, tt, -np.inf).max(axis=1, initial=-np.inf)
+            back = np.where(mask > 0, (t_end[:, None] - tt) / DAYS_PER_YEAR, 0.0)
             mean, cov, scale = solve_batch(
-                x * mask[..., None], zc, sd, mask, m0, s0, dof=dof, prior_dof=prior_dof
+                x * mask[..., None],
+                zc * mask,
+                sd,
+                mask,
+                m0,
+                s0,
+                dof=dof,
+                prior_dof=prior_dof,
+                age_years=back,
+                walk_var=priors()[(var, "rw_var")],
+                slope_walk_var=priors()[(var, "slope_rw_var")],
             )
             if not any(has_tx):
                 break
         for i, (t_i, _z, _s, f_i) in enumerate(data):
             n_obs = int((f_i == 0).sum())
+            if var == "hba1c" and not f_i.any():
+                o_mean, o_sd = glucose_offset(histories[i], mean[i], float(cutoffs[i]))
+                mean[i, 3], cov[i, 3, :], cov[i, :, 3] = o_mean, 0.0, 0.0
+                cov[i, 3, 3] = o_sd**2
             fallback = n_obs < MIN_READINGS
             if fallback:
                 notes[i].append(

@@ -25,6 +25,7 @@ from models_engine.calibration import (
     noise_dof,
     observation_sd,
     priors,
+    readings,
 )
 from models_engine.history import VARIABLE_UNITS, FloatArray, TreatmentExposure
 from models_engine.physiology import body, glycaemia, lipids, renal
@@ -69,6 +70,7 @@ class Draws:
 
     theta: dict[str, FloatArray]
     walk: dict[str, FloatArray]
+    slope_walk: dict[str, FloatArray]
     noise: dict[str, FloatArray]
 
     @classmethod
@@ -76,12 +78,13 @@ class Draws:
         """Standard normal parameter draws (n_samples, 4), walk increments and t-noise (n_samples, n_times)."""
         rng = np.random.default_rng(seed)
         dof = noise_dof()
-        theta, walk, noise = {}, {}, {}
+        theta, walk, slope_walk, noise = {}, {}, {}, {}
         for v in FORECAST_VARIABLES:
             theta[v] = rng.standard_normal((n_samples, 4))
             walk[v] = rng.standard_normal((n_samples, n_times))
+            slope_walk[v] = rng.standard_normal((n_samples, n_times))
             noise[v] = rng.standard_t(dof, (n_samples, n_times)) * np.sqrt((dof - 2.0) / dof)
-        return cls(theta=theta, walk=walk, noise=noise)
+        return cls(theta=theta, walk=walk, slope_walk=slope_walk, noise=noise)
 
 
 @dataclass(frozen=True)
@@ -208,12 +211,18 @@ def simulate(
         level, slope, resp = theta[:, 0], theta[:, 1], theta[:, 2]
         z = level[:, None] + slope[:, None] * (t / DAYS_PER_YEAR)[None, :]
         if any(effects_for(e.treatment, v, e.intensity) for e in exposures):
-            z = z + resp[:, None] * effect_matrix(v, exposures, t, level, slope, resp)
+            z = z + resp[:, None] * effect_matrix(
+                v, exposures, t, level, slope, resp, readings(cal.history, v, cal.until)
+            )
         z = z + body.coupled_effect(v, exposures, t)[None, :]
-        # discrepancy walk starts at the last reading
-        elapsed = np.clip(t - fit.t_last, 0.0, None) / DAYS_PER_YEAR
-        steps = np.diff(np.concatenate([[0.0], elapsed]))
-        z = z + np.sqrt(p[(v, "rw_var")]) * np.cumsum(draws.walk[v] * np.sqrt(steps), axis=1)
+        z = z + local_trend(
+            t,
+            fit.t_last,
+            draws.walk[v],
+            draws.slope_walk[v],
+            p[(v, "rw_var")],
+            p[(v, "slope_rw_var")],
+        )
         true = from_model_scale(v, z)
         if v == "egfr":
             true = np.maximum(true, renal.EGFR_FLOOR)
@@ -227,6 +236,44 @@ def simulate(
     g_true = glycaemia.fasting_glucose(out["hba1c"][0], offset)
     g_sd = cal.fits["hba1c"].noise_scale * p[("glucose", "noise_cv")] * g_true
     out["glucose"] = (g_true, g_true + g_sd * draws.noise["glucose"])
+    return out
+
+
+def local_trend(
+    t: FloatArray,
+    t_last: float,
+    walk: FloatArray,
+    slope_walk: FloatArray,
+    walk_var: float,
+    slope_walk_var: float,
+) -> FloatArray:
+    """Samples of the local-trend discrepancy after the last reading (zero before it).
+
+    Parameters
+    ----------
+    t : ndarray, shape (n,)
+        Days, increasing.
+    t_last : float
+        Day of the last reading, where the calibration pins the discrepancy to zero.
+    walk, slope_walk : ndarray, shape (m, n)
+        Standard normal increments (common random numbers).
+    walk_var : float
+        Level random-walk variance per year.
+    slope_walk_var : float
+        Slope diffusion per year.
+
+    Returns
+    -------
+    ndarray, shape (m, n)
+        Model-scale deviations; the level part has variance ``walk_var·Δ`` and the integrated
+        slope part ``slope_walk_var·Δ³/3`` after ``Δ`` years (trapezoidal integration).
+    """
+    elapsed = np.clip(t - t_last, 0.0, None) / DAYS_PER_YEAR
+    steps = np.diff(np.concatenate([[0.0], elapsed]))
+    level = np.sqrt(walk_var) * np.cumsum(walk * np.sqrt(steps), axis=1)
+    slope = np.sqrt(slope_walk_var) * np.cumsum(slope_walk * np.sqrt(steps), axis=1)
+    prev = np.concatenate([np.zeros((slope.shape[0], 1)), slope[:, :-1]], axis=1)
+    out: FloatArray = level + np.cumsum(0.5 * (prev + slope) * steps, axis=1)
     return out
 
 

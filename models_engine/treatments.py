@@ -161,9 +161,10 @@ def dose_factor(dose: float, half_dose_factor: float | None) -> float:
 
     Law et al. BMJ 2003;326:1427 found half-standard doses give 78% of the standard-dose fall.
     The factor is log-linear in dose through that point (an assumption beyond the trial doses),
-    capped at ``MAX_DOSE``. Rows without a ``half_dose_factor`` have no dose response.
+    and recorded doses above ``MAX_DOSE`` count as ``MAX_DOSE``. Rows without a ``half_dose_factor`` have no dose response.
     """
-    validate_dose(dose)
+    if dose <= 0.0 or not math.isfinite(dose):
+        raise ValueError(f"dose must be a positive number of standard doses, got {dose}")
     if half_dose_factor is None:
         return 1.0
     per_doubling = 1.0 - half_dose_factor
