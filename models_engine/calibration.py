@@ -384,8 +384,8 @@ def solve_batch(
         r2 = eps**2 / s_t2
         w = mask * (dof + 1.0) / (dof + r2 / scale2[:, None])
         scale2 = (prior_dof + (w * r2).sum(axis=1)) / (prior_dof + n)
-    cov: FloatArray = np.linalg.inv(a)
-    scale: FloatArray = np.sqrt(scale2)
+    cov: FloatArray = np.linalg.inv(a).astype(np.float64)
+    scale: FloatArray = np.sqrt(scale2).astype(np.float64)
     return mean, cov, scale
 
 
