@@ -63,7 +63,9 @@ _PAST_TENSE = {
     "decrease": "decreased",
     "hold": "held",
 }
-_VISIT_KINDS = frozenset({"visit", "appointment", "referral", "consult", "follow_up", "followup"})
+_VISIT_KINDS = frozenset(
+    {"return_visit", "visit", "appointment", "referral", "consult", "follow_up", "followup"}
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -690,20 +692,38 @@ def _pertinent_negatives(
 # ---------------------------------------------------------------------------------------------
 
 
+def _target(order: Entity) -> str:
+    """What was ordered: the pipeline's ``target`` attribute, else the name after ``kind:``."""
+    target = order.attributes.get("target")
+    if target:
+        return str(target).strip().lower()
+    return _key(order).rsplit(":", 1)[-1]
+
+
+def _same_specialty(a: str, b: str) -> bool:
+    # "cardiology" and "cardiologist" share their stem; six letters separate the specialties.
+    a, b = a.strip().lower(), b.strip().lower()
+    return bool(a and b) and (a == b or (len(a) >= 6 and len(b) >= 6 and a[:6] == b[:6]))
+
+
 def _closes(order: Entity, order_note: _Note, note: _Note) -> SourceRef | None:
-    """The mention in ``note`` that reports the result of, or is, the ordered thing."""
-    key = _key(order)
-    for entity in note.analysis.entities:
-        if entity.negated or entity.hypothetical or entity.family:
-            continue
-        if entity.label != "follow_up" and _key(entity) == key:
-            return note.entity_ref(entity)
+    """The mention in ``note`` that reports the result of, or is, the ordered thing.
+
+    A test is closed by a later affirmed mention of the same thing (a measurement or procedure
+    with that name); a referral by a later note written by that specialty; a return visit by a
+    later note of the same author, or of the named specialty.
+    """
+    target = _target(order)
     kind = str(order.attributes.get("kind", "")).lower()
+    for entity in note.analysis.entities:
+        if entity.negated or entity.hypothetical or entity.family or entity.label == "follow_up":
+            continue
+        if target and _key(entity) == target:
+            return note.entity_ref(entity)
     if kind in _VISIT_KINDS:
-        who = {note.note.role.lower(), note.note.author.lower()} - {""}
-        if key in who or any(key in w or w in key for w in who):
+        if target and any(_same_specialty(target, w) for w in (note.note.role, note.note.author)):
             return _opening(note)
-        generic = key in ("follow-up", "follow up", "followup", "visit", "appointment", "")
+        generic = target in ("", "return_visit", "follow-up", "follow up", "visit", "appointment")
         if generic and note.note.author == order_note.note.author:
             return _opening(note)
     return None
@@ -907,6 +927,7 @@ NOTE_SUMMARY_WEIGHTS = SalienceWeights(
         "history": 1.0,
         "exam": 1.0,
         "hospital_course": 0.5,
+        "other": 0.8,
     },
     untitled=1.6,
     other=0.1,

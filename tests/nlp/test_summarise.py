@@ -297,6 +297,15 @@ def test_it_lists_recent_changes_newest_first_within_the_window() -> None:
 # --- follow-ups ------------------------------------------------------------------------------
 
 
+def follow_up(surface: str, kind: str, target: str | None) -> tuple[str, str, dict[str, Any]]:
+    normalized = f"{kind}:{target}" if target else kind
+    return (
+        "follow_up",
+        surface,
+        {"normalized": normalized, "attributes": {"kind": kind, "target": target, "due": None}},
+    )
+
+
 def test_it_keeps_a_follow_up_open_until_a_later_note_reports_the_result() -> None:
     order = note(
         "n1",
@@ -304,15 +313,11 @@ def test_it_keeps_a_follow_up_open_until_a_later_note_reports_the_result() -> No
         "Dr A",
         "GP",
         "Repeat HbA1c in 3 months. Refer to cardiology.",
-        (
-            "follow_up",
-            "HbA1c",
-            {"normalized": "hba1c", "attributes": {"kind": "lab", "due": "3 months"}},
-        ),
-        ("follow_up", "cardiology", {"attributes": {"kind": "referral"}}),
+        follow_up("Repeat HbA1c in 3 months", "test", "hba1c"),
+        follow_up("Refer to cardiology", "referral", "cardiology"),
     )
     summary = summarise([order], now=NOW)
-    assert {f.name for f in summary.open_follow_ups} == {"hba1c", "cardiology"}
+    assert {f.name for f in summary.open_follow_ups} == {"test:hba1c", "referral:cardiology"}
 
     result = note(
         "n2",
@@ -326,12 +331,31 @@ def test_it_keeps_a_follow_up_open_until_a_later_note_reports_the_result() -> No
             {"normalized": "hba1c", "attributes": {"value": 7.1, "unit": "%"}},
         ),
     )
-    visit = note("n3", "2026-05-25", "Dr H", "cardiology", "Seen in clinic.")
+    visit = note("n3", "2026-05-25", "Dr H", "Cardiologist", "Seen in clinic.")
     summary = summarise([order, result, visit], now=NOW)
     assert summary.open_follow_ups == []
     closed = {f.name: f.closed_by for f in summary.follow_ups}
-    assert closed["hba1c"] is not None and closed["hba1c"].note_id == "n2"
-    assert closed["cardiology"] is not None and closed["cardiology"].note_id == "n3"
+    assert closed["test:hba1c"] is not None and closed["test:hba1c"].note_id == "n2"
+    assert closed["test:hba1c"].text == "HbA1c 7.1"
+    assert closed["referral:cardiology"] is not None
+    assert closed["referral:cardiology"].note_id == "n3"
+
+
+def test_it_closes_a_return_visit_with_the_same_authors_next_note_only() -> None:
+    order = note(
+        "n1",
+        "2026-03-01",
+        "Dr A",
+        "GP",
+        "Follow up in 2 weeks.",
+        follow_up("Follow up in 2 weeks", "return_visit", None),
+    )
+    other = note("n2", "2026-03-10", "Dr B", "nephrology", "Kidney clinic review.")
+    [item] = summarise([order, other], now=NOW).follow_ups
+    assert item.status == "open"
+    back = note("n3", "2026-03-15", "Dr A", "GP", "Reviewed today.")
+    [item] = summarise([order, other, back], now=NOW).follow_ups
+    assert item.closed_by is not None and item.closed_by.note_id == "n3"
 
 
 def test_it_does_not_close_a_follow_up_with_an_earlier_note() -> None:
@@ -349,7 +373,7 @@ def test_it_does_not_close_a_follow_up_with_an_earlier_note() -> None:
         "Dr A",
         "GP",
         "Repeat HbA1c.",
-        ("follow_up", "HbA1c", {"normalized": "hba1c", "attributes": {"kind": "lab"}}),
+        follow_up("Repeat HbA1c", "test", "hba1c"),
     )
     [item] = summarise([order, earlier], now=NOW).follow_ups
     assert item.status == "open"
