@@ -395,7 +395,8 @@ def glucose_offset(
     """Posterior mean and SD of the patient's mean-minus-fasting glucose gap (mg/dL).
 
     Conjugate Gaussian update of the prior in priors.csv from each fasting glucose reading
-    against the ADAG mean glucose of the fitted HbA1c trend at that day.
+    against the ADAG mean glucose of the HbA1c at that day (interpolated between HbA1c readings,
+    the fitted trend outside them).
     """
     p = priors()
     t, g = readings(history, "glucose", until)
@@ -403,6 +404,12 @@ def glucose_offset(
     if g.size == 0:
         return GLUCOSE_OFFSET_MEAN, prior_sd
     a1c = fit_mean[0] + fit_mean[1] * t / DAYS_PER_YEAR
+    ta, ya = readings(history, "hba1c", until)
+    if ta.size:
+        # within the span of HbA1c readings the readings themselves are the better reference
+        order = np.argsort(ta)
+        inside = (t >= ta.min()) & (t <= ta.max())
+        a1c = np.where(inside, np.interp(t, ta[order], ya[order]), a1c)
     gap = glycaemia.mean_glucose(a1c) - g
     var = (p[("glucose", "noise_cv")] * g) ** 2 + (
         glycaemia.ADAG_SLOPE * p[("hba1c", "noise_cv")] * a1c

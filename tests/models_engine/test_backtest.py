@@ -1,0 +1,78 @@
+"""The backtest scores the twin and two naive baselines on held-out readings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models_engine.backtest import BACKTEST_VARIABLES, known_at, run_backtest, trend_prediction
+from models_engine.history import TreatmentExposure
+from tests.fixtures.twin.factories import make_history
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "twin"
+
+
+def test_the_trend_baseline_extrapolates_a_straight_line_exactly():
+    t = np.array([-300.0, -200.0, -100.0])
+    y = 2.0 + 0.5 * t
+    assert np.allclose(trend_prediction(t, y, np.array([100.0])), [52.0])
+
+
+def test_the_trend_baseline_carries_forward_when_the_span_is_too_short():
+    assert (
+        trend_prediction(np.array([-10.0, -5.0]), np.array([1.0, 3.0]), np.array([50.0]))[0] == 3.0
+    )
+
+
+def test_known_at_forgets_later_starts_and_stops():
+    h = make_history(
+        treatments=(
+            TreatmentExposure("thiazide", -2000.0, -100.0),
+            TreatmentExposure("statin", -50.0),
+        )
+    )
+    k = known_at(h, -500.0)
+    assert [e.treatment for e in k.treatments] == ["thiazide"]
+    assert k.treatments[0].stop is None
+
+
+def test_it_beats_carry_forward_on_noisy_readings_and_reports_every_field():
+    hs = [make_history(patient_id=str(i), seed=i, n=10, span_days=3650) for i in range(40)]
+    report = run_backtest(hs, holdout_days=365, n_samples=200)
+    json.dumps(report)
+    assert set(report) == set(BACKTEST_VARIABLES)
+    fields = {
+        "n",
+        "mae_twin",
+        "mae_locf",
+        "mae_trend",
+        "rmse_twin",
+        "rmse_locf",
+        "rmse_trend",
+        "coverage80",
+        "coverage95",
+    }
+    for row in report.values():
+        assert fields <= set(row)
+    sbp = report["sbp"]
+    assert sbp["n"] == 40
+    assert sbp["mae_twin"] < sbp["mae_locf"]
+    assert 0.0 <= sbp["coverage80"] <= sbp["coverage95"] <= 1.0
+
+
+def test_it_rejects_an_absurd_holdout():
+    with pytest.raises(ValueError, match="holdout"):
+        run_backtest([make_history()], holdout_days=0)
+
+
+def test_it_runs_on_real_synthea_bundles():
+    extract = pytest.importorskip("patients.fhir.extract")
+    bundles = sorted(FIXTURES.glob("*.json"))
+    assert bundles, "the Synthea fixtures are missing"
+    hs = [extract.history_from_bundle(json.loads(p.read_text(encoding="utf-8"))) for p in bundles]
+    report = run_backtest(hs, holdout_days=365, n_samples=200)
+    assert report["sbp"]["n"] >= len(bundles)
+    assert all(report["sbp"][k] is not None for k in ("mae_twin", "mae_locf", "coverage80"))

@@ -1,0 +1,124 @@
+"""Calibration fits a patient's own parameters robustly and says when it leans on the prior."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from models_engine import calibration
+from models_engine.calibration import calibrate, calibrate_batch
+from models_engine.history import Series, TreatmentExposure
+from tests.fixtures.twin.factories import make_history
+
+
+def _with(history, variable, t, y):
+    obs = dict(history.observations)
+    obs[variable] = Series(t=np.asarray(t, float), y=np.asarray(y, float))
+    return type(history)(**{**history.__dict__, "observations": obs})
+
+
+def test_it_recovers_a_patients_level_and_slope_from_many_readings():
+    h = make_history(sbp=(150.0, 1.5), n=40, span_days=3650, seed=3)
+    fit = calibrate(h).fits["sbp"]
+    level, slope = fit.mean[:2]
+    sd = np.sqrt(np.diag(fit.cov))[:2]
+    assert abs(level - 150.0) < 3 * sd[0] and sd[0] < 6.0
+    assert abs(slope - 1.5) < 3 * sd[1]
+
+
+def test_it_is_robust_to_a_single_gross_outlier():
+    h = make_history(sbp=(140.0, 0.0), n=12, noise=0.5, seed=1)
+    t, y = h.observations["sbp"].t, h.observations["sbp"].y.copy()
+    clean = calibrate(h).fits["sbp"].mean[0]
+    y[-2] += 90.0
+    dirty = calibrate(_with(h, "sbp", t, y)).fits["sbp"].mean[0]
+    ols_shift = np.polyval(np.polyfit(t, y, 1), 0.0) - np.polyval(
+        np.polyfit(t, h.observations["sbp"].y, 1), 0.0
+    )
+    assert abs(dirty - clean) < 0.5 * abs(ols_shift)
+
+
+def test_a_patient_with_two_readings_falls_back_to_the_prior_and_says_so():
+    h = make_history(n=2, span_days=200)
+    cal = calibrate(h)
+    assert cal.fallback
+    assert any(note.startswith("sbp: 2 reading") for note in cal.notes)
+    # the slope is barely informed by two readings half a year apart
+    assert cal.fits["sbp"].shrinkage[1] > 0.8
+
+
+def test_it_handles_irregular_sparse_readings_and_missing_variables():
+    h = make_history(n=5)
+    t = np.array([-3000.0, -2990.0, -400.0, -35.0, -2.0])
+    h = _with(h, "sbp", t, [150, 149, 155, 151, 158])
+    obs = {k: v for k, v in h.observations.items() if k != "ldl"}
+    h = type(h)(**{**h.__dict__, "observations": obs})
+    cal = calibrate(h)
+    assert np.isfinite(cal.fits["sbp"].mean).all()
+    assert cal.fits["ldl"].n_obs == 0 and cal.fits["ldl"].fallback
+    assert np.allclose(cal.fits["ldl"].mean, cal.fits["ldl"].prior_mean)
+
+
+def test_it_attributes_a_step_at_a_treatment_start_to_the_treatment():
+    t = np.linspace(-3650, 0, 30)
+    rng = np.random.default_rng(5)
+    sbp = 165.0 + rng.normal(0, 4.0, t.size)
+    sbp[t >= -1800] -= 9.1 + 0.1 * (165 - 154) + 2.0  # a slightly better than average responder
+    h = make_history(treatments=(TreatmentExposure("ace_inhibitor", -1800.0),))
+    h = _with(h, "sbp", t, sbp)
+    fit = calibrate(h).fits["sbp"]
+    untreated_level, _, response, _ = fit.mean
+    assert untreated_level == pytest.approx(165.0, abs=4.0)
+    assert response > 1.0
+
+
+def test_calibrating_a_batch_matches_calibrating_each_patient():
+    hs = [make_history(patient_id=f"p{i}", seed=i, n=4 + 3 * i) for i in range(3)]
+    batch = calibrate_batch(hs)
+    for h, b in zip(hs, batch, strict=True):
+        single = calibrate(h)
+        for v in calibration.FIT_VARIABLES:
+            assert np.allclose(single.fits[v].mean, b.fits[v].mean, atol=1e-8)
+            assert np.allclose(single.fits[v].cov, b.fits[v].cov, atol=1e-8)
+
+
+def test_it_ignores_readings_after_the_cut_off():
+    h = make_history(n=10)
+    cut = calibrate(h, until=-1000.0)
+    assert cut.fits["sbp"].t_last <= -1000.0
+    assert cut.fits["sbp"].n_obs < 10
+
+
+def test_every_prior_names_its_source_and_matches_the_stated_noise_floors():
+    with open(calibration.PRIORS_PATH, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(r["source"].strip() for r in rows)
+    p = calibration.priors()
+    assert p[("sbp", "noise_sd")] == 10.0
+    assert 0.029 <= p[("hba1c", "noise_cv")] <= 0.05
+
+
+def test_it_fits_the_glucose_offset_from_paired_readings():
+    h = make_history(hba1c=(7.0, 0.0), noise=0.2, n=12)
+    t = h.observations["hba1c"].t
+    # fasting glucose sits 30 mg/dL below the ADAG mean glucose of 7 % (154.2 mg/dL)
+    h = _with(h, "glucose", t, np.full(t.size, 154.2 - 30.0))
+    offset = calibrate(h).fits["hba1c"].mean[3]
+    assert offset == pytest.approx(30.0, abs=5.0)
+
+
+def test_the_robust_solver_rejects_non_positive_noise():
+    x = np.ones((1, 2, 1))
+    with pytest.raises(ValueError, match="sd"):
+        calibration.solve_batch(
+            x,
+            np.zeros((1, 2)),
+            np.zeros((1, 2)),
+            np.ones((1, 2)),
+            np.zeros((1, 1)),
+            np.ones((1, 1)),
+            dof=4.0,
+            prior_dof=6.0,
+        )

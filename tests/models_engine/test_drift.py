@@ -1,0 +1,51 @@
+"""Drift scores say how surprising a new reading is under the current forecast."""
+
+from __future__ import annotations
+
+import pytest
+
+from models_engine.calibration import calibrate
+from models_engine.drift import surprise
+from models_engine.forecast import forecast
+from tests.fixtures.twin.factories import make_history
+
+
+@pytest.fixture(scope="module")
+def fc():
+    return forecast(
+        calibrate(make_history(seed=4)), horizon_years=2, n_samples=1000, with_risk=False
+    )
+
+
+def test_a_reading_at_the_forecast_median_is_unsurprising(fc):
+    t = 180.0
+    median = float(fc.variables["sbp"].median[6])
+    r = surprise(fc, "sbp", float(fc.t_days[6]), median)
+    assert 40 <= r.percentile <= 60
+    assert abs(r.z) < 0.3
+    assert not r.outside80 and not r.outside95
+    del t
+
+
+def test_a_reading_far_above_the_band_is_flagged(fc):
+    t = float(fc.t_days[6])
+    median = float(fc.variables["sbp"].median[6])
+    r = surprise(fc, "sbp", t, median + 50.0)
+    assert r.outside95 and r.outside80
+    assert r.z > 2.0 and r.percentile > 97.5
+
+
+def test_surprise_grows_with_distance_from_the_forecast(fc):
+    t = float(fc.t_days[12])
+    med = float(fc.variables["hba1c"].median[12])
+    near = surprise(fc, "hba1c", t, med + 0.1)
+    far = surprise(fc, "hba1c", t, med + 0.6)
+    assert far.log_density < near.log_density
+    assert far.percentile > near.percentile
+
+
+def test_it_rejects_unknown_variables_and_days_off_the_forecast(fc):
+    with pytest.raises(ValueError, match="variable"):
+        surprise(fc, "cholesterol", 10.0, 200.0)
+    with pytest.raises(ValueError, match="t_day"):
+        surprise(fc, "sbp", 5000.0, 140.0)

@@ -1,0 +1,100 @@
+"""Forecasts give honest, ordered bands, PREVENT along the trajectory and event probabilities."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models_engine.calibration import calibrate, calibrate_batch
+from models_engine.forecast import Draws, exposures_under, forecast, simulate
+from models_engine.physiology import glycaemia
+from tests.fixtures.twin.factories import make_history
+
+
+@pytest.fixture(scope="module")
+def fc():
+    return forecast(calibrate(make_history(seed=2)), n_samples=300, seed=4)
+
+
+def test_it_forecasts_every_variable_for_ten_years_by_default(fc):
+    assert set(fc.variables) == {"sbp", "dbp", "hba1c", "glucose", "weight", "ldl", "egfr"}
+    assert fc.years[-1] == pytest.approx(10.0, abs=0.01)
+    assert fc.variables["sbp"].true.shape == (300, fc.t_days.size)
+
+
+def test_its_bands_are_ordered_and_widen_with_the_horizon(fc):
+    for v in fc.variables.values():
+        assert np.all(v.lo95 <= v.lo80) and np.all(v.lo80 <= v.median)
+        assert np.all(v.median <= v.hi80) and np.all(v.hi80 <= v.hi95)
+        width = v.hi80 - v.lo80
+        assert width[-1] > width[0]
+
+
+def test_it_is_reproducible_for_a_seed_and_varies_across_seeds():
+    cal = calibrate(make_history(seed=2))
+    a = forecast(cal, n_samples=100, seed=7, with_risk=False)
+    b = forecast(cal, n_samples=100, seed=7, with_risk=False)
+    c = forecast(cal, n_samples=100, seed=8, with_risk=False)
+    assert np.array_equal(a.variables["sbp"].hi80, b.variables["sbp"].hi80)
+    assert not np.array_equal(a.variables["sbp"].hi80, c.variables["sbp"].hi80)
+
+
+def test_it_serialises_to_plain_json(fc):
+    text = json.dumps(fc.to_dict())
+    back = json.loads(text)
+    assert len(back["variables"]["hba1c"]["median"]) == fc.t_days.size
+
+
+def test_its_glucose_follows_adag_from_hba1c_minus_the_patient_offset():
+    cal = calibrate(make_history(seed=2))
+    f = forecast(cal, n_samples=100, with_risk=False)
+    hba1c_true = f.variables["hba1c"].true
+    glucose_true = f.variables["glucose"].true
+    offset = glycaemia.mean_glucose(hba1c_true) - glucose_true
+    # one offset per posterior sample, constant in time
+    assert np.allclose(offset, offset[:, :1])
+
+
+def test_diabetes_onset_probability_rises_over_time_and_with_hba1c():
+    low = forecast(calibrate(make_history(hba1c=(5.4, 0.02))), n_samples=300, with_risk=False)
+    high = forecast(calibrate(make_history(hba1c=(6.3, 0.05))), n_samples=300, with_risk=False)
+    p_low, p_high = low.event_probability["diabetes"], high.event_probability["diabetes"]
+    assert np.all(np.diff(p_high) >= 0)
+    assert p_high[-1] > p_low[-1]
+    assert p_low[0] == 0.0
+
+
+def test_it_computes_prevent_risk_along_the_trajectory(fc):
+    risk = fc.risk["total_cvd"]
+    assert risk.shape == (11,)
+    assert np.all((risk > 0) & (risk < 1))
+    # the patient ages and SBP rises: ten-year risk grows along the trajectory
+    assert risk[-1] > risk[0]
+
+
+def test_its_80_percent_band_covers_about_80_percent_of_new_readings_from_the_model_world():
+    # readings generated with the noise the priors assume; the last year is held out
+    hs = [
+        make_history(patient_id=str(i), seed=100 + i, n=12, span_days=3650 + 365)
+        for i in range(150)
+    ]
+    cals = calibrate_batch(hs, until=-365.0)
+    inside = []
+    for h, cal in zip(hs, cals, strict=True):
+        s = h.observations["sbp"]
+        t_new = s.t[s.t > -365.0]
+        sims = simulate(
+            cal, t_new, exposures_under(cal, (), -365.0), Draws.make(400, t_new.size, 1)
+        )
+        obs = sims["sbp"][1]
+        lo, hi = np.quantile(obs, [0.1, 0.9], axis=0)
+        y = s.y[s.t > -365.0]
+        inside.extend(((y >= lo) & (y <= hi)).tolist())
+    assert 0.72 <= np.mean(inside) <= 0.95
+
+
+def test_it_rejects_a_horizon_beyond_thirty_years():
+    with pytest.raises(ValueError, match="horizon"):
+        forecast(calibrate(make_history()), horizon_years=40)

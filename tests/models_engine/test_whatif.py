@@ -1,0 +1,87 @@
+"""What-if plans are compared with current care on the same draws, with their sources."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models_engine.calibration import calibrate
+from models_engine.treatments import PlanItem
+from models_engine.whatif import CURRENT_CARE, compare_plans
+from tests.fixtures.twin.factories import make_history
+
+
+@pytest.fixture(scope="module")
+def outcomes():
+    cal = calibrate(make_history(sbp=(158.0, 0.5), hba1c=(6.2, 0.05), smoker=True, seed=9))
+    plans = {
+        "same as now": [],
+        "thiazide": [PlanItem("thiazide")],
+        "thiazide + statin": [PlanItem("thiazide"), PlanItem("statin", intensity="high")],
+        "quit smoking": [PlanItem("smoking_cessation")],
+        "lose 5 kg": [PlanItem("weight_loss_5kg")],
+    }
+    return compare_plans(cal, plans, n_samples=200, seed=3)
+
+
+def test_it_puts_current_care_first(outcomes):
+    assert next(iter(outcomes)) == CURRENT_CARE
+
+
+def test_an_empty_plan_reproduces_current_care_exactly(outcomes):
+    same, base = outcomes["same as now"], outcomes[CURRENT_CARE]
+    assert np.array_equal(same.forecast.variables["sbp"].true, base.forecast.variables["sbp"].true)
+    assert same.arr_10y == (0.0, 0.0, 0.0)
+
+
+def test_an_antihypertensive_lowers_sbp_at_one_year_and_the_ten_year_risk(outcomes):
+    base, plan = outcomes[CURRENT_CARE], outcomes["thiazide"]
+    assert plan.sbp_1y[0] < base.sbp_1y[0] - 5.0
+    assert plan.risk_10y < base.risk_10y
+    assert plan.arr_10y[1] > 0.0  # even the pessimistic decile gains
+
+
+def test_adding_a_statin_reduces_risk_further(outcomes):
+    assert outcomes["thiazide + statin"].arr_10y[0] > outcomes["thiazide"].arr_10y[0]
+
+
+def test_quitting_smoking_reduces_risk_for_a_smoker(outcomes):
+    assert outcomes["quit smoking"].arr_10y[0] > 0.0
+
+
+def test_losing_5_kg_lowers_bp_and_hba1c_through_the_weight_couplings(outcomes):
+    base, plan = outcomes[CURRENT_CARE], outcomes["lose 5 kg"]
+    d_sbp = np.median(
+        plan.forecast.variables["sbp"].true[:, -1] - base.forecast.variables["sbp"].true[:, -1]
+    )
+    d_a1c = np.median(
+        plan.forecast.variables["hba1c"].true[:, -1] - base.forecast.variables["hba1c"].true[:, -1]
+    )
+    assert d_sbp == pytest.approx(-5 * 1.05, abs=0.1)
+    assert d_a1c == pytest.approx(-0.5, abs=0.02)
+
+
+def test_it_lists_the_source_of_every_effect_used(outcomes):
+    src = outcomes["thiazide + statin"].sources
+    assert set(src) == {"thiazide", "statin"}
+    assert any("Law" in s for s in src["thiazide"])
+
+
+def test_it_reports_hba1c_and_time_to_diabetes(outcomes):
+    o = outcomes[CURRENT_CARE]
+    assert o.hba1c_1y[1] <= o.hba1c_1y[0] <= o.hba1c_1y[2]
+    assert o.hba1c_5y[0] > o.hba1c_1y[0] - 0.5
+    assert 0.0 <= o.diabetes_10y <= 1.0
+
+
+def test_it_serialises_to_plain_json(outcomes):
+    json.dumps({k: v.to_dict() for k, v in outcomes.items()})
+
+
+def test_it_refuses_more_than_six_plans():
+    cal = calibrate(make_history())
+    plans = {str(i): [PlanItem("thiazide")] for i in range(7)}
+    with pytest.raises(ValueError, match="at most 6"):
+        compare_plans(cal, plans)
