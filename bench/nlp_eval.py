@@ -95,6 +95,7 @@ _SALT_WORDS = frozenset(
         "maleate",
         "mesylate",
         "fumarate",
+        "conjugated",
         "xl",
         "er",
         "sr",
@@ -106,20 +107,66 @@ _SALT_WORDS = frozenset(
         "release",
     ]
 )
+# Other names of the same substance, mapped to the name the gold uses: INN vs USAN/BAN
+# equivalents (WHO INN lists; USP dictionary) and chemical names a drug lexicon may return.
+SYNONYMS: dict[str, str] = {
+    "thyroxine": "levothyroxine",
+    "l-thyroxine": "levothyroxine",
+    "ergocalciferol": "vitamin d",
+    "cholecalciferol": "vitamin d",
+    "dioctyl sulfosuccinic acid": "docusate",
+    "erythropoietin": "epoetin alfa",
+    "epoetin": "epoetin alfa",
+    "clavulanic acid": "clavulanate",
+    "estrogen": "estrogens",
+    "acetylsalicylic acid": "aspirin",
+    "paracetamol": "acetaminophen",
+    "salbutamol": "albuterol",
+    "levosalbutamol": "levalbuterol",
+    "frusemide": "furosemide",
+    "glibenclamide": "glyburide",
+    "pethidine": "meperidine",
+    "adrenaline": "epinephrine",
+    "noradrenaline": "norepinephrine",
+    "vitamin k": "phytonadione",
+    "vitamin k1": "phytonadione",
+    "phylloquinone": "phytonadione",
+    "lignocaine": "lidocaine",
+    "carnitine": "levocarnitine",
+    "valproate": "valproic acid",
+    "mycophenolate mofetil": "mycophenolate",
+    "mycophenolic acid": "mycophenolate",
+    "ciclosporin": "cyclosporine",
+    "amfetamine": "amphetamine",
+    "dexamfetamine": "dextroamphetamine",
+    "co-trimoxazole": "sulfamethoxazole/trimethoprim",
+    "trimethoprim-sulfamethoxazole": "sulfamethoxazole/trimethoprim",
+    "polyethylene glycols": "polyethylene glycol",
+    "macrogol": "polyethylene glycol",
+    "glyceryl trinitrate": "nitroglycerin",
+    "vitamin b1": "thiamine",
+    "ascorbic acid": "ascorbic acid",
+    "vitamin c": "ascorbic acid",
+}
 
 
 def drug_components(name: str) -> frozenset[str]:
-    """A drug name's ingredients, lower-cased, salts and release forms dropped.
+    """A drug name's ingredients, lower-cased, salts, release forms and synonyms resolved.
 
     ``"Hydrocodone/Acetaminophen"`` gives ``{"hydrocodone", "acetaminophen"}``;
-    ``"metoprolol succinate"`` gives ``{"metoprolol"}``.
+    ``"metoprolol succinate"`` gives ``{"metoprolol"}``; ``"thyroxine"`` gives
+    ``{"levothyroxine"}``.
     """
-    parts = re.split(r"\s*(?:/|\+|,| and | with )\s*", name.lower())
+    lowered = name.lower().strip()
+    lowered = SYNONYMS.get(lowered, lowered)
+    parts = re.split(r"\s*(?:/|\+|,| and | with )\s*", lowered)
     found = set()
     for part in parts:
-        words = [w for w in re.split(r"[\s-]+", part.strip()) if w and w not in _SALT_WORDS]
+        part = SYNONYMS.get(part.strip(), part.strip())
+        words = [w for w in re.split(r"[\s-]+", part) if w and w not in _SALT_WORDS]
         if words:
-            found.add(" ".join(words))
+            joined = " ".join(words)
+            found.add(SYNONYMS.get(joined, joined))
     return frozenset(found)
 
 
@@ -447,9 +494,8 @@ def _pct(x: float) -> str:
 
 
 def main() -> None:
-    from nlp.pipeline import analyse
-
     from bench._report import write_section
+    from nlp.pipeline import analyse
     from nlp.summarise import summarise, summarise_note
 
     notes = load_notes()

@@ -123,3 +123,11 @@ def test_the_gold_files_are_consistent_and_large_enough() -> None:
             offset = int(row["sent_start"])
             span = row["sentence"][int(row["t_start"]) - offset : int(row["t_end"]) - offset]
             assert span == row["target"], row["id"]
+
+
+def test_drug_names_match_across_inn_usan_and_lexicon_synonyms() -> None:
+    assert names_match("thyroxine", "levothyroxine")
+    assert names_match("ergocalciferol", "vitamin d")
+    assert names_match("clavulanic acid", "amoxicillin/clavulanate")
+    assert names_match("estrogen", "conjugated estrogens")
+    assert not names_match("thyroxine", "liothyronine")
