@@ -5,7 +5,7 @@ from accounts.models import User
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     list_display = (
         "username",
         "first_name",

@@ -36,15 +36,18 @@ from patients.models import (
 )
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]  # admin pages any model
     """Uses PostgreSQL's planner estimate for an unfiltered large table instead of COUNT(*)."""
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         qs = self.object_list
         if connection.vendor == "postgresql" and isinstance(qs, QuerySet) and not qs.query.where:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [qs.model._meta.db_table])
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
+                    [qs.model._meta.db_table],
+                )
                 row = cursor.fetchone()
             if row and row[0] > 100_000:
                 return int(row[0])
@@ -68,7 +71,15 @@ class ScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(Patient)
 class PatientAdmin(ScopedAdmin):
     patient_path = ""
-    list_display = ("mrn", "family_name", "given_name", "sex", "birth_date", "deceased_at", "created_at")
+    list_display = (
+        "mrn",
+        "family_name",
+        "given_name",
+        "sex",
+        "birth_date",
+        "deceased_at",
+        "created_at",
+    )
     list_filter = ("sex",)
     search_fields = ("=mrn", "family_name", "given_name", "=fhir_id")
     readonly_fields = ("fhir_id", "import_batch", "created_at", "updated_at")
@@ -78,9 +89,15 @@ class PatientAdmin(ScopedAdmin):
     @admin.action(description="Export the selected patients as FHIR R4 bundles")
     def export_fhir(self, request: HttpRequest, queryset: QuerySet[Patient]) -> HttpResponse:
         bundles = [patient_bundle(p) for p in queryset[:50]]
-        payload = bundles[0] if len(bundles) == 1 else {"resourceType": "Bundle", "type": "collection", "entry": [
-            {"resource": b} for b in bundles
-        ]}
+        payload = (
+            bundles[0]
+            if len(bundles) == 1
+            else {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": b} for b in bundles],
+            }
+        )
         response = HttpResponse(json.dumps(payload, indent=1), content_type="application/fhir+json")
         response["Content-Disposition"] = 'attachment; filename="twinportal-export.json"'
         return response
@@ -88,7 +105,16 @@ class PatientAdmin(ScopedAdmin):
 
 @admin.register(Observation)
 class ObservationAdmin(ScopedAdmin):
-    list_display = ("effective_at", "patient", "code", "display", "value", "unit", "source", "implausible")
+    list_display = (
+        "effective_at",
+        "patient",
+        "code",
+        "display",
+        "value",
+        "unit",
+        "source",
+        "implausible",
+    )
     list_filter = ("source", "category", "implausible", "status")
     search_fields = ("=patient__mrn", "=code")
     list_select_related = ("patient",)
@@ -112,7 +138,15 @@ class ConditionAdmin(ScopedAdmin):
 
 @admin.register(Medication)
 class MedicationAdmin(ScopedAdmin):
-    list_display = ("patient", "name", "treatment_class", "statin_intensity", "status", "start", "stop")
+    list_display = (
+        "patient",
+        "name",
+        "treatment_class",
+        "statin_intensity",
+        "status",
+        "start",
+        "stop",
+    )
     list_filter = ("treatment_class", "status", "statin_intensity")
     search_fields = ("=patient__mrn", "name", "=rxnorm_code")
     list_select_related = ("patient",)
@@ -132,7 +166,15 @@ class EncounterAdmin(ScopedAdmin):
 
 @admin.register(ClinicalNote)
 class ClinicalNoteAdmin(ScopedAdmin):
-    list_display = ("written_at", "patient", "author_name", "author_role", "note_type", "status", "version")
+    list_display = (
+        "written_at",
+        "patient",
+        "author_name",
+        "author_role",
+        "note_type",
+        "status",
+        "version",
+    )
     list_filter = ("status", "author_role")
     search_fields = ("=patient__mrn", "author_name", "title")
     list_select_related = ("patient",)
@@ -159,12 +201,22 @@ class CareTeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 class BundleUploadForm(forms.Form):
-    bundle = forms.FileField(help_text="A FHIR R4 Bundle (JSON). It is imported whole or not at all.")
+    bundle = forms.FileField(
+        help_text="A FHIR R4 Bundle (JSON). It is imported whole or not at all."
+    )
 
 
 @admin.register(ImportBatch)
 class ImportBatchAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("started_at", "filename", "channel", "status", "patient", "created_by", "summary")
+    list_display = (
+        "started_at",
+        "filename",
+        "channel",
+        "status",
+        "patient",
+        "created_by",
+        "summary",
+    )
     list_filter = ("status", "channel")
     search_fields = ("=sha256", "filename")
     list_select_related = ("patient", "created_by")
@@ -188,7 +240,11 @@ class ImportBatchAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def get_urls(self) -> list[Any]:
         return [
-            path("upload/", self.admin_site.admin_view(self.upload_view), name="patients_importbatch_upload"),
+            path(
+                "upload/",
+                self.admin_site.admin_view(self.upload_view),
+                name="patients_importbatch_upload",
+            ),
             *super().get_urls(),
         ]
 
@@ -202,14 +258,24 @@ class ImportBatchAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             assert isinstance(request.user, User)
             try:
                 batch = bundle_import(
-                    raw=upload.read(), channel=ImportBatch.Channel.ADMIN, filename=upload.name, user=request.user
+                    raw=upload.read(),
+                    channel=ImportBatch.Channel.ADMIN,
+                    filename=upload.name,
+                    user=request.user,
                 )
             except BundleError as exc:
                 for problem in exc.problems[:10]:
                     messages.error(request, str(problem))
                 messages.error(request, "Nothing was imported.")
             else:
-                messages.success(request, f"{upload.name}: {batch.get_status_display()} — {self.summary(batch)}.")
+                messages.success(
+                    request, f"{upload.name}: {batch.get_status_display()} — {self.summary(batch)}."
+                )
                 return HttpResponseRedirect(reverse("admin:patients_importbatch_changelist"))
-        context = {**self.admin_site.each_context(request), "form": form, "title": "Import a FHIR bundle", "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Import a FHIR bundle",
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/patients/importbatch/upload.html", context)

@@ -17,7 +17,7 @@ from patients.cohort.generator import PRACTITIONERS, generate_cohort
 from patients.fhir.bulk import cohort_bulk_load
 from patients.models import CareTeam, ClinicalNote, ImportBatch, Patient
 
-DEMO_PASSWORD = "twinportal-demo"  # noqa: S105 - synthetic demo data on 127.0.0.1 only
+DEMO_PASSWORD = "twinportal-demo"
 DATA_MANAGERS_GROUP = "Data managers"
 
 #: The care team each professional role belongs to.
@@ -48,7 +48,9 @@ def _team_name(role: str) -> str:
 def data_managers_group() -> Group:
     group, _ = Group.objects.get_or_create(name=DATA_MANAGERS_GROUP)
     perms = Permission.objects.filter(content_type__app_label="patients")
-    perms = perms | Permission.objects.filter(content_type__app_label="accounts", codename__in=["view_user"])
+    perms = perms | Permission.objects.filter(
+        content_type__app_label="accounts", codename__in=["view_user"]
+    )
     group.permissions.set(perms)
     return group
 
@@ -58,9 +60,15 @@ def _username(name: str, role: str) -> str:
     return f"{surname}.{role.split()[0].lower()}"[:150]
 
 
-def demo_seed(*, patients: int, seed: int = 7, today: dt.date | None = None, progress: Callable[[str], None] = print) -> list[DemoLogin]:
+def demo_seed(
+    *,
+    patients: int,
+    seed: int = 7,
+    today: dt.date | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[DemoLogin]:
     """Create (or top up) the demo cohort; returns the logins to print."""
-    today = today or dt.date.today()
+    today = today or dt.datetime.now(dt.UTC).date()
     logins: list[DemoLogin] = []
     with transaction.atomic():
         clinicians: dict[str, User] = {}
@@ -85,31 +93,54 @@ def demo_seed(*, patients: int, seed: int = 7, today: dt.date | None = None, pro
         manager = User.objects.filter(username="datamanager").first()
         if manager is None:
             manager = user_create(
-                username="datamanager", password=DEMO_PASSWORD, role=Role.DATA_MANAGER, first_name="Dana", last_name="Reyes"
+                username="datamanager",
+                password=DEMO_PASSWORD,
+                role=Role.DATA_MANAGER,
+                first_name="Dana",
+                last_name="Reyes",
             )
         manager.groups.add(data_managers_group())
 
     existing = Patient.objects.count()
     if existing < patients:
         progress(f"Generating {patients - existing} synthetic patients…")
-        batch = ImportBatch.objects.create(channel=ImportBatch.Channel.SEED, filename="demo cohort", sha256="-")
+        batch = ImportBatch.objects.create(
+            channel=ImportBatch.Channel.SEED, filename="demo cohort", sha256="-"
+        )
         counts = cohort_bulk_load(
             bundles=generate_cohort(patients, seed=seed, today=today), validate=False, batch=batch
         )
         batch.status = ImportBatch.Status.SUCCEEDED
         batch.counts = {k: {"created": v} for k, v in counts.items() if k != "skipped"}
         batch.save()
-        progress(f"Loaded {counts['Patient']} patients, {counts['Observation']} observations, {counts['DocumentReference']} notes.")
+        progress(
+            f"Loaded {counts['Patient']} patients, {counts['Observation']} observations, {counts['DocumentReference']} notes."
+        )
 
     _assign_care_teams()
-    gp = next((u for u in clinicians.values() if u.professional_role.lower() == "general practitioner"), None)
+    gp = next(
+        (u for u in clinicians.values() if u.professional_role.lower() == "general practitioner"),
+        None,
+    )
     if gp is not None:
-        logins.append(DemoLogin(gp.username, DEMO_PASSWORD, f"clinician ({gp.professional_role}, General practice team)"))
+        logins.append(
+            DemoLogin(
+                gp.username,
+                DEMO_PASSWORD,
+                f"clinician ({gp.professional_role}, General practice team)",
+            )
+        )
     for u in clinicians.values():
         if u.professional_role.lower() in ("cardiologist", "diabetes specialist nurse") and all(
             u.professional_role != other.description for other in logins
         ):
-            logins.append(DemoLogin(u.username, DEMO_PASSWORD, f"clinician ({u.professional_role}, {_team_name(u.professional_role)} team)"))
+            logins.append(
+                DemoLogin(
+                    u.username,
+                    DEMO_PASSWORD,
+                    f"clinician ({u.professional_role}, {_team_name(u.professional_role)} team)",
+                )
+            )
     logins.append(DemoLogin(manager.username, DEMO_PASSWORD, "data manager (admin site)"))
     return logins
 

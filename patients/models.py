@@ -183,7 +183,6 @@ class Observation(models.Model):
             models.Index(
                 fields=["patient", "code", "effective_at"], name="obs_patient_code_time_idx"
             ),
-            models.Index(fields=["code", "effective_at"], name="obs_code_time_idx"),
         ]
 
     def __str__(self) -> str:
@@ -356,10 +355,6 @@ class ClinicalNote(models.Model):
     def __str__(self) -> str:
         return f"{self.title or self.note_type or 'Note'} by {self.author_name} ({self.written_at:%Y-%m-%d})"
 
-    @property
-    def is_signed(self) -> bool:
-        return self.status == self.Status.SIGNED
-
     _IMMUTABLE_WHEN_SIGNED = (
         "text",
         "author_id",
@@ -385,6 +380,10 @@ class ClinicalNote(models.Model):
                         "write an amendment instead"
                     )
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def is_signed(self) -> bool:
+        return self.status == self.Status.SIGNED
 
 
 class SignedNoteError(Exception):

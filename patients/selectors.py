@@ -15,7 +15,9 @@ def patients_visible_to(user: User) -> QuerySet[Patient]:
     if not user.is_authenticated or not user.is_active:
         return Patient.objects.none()
     return Patient.objects.filter(
-        pk__in=Patient.care_teams.through.objects.filter(careteam__members=user).values("patient_id")
+        pk__in=Patient.care_teams.through.objects.filter(careteam__members=user).values(
+            "patient_id"
+        )
     )
 
 
@@ -28,10 +30,21 @@ def patient_list(*, user: User, search: str = "") -> QuerySet[Patient]:
     """The patient list page: visible patients with their conditions of interest and last visit."""
     qs = patients_visible_to(user)
     if search:
-        qs = qs.filter(Q(family_name__icontains=search) | Q(given_name__icontains=search) | Q(mrn__iexact=search))
-    twin_codes = set().union(*(coding.CONDITION_GROUPS[g] for g in ("hypertension", "type2_diabetes", "prediabetes", "ckd")))
+        qs = qs.filter(
+            Q(family_name__icontains=search)
+            | Q(given_name__icontains=search)
+            | Q(mrn__iexact=search)
+        )
+    twin_codes = set().union(
+        *(
+            coding.CONDITION_GROUPS[g]
+            for g in ("hypertension", "type2_diabetes", "prediabetes", "ckd")
+        )
+    )
     return (
-        qs.annotate(last_seen=Max("observations__effective_at"), note_count=Count("notes", distinct=True))
+        qs.annotate(
+            last_seen=Max("observations__effective_at"), note_count=Count("notes", distinct=True)
+        )
         .prefetch_related(
             Prefetch(
                 "conditions",
@@ -55,7 +68,9 @@ def medications_for(*, patient: Patient) -> QuerySet[Medication]:
 
 def notes_for(*, patient: Patient) -> QuerySet[ClinicalNote]:
     """Current versions only: a note replaced by an amendment is reached through the amendment."""
-    return ClinicalNote.objects.filter(patient=patient, next_version__isnull=True).order_by("-written_at", "pk")
+    return ClinicalNote.objects.filter(patient=patient, next_version__isnull=True).order_by(
+        "-written_at", "pk"
+    )
 
 
 def patients_for_data_management(user: User) -> QuerySet[Patient]:

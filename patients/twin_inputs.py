@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models_engine.history import PatientHistory, Series, TreatmentExposure
+from models_engine.history import PatientHistory, Series, Sex, TreatmentExposure
 from patients import coding
 
 #: A stopped prescription without an end date (Synthea 2.x writes none) is assumed to have run
@@ -172,7 +172,7 @@ def build_history(
         for m in medications
         if cutoff is None or (m.start or m.authored_on or reference) <= cutoff
     ]
-    normalized_sex = "female" if sex == "female" else "male"
+    normalized_sex: Sex = "female" if sex == "female" else "male"
     return PatientHistory(
         patient_id=patient_id,
         sex=normalized_sex,

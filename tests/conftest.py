@@ -6,7 +6,6 @@ note-reader tests need no database at all.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SYNTHEA = sorted((FIXTURES / "synthea").glob("*.json"))
-
 
 
 @pytest.fixture
@@ -29,12 +27,16 @@ def make_user(db: None) -> Callable[..., object]:
 
 @pytest.fixture
 def clinician(make_user: Callable[..., object]) -> object:
-    return make_user("ana.gp", first_name="Ana", last_name="Silva", professional_role="general practitioner")
+    return make_user(
+        "ana.gp", first_name="Ana", last_name="Silva", professional_role="general practitioner"
+    )
 
 
 @pytest.fixture
 def other_clinician(make_user: Callable[..., object]) -> object:
-    return make_user("ben.cardio", first_name="Ben", last_name="Okafor", professional_role="cardiologist")
+    return make_user(
+        "ben.cardio", first_name="Ben", last_name="Okafor", professional_role="cardiologist"
+    )
 
 
 @pytest.fixture
@@ -51,7 +53,10 @@ def imported(db: None) -> list[object]:
     """The Synthea fixture bundles, imported through the real importer."""
     from patients.fhir.importer import bundle_import
 
-    return [bundle_import(raw=path.read_bytes(), channel="command", filename=path.name).patient for path in SYNTHEA]
+    return [
+        bundle_import(raw=path.read_bytes(), channel="command", filename=path.name).patient
+        for path in SYNTHEA
+    ]
 
 
 @pytest.fixture

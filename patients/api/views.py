@@ -41,7 +41,16 @@ def _patient_or_404(request: Request, patient_id: int) -> Patient:
 class PatientOutput(serializers.ModelSerializer[Patient]):
     class Meta:
         model = Patient
-        fields = ["id", "fhir_id", "mrn", "given_name", "family_name", "sex", "birth_date", "deceased_at"]
+        fields = [
+            "id",
+            "fhir_id",
+            "mrn",
+            "given_name",
+            "family_name",
+            "sex",
+            "birth_date",
+            "deceased_at",
+        ]
 
 
 class ObservationOutput(serializers.ModelSerializer[Observation]):
@@ -69,19 +78,25 @@ class PatientListApi(APIView):
         max_limit = 1000
 
     @extend_schema(
-        parameters=[OpenApiParameter("search", str, description="Family or given name, or exact MRN")],
+        parameters=[
+            OpenApiParameter("search", str, description="Family or given name, or exact MRN")
+        ],
         responses=PatientOutput(many=True),
         summary="Patients on the caller's care teams",
     )
     def get(self, request: Request) -> Response:
-        qs = selectors.patient_list(user=_user(request), search=str(request.query_params.get("search", ""))[:100])
+        qs = selectors.patient_list(
+            user=_user(request), search=str(request.query_params.get("search", ""))[:100]
+        )
         paginator = self.Pagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(PatientOutput(page, many=True).data)
 
 
 class PatientDetailApi(APIView):
-    @extend_schema(responses=PatientOutput, summary="One patient (404 outside the caller's care teams)")
+    @extend_schema(
+        responses=PatientOutput, summary="One patient (404 outside the caller's care teams)"
+    )
     def get(self, request: Request, patient_id: int) -> Response:
         return Response(PatientOutput(_patient_or_404(request, patient_id)).data)
 
@@ -92,7 +107,11 @@ class PatientObservationsApi(APIView):
         max_limit = 5000
 
     @extend_schema(
-        parameters=[OpenApiParameter("code", str, required=True, description="LOINC code, e.g. 8480-6 for systolic BP")],
+        parameters=[
+            OpenApiParameter(
+                "code", str, required=True, description="LOINC code, e.g. 8480-6 for systolic BP"
+            )
+        ],
         responses=ObservationOutput(many=True),
         summary="One patient's readings of one LOINC code, oldest first",
     )
@@ -102,7 +121,9 @@ class PatientObservationsApi(APIView):
         if not code:
             raise ValidationError({"code": ["This query parameter is required."]})
         paginator = self.Pagination()
-        page = paginator.paginate_queryset(selectors.observations_for(patient=patient, code=code), request, view=self)
+        page = paginator.paginate_queryset(
+            selectors.observations_for(patient=patient, code=code), request, view=self
+        )
         return paginator.get_paginated_response(ObservationOutput(page, many=True).data)
 
 
@@ -149,11 +170,17 @@ class BundleImportApi(APIView):
             fields = ["id", "status", "sha256", "patient", "counts", "started_at", "finished_at"]
 
     @extend_schema(
-        request={"application/fhir+json": OpenApiTypes.OBJECT, "application/json": OpenApiTypes.OBJECT},
+        request={
+            "application/fhir+json": OpenApiTypes.OBJECT,
+            "application/json": OpenApiTypes.OBJECT,
+        },
         responses={
             201: Output,
             200: Output,
-            400: inline_serializer("ImportFailure", fields={"detail": serializers.CharField(), "problems": ImportProblem}),
+            400: inline_serializer(
+                "ImportFailure",
+                fields={"detail": serializers.CharField(), "problems": ImportProblem},
+            ),
             403: OpenApiTypes.OBJECT,
         },
         summary="Import one FHIR R4 Bundle (all or nothing; re-sending the same bundle changes nothing)",
@@ -161,14 +188,30 @@ class BundleImportApi(APIView):
     def post(self, request: Request) -> Response:
         user = _user(request)
         if not (user.is_data_manager or user.is_superuser):
-            return Response({"detail": "Only data managers may import records."}, status=status.HTTP_403_FORBIDDEN)
-        raw = request.data if isinstance(request.data, bytes) else json.dumps(request.data).encode("utf-8")
+            return Response(
+                {"detail": "Only data managers may import records."},
+                status=status.HTTP_403_FORBIDDEN,
+            )
+        raw = (
+            request.data
+            if isinstance(request.data, bytes)
+            else json.dumps(request.data).encode("utf-8")
+        )
         try:
-            batch = bundle_import(raw=raw, channel=ImportBatch.Channel.API, user=user, filename="api")
+            batch = bundle_import(
+                raw=raw, channel=ImportBatch.Channel.API, user=user, filename="api"
+            )
         except BundleError as exc:
             return Response(
-                {"detail": "The bundle was not imported; nothing was written.", "problems": [p.as_dict() for p in exc.problems]},
+                {
+                    "detail": "The bundle was not imported; nothing was written.",
+                    "problems": [p.as_dict() for p in exc.problems],
+                },
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        code = status.HTTP_201_CREATED if batch.status == ImportBatch.Status.SUCCEEDED else status.HTTP_200_OK
+        code = (
+            status.HTTP_201_CREATED
+            if batch.status == ImportBatch.Status.SUCCEEDED
+            else status.HTTP_200_OK
+        )
         return Response(self.Output(batch).data, status=code)

@@ -15,7 +15,15 @@ from django.db import transaction
 
 from accounts.models import User
 from patients.fhir.parse import ParsedBundle, parse_bundle
-from patients.models import ClinicalNote, Condition, Encounter, ImportBatch, Medication, Observation, Patient
+from patients.models import (
+    ClinicalNote,
+    Condition,
+    Encounter,
+    ImportBatch,
+    Medication,
+    Observation,
+    Patient,
+)
 
 
 def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -29,14 +37,30 @@ def _drop(values: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def cohort_bulk_load(
-    *, bundles: Iterable[dict[str, Any]], chunk_size: int = 200, validate: bool = False, batch: ImportBatch | None = None
+    *,
+    bundles: Iterable[dict[str, Any]],
+    chunk_size: int = 200,
+    validate: bool = False,
+    batch: ImportBatch | None = None,
 ) -> dict[str, int]:
     """Insert the bundles' records; returns counts per resource type (components not counted)."""
-    totals = {"Patient": 0, "Encounter": 0, "Observation": 0, "Condition": 0, "MedicationRequest": 0, "DocumentReference": 0, "skipped": 0}
+    totals = {
+        "Patient": 0,
+        "Encounter": 0,
+        "Observation": 0,
+        "Condition": 0,
+        "MedicationRequest": 0,
+        "DocumentReference": 0,
+        "skipped": 0,
+    }
     authors = {u.practitioner_id: u for u in User.objects.exclude(practitioner_id="")}
     for chunk in _chunks(bundles, chunk_size):
         parsed = [parse_bundle(b, validate=validate) for b in chunk]
-        existing = set(Patient.objects.filter(fhir_id__in=[p.patient.fhir_id for p in parsed]).values_list("fhir_id", flat=True))
+        existing = set(
+            Patient.objects.filter(fhir_id__in=[p.patient.fhir_id for p in parsed]).values_list(
+                "fhir_id", flat=True
+            )
+        )
         fresh = [p for p in parsed if p.patient.fhir_id not in existing]
         totals["skipped"] += len(parsed) - len(fresh)
         with transaction.atomic():
@@ -44,18 +68,33 @@ def cohort_bulk_load(
     return totals
 
 
-def _insert(parsed: list[ParsedBundle], authors: dict[str, User], batch: ImportBatch | None, totals: dict[str, int]) -> None:
+def _insert(
+    parsed: list[ParsedBundle],
+    authors: dict[str, User],
+    batch: ImportBatch | None,
+    totals: dict[str, int],
+) -> None:
     patients = Patient.objects.bulk_create(
-        [Patient(fhir_id=p.patient.fhir_id, import_batch=batch, **_drop(asdict(p.patient), "fhir_id")) for p in parsed]
+        [
+            Patient(
+                fhir_id=p.patient.fhir_id, import_batch=batch, **_drop(asdict(p.patient), "fhir_id")
+            )
+            for p in parsed
+        ]
     )
     totals["Patient"] += len(patients)
     encounters: dict[str, Encounter] = {}
     enc_rows = []
     for patient, p in zip(patients, parsed, strict=True):
         for e in p.encounters:
-            row = Encounter(patient=patient, fhir_id=e.fhir_id, import_batch=batch, **_drop(asdict(e), "fhir_id"))
-            encounters[e.fhir_id] = row
-            enc_rows.append(row)
+            enc = Encounter(
+                patient=patient,
+                fhir_id=e.fhir_id,
+                import_batch=batch,
+                **_drop(asdict(e), "fhir_id"),
+            )
+            encounters[e.fhir_id] = enc
+            enc_rows.append(enc)
     Encounter.objects.bulk_create(enc_rows, batch_size=2000)
     totals["Encounter"] += len(enc_rows)
 
@@ -77,13 +116,23 @@ def _insert(parsed: list[ParsedBundle], authors: dict[str, User], batch: ImportB
             children.extend((row, i, c) for i, c in enumerate(o.components))
         for c in p.conditions:
             conditions.append(
-                Condition(patient=patient, fhir_id=c.fhir_id, encounter=encounters.get(c.encounter_id or ""), import_batch=batch,
-                          **_drop(asdict(c), "fhir_id", "encounter_id"))
+                Condition(
+                    patient=patient,
+                    fhir_id=c.fhir_id,
+                    encounter=encounters.get(c.encounter_id or ""),
+                    import_batch=batch,
+                    **_drop(asdict(c), "fhir_id", "encounter_id"),
+                )
             )
         for m in p.medications:
             medications.append(
-                Medication(patient=patient, fhir_id=m.fhir_id, encounter=encounters.get(m.encounter_id or ""), import_batch=batch,
-                           **_drop(asdict(m), "fhir_id", "encounter_id"))
+                Medication(
+                    patient=patient,
+                    fhir_id=m.fhir_id,
+                    encounter=encounters.get(m.encounter_id or ""),
+                    import_batch=batch,
+                    **_drop(asdict(m), "fhir_id", "encounter_id"),
+                )
             )
         for n in p.notes:
             notes.append(

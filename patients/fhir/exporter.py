@@ -55,7 +55,11 @@ class _BundleBuilder:
         rid = str(uuid.uuid5(_PRACTITIONER_NS, f"{pid}|{role}"))
         if rid not in self.practitioners:
             self.practitioners[rid] = role
-            resource: dict[str, Any] = {"resourceType": "PractitionerRole", "id": rid, "practitioner": _ref(pid)}
+            resource: dict[str, Any] = {
+                "resourceType": "PractitionerRole",
+                "id": rid,
+                "practitioner": _ref(pid),
+            }
             if role:
                 resource["code"] = [{"text": role}]
             self.add(resource)
@@ -68,12 +72,18 @@ def _patient(p: Patient) -> dict[str, Any]:
         "id": p.fhir_id,
         "identifier": [
             {
-                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                "type": {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}
+                    ]
+                },
                 **({"system": p.mrn_system} if p.mrn_system else {}),
                 "value": p.mrn,
             }
         ],
-        "name": [{"family": p.family_name, "given": p.given_name.split(" ") if p.given_name else []}],
+        "name": [
+            {"family": p.family_name, "given": p.given_name.split(" ") if p.given_name else []}
+        ],
         "gender": p.sex,
         "birthDate": p.birth_date.isoformat(),
     }
@@ -119,14 +129,29 @@ def _observation(obs: Observation, components: list[Observation]) -> dict[str, A
         "id": obs.fhir_id,
         "meta": {"tag": [{"system": SOURCE_TAG_SYSTEM, "code": _SOURCE_TO_TAG[obs.source]}]},
         "status": obs.status or "final",
-        "code": {"coding": [{"system": coding.LOINC, "code": obs.code, **({"display": obs.display} if obs.display else {})}]},
+        "code": {
+            "coding": [
+                {
+                    "system": coding.LOINC,
+                    "code": obs.code,
+                    **({"display": obs.display} if obs.display else {}),
+                }
+            ]
+        },
         "subject": _ref(obs.patient.fhir_id),
         "effectiveDateTime": format_fhir_datetime(obs.effective_at),
         **_value(obs),
     }
     if obs.category:
         resource["category"] = [
-            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": obs.category}]}
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": obs.category,
+                    }
+                ]
+            }
         ]
     if obs.issued_at:
         resource["issued"] = format_fhir_datetime(obs.issued_at)
@@ -135,7 +160,15 @@ def _observation(obs: Observation, components: list[Observation]) -> dict[str, A
     if components:
         resource["component"] = [
             {
-                "code": {"coding": [{"system": coding.LOINC, "code": c.code, **({"display": c.display} if c.display else {})}]},
+                "code": {
+                    "coding": [
+                        {
+                            "system": coding.LOINC,
+                            "code": c.code,
+                            **({"display": c.display} if c.display else {}),
+                        }
+                    ]
+                },
                 **_value(c),
             }
             for c in components
@@ -154,18 +187,36 @@ def patient_bundle(patient: Patient) -> dict[str, Any]:
             "resourceType": "Encounter",
             "id": enc.fhir_id,
             "status": enc.status or "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": enc.class_code or "AMB"},
+            "class": {
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                "code": enc.class_code or "AMB",
+            },
             "subject": pref,
-            "period": {"start": format_fhir_datetime(enc.start), **({"end": format_fhir_datetime(enc.end)} if enc.end else {})},
+            "period": {
+                "start": format_fhir_datetime(enc.start),
+                **({"end": format_fhir_datetime(enc.end)} if enc.end else {}),
+            },
         }
         if enc.type_code or enc.type_display:
-            resource["type"] = [{"coding": [{"system": coding.SNOMED, "code": enc.type_code, "display": enc.type_display}]}]
+            resource["type"] = [
+                {
+                    "coding": [
+                        {
+                            "system": coding.SNOMED,
+                            "code": enc.type_code,
+                            "display": enc.type_display,
+                        }
+                    ]
+                }
+            ]
         if enc.practitioner:
             resource["participant"] = [{"individual": _ref(b.practitioner(enc.practitioner))}]
         b.add(resource)
 
     observations = list(
-        Observation.objects.filter(patient=patient).select_related("patient", "encounter").order_by("effective_at", "pk")
+        Observation.objects.filter(patient=patient)
+        .select_related("patient", "encounter")
+        .order_by("effective_at", "pk")
     )
     children: dict[int, list[Observation]] = {}
     for o in observations:
@@ -176,22 +227,46 @@ def patient_bundle(patient: Patient) -> dict[str, Any]:
             comps = sorted(children.get(o.pk, []), key=lambda c: c.component_index or 0)
             b.add(_observation(o, comps))
 
-    for cond in Condition.objects.filter(patient=patient).select_related("encounter").order_by("pk"):
+    for cond in (
+        Condition.objects.filter(patient=patient).select_related("encounter").order_by("pk")
+    ):
         resource = {
             "resourceType": "Condition",
             "id": cond.fhir_id,
-            "code": {"coding": [{"system": coding.SNOMED, "code": cond.code, **({"display": cond.display} if cond.display else {})}]},
+            "code": {
+                "coding": [
+                    {
+                        "system": coding.SNOMED,
+                        "code": cond.code,
+                        **({"display": cond.display} if cond.display else {}),
+                    }
+                ]
+            },
             "subject": pref,
         }
         if cond.clinical_status:
             resource["clinicalStatus"] = {
-                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": cond.clinical_status}]
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                        "code": cond.clinical_status,
+                    }
+                ]
             }
         if cond.verification_status:
             resource["verificationStatus"] = {
-                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": cond.verification_status}]
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                        "code": cond.verification_status,
+                    }
+                ]
             }
-        for attr, key in (("onset_at", "onsetDateTime"), ("abatement_at", "abatementDateTime"), ("recorded_at", "recordedDate")):
+        for attr, key in (
+            ("onset_at", "onsetDateTime"),
+            ("abatement_at", "abatementDateTime"),
+            ("recorded_at", "recordedDate"),
+        ):
             when = getattr(cond, attr)
             if when:
                 resource[key] = format_fhir_datetime(when)
@@ -199,7 +274,9 @@ def patient_bundle(patient: Patient) -> dict[str, Any]:
             resource["encounter"] = _ref(cond.encounter.fhir_id)
         b.add(resource)
 
-    for med in Medication.objects.filter(patient=patient).select_related("encounter").order_by("pk"):
+    for med in (
+        Medication.objects.filter(patient=patient).select_related("encounter").order_by("pk")
+    ):
         coding_: dict[str, Any] = {"system": coding.RXNORM, "display": med.name}
         if med.rxnorm_code:
             coding_["code"] = med.rxnorm_code
@@ -223,7 +300,11 @@ def patient_bundle(patient: Patient) -> dict[str, Any]:
         repeat: dict[str, Any] = {}
         match = _FREQUENCY.match(med.frequency)
         if match:
-            repeat.update(frequency=_number(match.group(1)), period=_number(match.group(2)), periodUnit=match.group(3))
+            repeat.update(
+                frequency=_number(match.group(1)),
+                period=_number(match.group(2)),
+                periodUnit=match.group(3),
+            )
         if med.start or med.stop:
             repeat["boundsPeriod"] = {
                 **({"start": format_fhir_datetime(med.start)} if med.start else {}),
@@ -232,12 +313,23 @@ def patient_bundle(patient: Patient) -> dict[str, Any]:
         if repeat:
             dosage["timing"] = {"repeat": repeat}
         if med.dose_value is not None:
-            dosage["doseAndRate"] = [{"doseQuantity": {"value": med.dose_value, **({"unit": med.dose_unit} if med.dose_unit else {})}}]
+            dosage["doseAndRate"] = [
+                {
+                    "doseQuantity": {
+                        "value": med.dose_value,
+                        **({"unit": med.dose_unit} if med.dose_unit else {}),
+                    }
+                }
+            ]
         if dosage:
             resource["dosageInstruction"] = [dosage]
         b.add(resource)
 
-    notes = ClinicalNote.objects.filter(patient=patient).select_related("encounter", "previous_version").order_by("version", "pk")
+    notes = (
+        ClinicalNote.objects.filter(patient=patient)
+        .select_related("encounter", "previous_version")
+        .order_by("version", "pk")
+    )
     for note in notes:
         role_id = b.role(note.author_name, note.author_role, note.author_reference)
         attachment: dict[str, Any] = {
@@ -258,12 +350,20 @@ def patient_bundle(patient: Patient) -> dict[str, Any]:
         }
         if note.note_type_code or note.note_type:
             resource["type"] = {
-                "coding": [{"system": coding.LOINC, "code": note.note_type_code, **({"display": note.note_type} if note.note_type else {})}],
+                "coding": [
+                    {
+                        "system": coding.LOINC,
+                        "code": note.note_type_code,
+                        **({"display": note.note_type} if note.note_type else {}),
+                    }
+                ],
             }
         if note.encounter:
             resource["context"] = {"encounter": [_ref(note.encounter.fhir_id)]}
         if note.previous_version:
-            resource["relatesTo"] = [{"code": "replaces", "target": _ref(note.previous_version.fhir_id)}]
+            resource["relatesTo"] = [
+                {"code": "replaces", "target": _ref(note.previous_version.fhir_id)}
+            ]
         b.add(resource)
 
     return {"resourceType": "Bundle", "type": "transaction", "entry": b.entries}

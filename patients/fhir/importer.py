@@ -20,9 +20,6 @@ from accounts.models import User
 from patients.fhir.parse import (
     IMPORTED_TYPES,
     BundleError,
-    ConditionRec,
-    EncounterRec,
-    MedicationRec,
     NoteRec,
     ObservationRec,
     ParsedBundle,
@@ -31,7 +28,15 @@ from patients.fhir.parse import (
     load_bundle_json,
     parse_bundle,
 )
-from patients.models import ClinicalNote, Condition, Encounter, ImportBatch, Medication, Observation, Patient
+from patients.models import (
+    ClinicalNote,
+    Condition,
+    Encounter,
+    ImportBatch,
+    Medication,
+    Observation,
+    Patient,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ def _counter() -> dict[str, dict[str, int]]:
 
 
 def _upsert(
-    model: type[models.Model],
+    model: type[Any],
     records: Iterable[Any],
     *,
     fields: Callable[[Any], dict[str, Any]],
@@ -57,7 +62,9 @@ def _upsert(
     """Create or update rows keyed on ``fhir_id``; returns them by fhir_id."""
     records = list(records)
     ids = [r.fhir_id for r in records]
-    existing = {obj.fhir_id: obj for obj in model.objects.filter(fhir_id__in=ids)}  # type: ignore[attr-defined]
+    existing: dict[str, Any] = {
+        obj.fhir_id: obj for obj in model._default_manager.filter(fhir_id__in=ids)
+    }
     out: dict[str, models.Model] = {}
     to_create: list[models.Model] = []
     for rec in records:
@@ -68,7 +75,7 @@ def _upsert(
             to_create.append(obj)
             tally["created"] += 1
         else:
-            if obj.patient_id != patient.pk:  # type: ignore[attr-defined]
+            if obj.patient_id != patient.pk:
                 raise ImportConflictError(
                     f"{model.__name__} {rec.fhir_id} already belongs to another patient"
                 )
@@ -76,13 +83,13 @@ def _upsert(
             if changed:
                 for k, v in changed.items():
                     setattr(obj, k, v)
-                obj.import_batch = batch  # type: ignore[attr-defined]
+                obj.import_batch = batch
                 obj.save()
                 tally["updated"] += 1
             else:
                 tally["unchanged"] += 1
         out[rec.fhir_id] = obj
-    model.objects.bulk_create(to_create, batch_size=1000)  # type: ignore[attr-defined]
+    model._default_manager.bulk_create(to_create, batch_size=1000)
     return out
 
 
@@ -130,7 +137,12 @@ def _write(parsed: ParsedBundle, batch: ImportBatch) -> tuple[Patient, dict[str,
         return {**_observation_values(rec), **encounter_of(rec)}
 
     panels = _upsert(
-        Observation, parsed.observations, fields=obs_fields, patient=patient, batch=batch, tally=tally["Observation"]
+        Observation,
+        parsed.observations,
+        fields=obs_fields,
+        patient=patient,
+        batch=batch,
+        tally=tally["Observation"],
     )
     components: list[ObservationRec] = []
     component_parent: dict[str, tuple[Observation, int]] = {}
@@ -174,7 +186,13 @@ def _write(parsed: ParsedBundle, batch: ImportBatch) -> tuple[Patient, dict[str,
         batch=batch,
         tally=tally["MedicationRequest"],
     )
-    _import_notes(parsed.notes, patient=patient, batch=batch, encounters=encounters, tally=tally["DocumentReference"])
+    _import_notes(
+        parsed.notes,
+        patient=patient,
+        batch=batch,
+        encounters=encounters,
+        tally=tally["DocumentReference"],
+    )
     return patient, tally
 
 
@@ -188,13 +206,17 @@ def _import_notes(
 ) -> None:
     authors = {
         u.practitioner_id: u
-        for u in User.objects.filter(practitioner_id__in={n.author_reference for n in notes if n.author_reference})
+        for u in User.objects.filter(
+            practitioner_id__in={n.author_reference for n in notes if n.author_reference}
+        )
     }
 
     by_id = {n.fhir_id: n for n in notes}
     known = {
         n.fhir_id: n
-        for n in ClinicalNote.objects.filter(fhir_id__in=[n.replaces_id for n in notes if n.replaces_id])
+        for n in ClinicalNote.objects.filter(
+            fhir_id__in=[n.replaces_id for n in notes if n.replaces_id]
+        )
     }
 
     def version_of(r: NoteRec) -> int:
@@ -206,14 +228,20 @@ def _import_notes(
         return previous.version + 1 if previous else 1
 
     def fields(r: NoteRec) -> dict[str, Any]:
-        values = {k: v for k, v in asdict(r).items() if k not in ("fhir_id", "encounter_id", "replaces_id")}
+        values = {
+            k: v
+            for k, v in asdict(r).items()
+            if k not in ("fhir_id", "encounter_id", "replaces_id")
+        }
         values["version"] = version_of(r)
         values["author"] = authors.get(r.author_reference)
         values["encounter"] = encounters.get(r.encounter_id) if r.encounter_id else None
         values["signed_at"] = r.written_at if r.status == "signed" else None
         return values
 
-    existing = {n.fhir_id: n for n in ClinicalNote.objects.filter(fhir_id__in=[n.fhir_id for n in notes])}
+    existing = {
+        n.fhir_id: n for n in ClinicalNote.objects.filter(fhir_id__in=[n.fhir_id for n in notes])
+    }
     for rec in notes:
         note = existing.get(rec.fhir_id)
         if note is not None and note.is_signed:
@@ -228,10 +256,10 @@ def _import_notes(
     saved = _upsert(ClinicalNote, ordered, fields=fields, patient=patient, batch=batch, tally=tally)
     for rec in ordered:
         if rec.replaces_id:
-            previous = saved.get(rec.replaces_id) or known.get(rec.replaces_id)
-            note = saved[rec.fhir_id]
-            if previous is not None and note.previous_version_id != previous.pk:  # type: ignore[attr-defined]
-                ClinicalNote.objects.filter(pk=note.pk).update(previous_version=previous)
+            previous: Any = saved.get(rec.replaces_id) or known.get(rec.replaces_id)
+            amendment = saved[rec.fhir_id]
+            if previous is not None and getattr(amendment, "previous_version_id", None) != previous.pk:
+                ClinicalNote.objects.filter(pk=amendment.pk).update(previous_version=previous.pk)
 
 
 def bundle_import(
@@ -258,9 +286,14 @@ def bundle_import(
             patient, tally = _write(parsed, batch)
             changed = any(t["created"] or t["updated"] for t in tally.values())
             batch.patient = patient
-            batch.counts = {**tally, "skipped": {
-                t: n for t, n in sorted(parsed.resource_counts.items()) if t not in IMPORTED_TYPES
-            }}
+            batch.counts = {
+                **tally,
+                "skipped": {
+                    t: n
+                    for t, n in sorted(parsed.resource_counts.items())
+                    if t not in IMPORTED_TYPES
+                },
+            }
             batch.status = ImportBatch.Status.SUCCEEDED if changed else ImportBatch.Status.UNCHANGED
             batch.finished_at = timezone.now()
             batch.save()
@@ -287,5 +320,6 @@ def _record_failure(batch: ImportBatch, problems: list[dict[str, Any]]) -> None:
     batch.finished_at = timezone.now()
     batch.save()
     logger.warning(
-        "bundle import failed", extra={"import_batch": batch.pk, "sha256": batch.sha256, "problems": len(problems)}
+        "bundle import failed",
+        extra={"import_batch": batch.pk, "sha256": batch.sha256, "problems": len(problems)},
     )

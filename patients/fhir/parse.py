@@ -256,7 +256,9 @@ def _coding(concept: Any, system: str | None = None) -> dict[str, Any]:
 
 
 class _Parser:
-    def __init__(self, bundle: dict[str, Any], sha256: str, now: dt.datetime, *, validate: bool = True) -> None:
+    def __init__(
+        self, bundle: dict[str, Any], sha256: str, now: dt.datetime, *, validate: bool = True
+    ) -> None:
         self.validate = validate
         self.bundle = bundle
         self.sha256 = sha256

@@ -36,14 +36,19 @@ def weight_index(bundle: dict[str, Any]) -> int:
     return first_index(bundle, "Observation", lambda r: r["code"]["coding"][0]["code"] == "29463-7")
 
 
-def with_note(bundle: dict[str, Any], text: bytes, *, content_type: str = "text/plain; charset=utf-8") -> dict[str, Any]:
+def with_note(
+    bundle: dict[str, Any], text: bytes, *, content_type: str = "text/plain; charset=utf-8"
+) -> dict[str, Any]:
     b = copy.deepcopy(bundle)
     patient = b["entry"][first_index(b, "Patient")]
     b["entry"].append(
         {
             "fullUrl": "urn:uuid:0d9d0a47-43d5-4b5c-a1a2-0f0d8d3a0001",
-            "resource": {"resourceType": "Practitioner", "id": "0d9d0a47-43d5-4b5c-a1a2-0f0d8d3a0001",
-                         "name": [{"family": "Okafor", "given": ["Ben"], "prefix": ["Dr"]}]},
+            "resource": {
+                "resourceType": "Practitioner",
+                "id": "0d9d0a47-43d5-4b5c-a1a2-0f0d8d3a0001",
+                "name": [{"family": "Okafor", "given": ["Ben"], "prefix": ["Dr"]}],
+            },
         }
     )
     b["entry"].append(
@@ -65,11 +70,22 @@ def with_note(bundle: dict[str, Any], text: bytes, *, content_type: str = "text/
                 "id": "0d9d0a47-43d5-4b5c-a1a2-0f0d8d3a0003",
                 "status": "current",
                 "docStatus": "final",
-                "type": {"coding": [{"system": "http://loinc.org", "code": "11488-4", "display": "Consult note"}]},
+                "type": {
+                    "coding": [
+                        {"system": "http://loinc.org", "code": "11488-4", "display": "Consult note"}
+                    ]
+                },
                 "subject": {"reference": patient["fullUrl"]},
                 "date": "2020-03-04T10:00:00+00:00",
                 "author": [{"reference": "urn:uuid:0d9d0a47-43d5-4b5c-a1a2-0f0d8d3a0002"}],
-                "content": [{"attachment": {"contentType": content_type, "data": base64.b64encode(text).decode()}}],
+                "content": [
+                    {
+                        "attachment": {
+                            "contentType": content_type,
+                            "data": base64.b64encode(text).decode(),
+                        }
+                    }
+                ],
             },
         }
     )

@@ -20,12 +20,16 @@ def signed_in(user) -> Client:
     return client
 
 
-def test_the_selector_returns_only_care_team_patients(clinician, other_clinician, care_team, imported) -> None:
+def test_the_selector_returns_only_care_team_patients(
+    clinician, other_clinician, care_team, imported
+) -> None:
     assert set(patients_visible_to(clinician)) == set(imported[:2])
     assert list(patients_visible_to(other_clinician)) == []
 
 
-def test_the_patient_list_page_shows_only_care_team_patients(clinician, care_team, imported) -> None:
+def test_the_patient_list_page_shows_only_care_team_patients(
+    clinician, care_team, imported
+) -> None:
     response = signed_in(clinician).get(reverse("patients:list"))
     assert response.status_code == 200
     body = response.content.decode()
@@ -38,11 +42,15 @@ def test_the_patient_list_page_shows_only_care_team_patients(clinician, care_tea
 
 
 @pytest.mark.parametrize("name", ["patient-detail", "patient-observations", "patient-export"])
-def test_a_patient_outside_the_care_team_is_a_404_on_every_patient_api(name, clinician, care_team, imported) -> None:
+def test_a_patient_outside_the_care_team_is_a_404_on_every_patient_api(
+    name, clinician, care_team, imported
+) -> None:
     client = signed_in(clinician)
     outsider, member = imported[3], imported[0]
     params = {"code": "8480-6"}
-    assert client.get(reverse(f"patients-api:{name}", args=[outsider.pk]), params).status_code == 404
+    assert (
+        client.get(reverse(f"patients-api:{name}", args=[outsider.pk]), params).status_code == 404
+    )
     assert client.get(reverse(f"patients-api:{name}", args=[member.pk]), params).status_code == 200
 
 
@@ -55,15 +63,23 @@ def test_the_api_list_counts_only_care_team_patients(clinician, care_team, impor
 def test_unauthenticated_api_calls_are_refused_and_pages_redirect_to_login(imported) -> None:
     client = Client()
     assert client.get(reverse("patients-api:patient-list")).status_code in (401, 403)
-    assert client.get(reverse("patients-api:patient-detail", args=[imported[0].pk])).status_code in (401, 403)
+    assert client.get(
+        reverse("patients-api:patient-detail", args=[imported[0].pk])
+    ).status_code in (401, 403)
     response = client.get(reverse("patients:list"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_observations_api_returns_systolic_readings_in_time_order(clinician, care_team, imported) -> None:
-    data = signed_in(clinician).get(
-        reverse("patients-api:patient-observations", args=[imported[0].pk]), {"code": "8480-6"}
-    ).json()
+def test_observations_api_returns_systolic_readings_in_time_order(
+    clinician, care_team, imported
+) -> None:
+    data = (
+        signed_in(clinician)
+        .get(
+            reverse("patients-api:patient-observations", args=[imported[0].pk]), {"code": "8480-6"}
+        )
+        .json()
+    )
     times = [r["effective_at"] for r in data["results"]]
     assert data["count"] > 0 and times == sorted(times)
     assert all(r["unit"] == "mm[Hg]" for r in data["results"])
@@ -72,7 +88,9 @@ def test_observations_api_returns_systolic_readings_in_time_order(clinician, car
 def test_only_data_managers_may_import_through_the_api(clinician, data_manager, db) -> None:
     raw = SYNTHEA[0].read_bytes()
     url = reverse("patients-api:bundle-import")
-    assert signed_in(clinician).post(url, raw, content_type="application/fhir+json").status_code == 403
+    assert (
+        signed_in(clinician).post(url, raw, content_type="application/fhir+json").status_code == 403
+    )
     created = signed_in(data_manager).post(url, raw, content_type="application/fhir+json")
     assert created.status_code == 201 and created.json()["status"] == "succeeded"
     again = signed_in(data_manager).post(url, raw, content_type="application/fhir+json")

@@ -26,9 +26,21 @@ def test_clinicians_cannot_reach_the_admin(clinician) -> None:
 
 
 @pytest.mark.parametrize(
-    "model", ["patient", "observation", "condition", "medication", "encounter", "clinicalnote", "careteam", "importbatch"]
+    "model",
+    [
+        "patient",
+        "observation",
+        "condition",
+        "medication",
+        "encounter",
+        "clinicalnote",
+        "careteam",
+        "importbatch",
+    ],
 )
-def test_data_manager_list_pages_load_with_a_constant_number_of_queries(model, data_manager, imported) -> None:
+def test_data_manager_list_pages_load_with_a_constant_number_of_queries(
+    model, data_manager, imported
+) -> None:
     client = signed_in(data_manager)
     url = reverse(f"admin:patients_{model}_changelist")
     with CaptureQueriesContext(connection) as ctx:
@@ -40,7 +52,9 @@ def test_data_manager_list_pages_load_with_a_constant_number_of_queries(model, d
 
 def test_the_admin_searches_observations_by_mrn(data_manager, imported) -> None:
     patient = imported[0]
-    response = signed_in(data_manager).get(reverse("admin:patients_observation_changelist"), {"q": patient.mrn})
+    response = signed_in(data_manager).get(
+        reverse("admin:patients_observation_changelist"), {"q": patient.mrn}
+    )
     assert response.status_code == 200
     assert patient.family_name in response.content.decode()
 
@@ -49,8 +63,12 @@ def test_a_data_manager_imports_a_bundle_by_upload(data_manager) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     client = signed_in(data_manager)
-    upload = SimpleUploadedFile(SYNTHEA[0].name, SYNTHEA[0].read_bytes(), content_type="application/json")
-    response = client.post(reverse("admin:patients_importbatch_upload"), {"bundle": upload}, follow=True)
+    upload = SimpleUploadedFile(
+        SYNTHEA[0].name, SYNTHEA[0].read_bytes(), content_type="application/json"
+    )
+    response = client.post(
+        reverse("admin:patients_importbatch_upload"), {"bundle": upload}, follow=True
+    )
     assert response.status_code == 200
     assert Patient.objects.count() == 1
     assert ImportBatch.objects.get().status == "succeeded"
@@ -60,8 +78,12 @@ def test_a_data_manager_imports_a_bundle_by_upload(data_manager) -> None:
 def test_a_bad_upload_lists_its_problems_and_imports_nothing(data_manager) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    upload = SimpleUploadedFile("broken.json", b'{"resourceType": "Bundle", "entry": [}', content_type="application/json")
-    response = signed_in(data_manager).post(reverse("admin:patients_importbatch_upload"), {"bundle": upload}, follow=True)
+    upload = SimpleUploadedFile(
+        "broken.json", b'{"resourceType": "Bundle", "entry": [}', content_type="application/json"
+    )
+    response = signed_in(data_manager).post(
+        reverse("admin:patients_importbatch_upload"), {"bundle": upload}, follow=True
+    )
     body = response.content.decode()
     assert "invalid JSON at line 1" in body and "Nothing was imported" in body
     assert Patient.objects.count() == 0

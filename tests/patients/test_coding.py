@@ -43,11 +43,15 @@ def test_it_rejects_a_unit_that_cannot_be_converted() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value", "message"),
-    [("sbp", 900, "systolic blood pressure 900 mm\\[Hg\\] is outside the possible range 40–300"),
-     ("weight", -3, "body weight -3 kg is outside the possible range"),
-     ("hba1c", 40, "HbA1c 40 % is outside")],
+    [
+        ("sbp", 900, "systolic blood pressure 900 mm\\[Hg\\] is outside the possible range 40–300"),
+        ("weight", -3, "body weight -3 kg is outside the possible range"),
+        ("hba1c", 40, "HbA1c 40 % is outside"),
+    ],
 )
-def test_it_rejects_impossible_values_naming_the_variable_and_range(key: str, value: float, message: str) -> None:
+def test_it_rejects_impossible_values_naming_the_variable_and_range(
+    key: str, value: float, message: str
+) -> None:
     with pytest.raises(coding.RangeError, match=message):
         coding.check_possible(var(key), value)
 
@@ -65,5 +69,8 @@ def test_it_classifies_medications_by_ingredient_with_dose_and_statin_intensity(
     (simva,) = coding.classify_medication("Simvistatin 10 MG")  # Synthea's spelling
     assert (simva.ingredient, simva.statin_intensity) == ("simvastatin", "low")
     combo = coding.classify_medication("Lisinopril 10 MG / Hydrochlorothiazide 12.5 MG Oral Tablet")
-    assert [(c.treatment_class, c.dose_multiple) for c in combo] == [("ace_inhibitor", 1.0), ("thiazide", 0.5)]
+    assert [(c.treatment_class, c.dose_multiple) for c in combo] == [
+        ("ace_inhibitor", 1.0),
+        ("thiazide", 0.5),
+    ]
     assert coding.classify_medication("Acetaminophen 325 MG Oral Tablet") == []

@@ -13,7 +13,15 @@ from django.test.utils import CaptureQueriesContext
 
 from patients.fhir.importer import bundle_import
 from patients.fhir.parse import BundleError
-from patients.models import ClinicalNote, Condition, Encounter, ImportBatch, Medication, Observation, Patient
+from patients.models import (
+    ClinicalNote,
+    Condition,
+    Encounter,
+    ImportBatch,
+    Medication,
+    Observation,
+    Patient,
+)
 from tests.conftest import SYNTHEA
 from tests.patients import bundles
 from tests.patients.bundles import bp_index, dumps, load
@@ -36,7 +44,17 @@ def json_counts(paths) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for path in paths:
         counts.update(e["resource"]["resourceType"] for e in json.loads(path.read_text())["entry"])
-    return {t: counts[t] for t in ("Patient", "Encounter", "Observation", "Condition", "MedicationRequest", "DocumentReference")}
+    return {
+        t: counts[t]
+        for t in (
+            "Patient",
+            "Encounter",
+            "Observation",
+            "Condition",
+            "MedicationRequest",
+            "DocumentReference",
+        )
+    }
 
 
 def test_it_imports_every_fixture_bundle_with_counts_equal_to_the_json() -> None:
@@ -49,11 +67,19 @@ def test_it_imports_every_fixture_bundle_with_counts_equal_to_the_json() -> None
 def test_it_changes_nothing_when_the_same_bundle_is_imported_again() -> None:
     raw = SYNTHEA[0].read_bytes()
     bundle_import(raw=raw, channel="command")
-    before = {m.__name__: list(m.objects.order_by("pk").values()) for m in (Patient, Observation, Medication, Condition)}
+    before = {
+        m.__name__: list(m.objects.order_by("pk").values())
+        for m in (Patient, Observation, Medication, Condition)
+    }
     again = bundle_import(raw=raw, channel="command")
     assert again.status == ImportBatch.Status.UNCHANGED
-    assert all(v["created"] == 0 and v["updated"] == 0 for k, v in again.counts.items() if k != "skipped")
-    after = {m.__name__: list(m.objects.order_by("pk").values()) for m in (Patient, Observation, Medication, Condition)}
+    assert all(
+        v["created"] == 0 and v["updated"] == 0 for k, v in again.counts.items() if k != "skipped"
+    )
+    after = {
+        m.__name__: list(m.objects.order_by("pk").values())
+        for m in (Patient, Observation, Medication, Condition)
+    }
     assert after == before
 
 
@@ -75,9 +101,19 @@ def test_it_updates_a_changed_resource_in_place() -> None:
 
 @pytest.mark.parametrize(
     "breakage",
-    ["invalid_json", "schema", "missing_patient", "unknown_unit", "impossible_value", "future_date", "bad_encoding"],
+    [
+        "invalid_json",
+        "schema",
+        "missing_patient",
+        "unknown_unit",
+        "impossible_value",
+        "future_date",
+        "bad_encoding",
+    ],
 )
-def test_a_malformed_bundle_leaves_the_database_unchanged_and_names_the_entry(breakage: str) -> None:
+def test_a_malformed_bundle_leaves_the_database_unchanged_and_names_the_entry(
+    breakage: str,
+) -> None:
     bundle_import(raw=SYNTHEA[0].read_bytes(), channel="command")
     before = record_counts()
     b = load()
@@ -113,10 +149,16 @@ def test_all_systolic_readings_of_one_patient_are_one_indexed_query() -> None:
 
     patient = bundle_import(raw=SYNTHEA[0].read_bytes(), channel="command").patient
     with CaptureQueriesContext(connection) as ctx:
-        readings = list(observations_for(patient=patient, code="8480-6").values_list("effective_at", "value"))
+        readings = list(
+            observations_for(patient=patient, code="8480-6").values_list("effective_at", "value")
+        )
     assert len(ctx.captured_queries) == 1
     raw = json.loads(SYNTHEA[0].read_text())
-    panels = [e for e in raw["entry"] if e["resource"]["resourceType"] == "Observation" and "component" in e["resource"]]
+    panels = [
+        e
+        for e in raw["entry"]
+        if e["resource"]["resourceType"] == "Observation" and "component" in e["resource"]
+    ]
     assert len(readings) == len(panels) > 0
     assert [t for t, _ in readings] == sorted(t for t, _ in readings)
     with connection.cursor() as cursor:
@@ -137,7 +179,10 @@ def test_the_import_command_prints_a_summary_table_and_fails_on_a_bad_bundle(tmp
     with pytest.raises(Exception, match="1 bundle\\(s\\) failed"):
         call_command("import_fhir", str(tmp_path), "--no-progress", stdout=out, stderr=err)
     assert "Observation" in out.getvalue() and "1 imported" in out.getvalue()
-    assert "bad.json: nothing imported" in err.getvalue() and "invalid JSON at line 1" in err.getvalue()
+    assert (
+        "bad.json: nothing imported" in err.getvalue()
+        and "invalid JSON at line 1" in err.getvalue()
+    )
     assert Patient.objects.count() == 1
 
 

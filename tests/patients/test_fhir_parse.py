@@ -91,7 +91,10 @@ def test_it_refuses_a_date_in_the_future() -> None:
     future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
     b["entry"][i]["resource"]["effectiveDateTime"] = future
     (message,) = problems_of(dumps(b))
-    assert f"entry {i} (Observation), field effectiveDateTime" in message and "in the future" in message
+    assert (
+        f"entry {i} (Observation), field effectiveDateTime" in message
+        and "in the future" in message
+    )
 
 
 def test_it_refuses_a_resource_about_someone_else() -> None:
@@ -108,8 +111,14 @@ def test_it_reads_a_medication_given_by_reference_to_a_medication_resource() -> 
     request = b["entry"][i]["resource"]
     concept = request.pop("medicationCodeableConcept")
     b["entry"].append(
-        {"fullUrl": "urn:uuid:5e0f6a8e-0000-4000-8000-000000000001",
-         "resource": {"resourceType": "Medication", "id": "5e0f6a8e-0000-4000-8000-000000000001", "code": concept}}
+        {
+            "fullUrl": "urn:uuid:5e0f6a8e-0000-4000-8000-000000000001",
+            "resource": {
+                "resourceType": "Medication",
+                "id": "5e0f6a8e-0000-4000-8000-000000000001",
+                "code": concept,
+            },
+        }
     )
     request["medicationReference"] = {"reference": "urn:uuid:5e0f6a8e-0000-4000-8000-000000000001"}
     parsed = parse_bundle(dumps(b))
@@ -117,17 +126,23 @@ def test_it_reads_a_medication_given_by_reference_to_a_medication_resource() -> 
 
 
 def test_it_decodes_a_note_and_its_author_role() -> None:
-    parsed = parse_bundle(dumps(bundles.with_note(load(), "Seen in clinic. Denies chest pain.".encode())))
+    parsed = parse_bundle(dumps(bundles.with_note(load(), b"Seen in clinic. Denies chest pain.")))
     (note,) = parsed.notes
     assert (note.text, note.author_name, note.author_role, note.status) == (
-        "Seen in clinic. Denies chest pain.", "Dr Ben Okafor", "cardiologist", "signed",
+        "Seen in clinic. Denies chest pain.",
+        "Dr Ben Okafor",
+        "cardiologist",
+        "signed",
     )
 
 
 def test_it_refuses_a_note_in_the_wrong_encoding() -> None:
     b = bundles.with_note(load(), "Patient seen by Dr Müller".encode("latin-1"))
     (message,) = problems_of(dumps(b))
-    assert "(DocumentReference), field content[0].attachment.data: not valid base64 utf-8 text" in message
+    assert (
+        "(DocumentReference), field content[0].attachment.data: not valid base64 utf-8 text"
+        in message
+    )
 
 
 def test_it_lists_several_problems_at_once() -> None:

@@ -9,13 +9,31 @@ from django.forms.models import model_to_dict
 
 from patients.fhir.exporter import patient_bundle
 from patients.fhir.importer import bundle_import
-from patients.models import ClinicalNote, Condition, Encounter, ImportBatch, Medication, Observation, Patient
+from patients.models import (
+    ClinicalNote,
+    Condition,
+    Encounter,
+    ImportBatch,
+    Medication,
+    Observation,
+    Patient,
+)
 from tests.conftest import SYNTHEA
 from tests.patients import bundles
 
 pytestmark = pytest.mark.django_db
 
-_IGNORED = {"id", "import_batch", "patient", "encounter", "parent", "previous_version", "author", "created_at", "updated_at"}
+_IGNORED = {
+    "id",
+    "import_batch",
+    "patient",
+    "encounter",
+    "parent",
+    "previous_version",
+    "author",
+    "created_at",
+    "updated_at",
+}
 
 
 def snapshot() -> dict[str, list[dict]]:
@@ -37,12 +55,24 @@ def snapshot() -> dict[str, list[dict]]:
 def test_export_then_import_into_an_empty_database_reproduces_the_records() -> None:
     sources = [*SYNTHEA[:3], None]
     for path in sources:
-        raw = path.read_bytes() if path else bundles.dumps(bundles.with_note(bundles.load(SYNTHEA[3]), b"Amlodipine started."))
+        raw = (
+            path.read_bytes()
+            if path
+            else bundles.dumps(bundles.with_note(bundles.load(SYNTHEA[3]), b"Amlodipine started."))
+        )
         bundle_import(raw=raw, channel="command")
     before = snapshot()
     exported = [json.dumps(patient_bundle(p)).encode() for p in Patient.objects.all()]
 
-    for model in (ClinicalNote, Observation, Medication, Condition, Encounter, Patient, ImportBatch):
+    for model in (
+        ClinicalNote,
+        Observation,
+        Medication,
+        Condition,
+        Encounter,
+        Patient,
+        ImportBatch,
+    ):
         model.objects.all().delete()
     assert Patient.objects.count() == 0
 

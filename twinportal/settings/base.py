@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django_stubs_ext
+
 from twinportal.env import env_int, env_str
+
+# Lets admin and DRF classes be written as generics (``UserAdmin[User]``) for the type checker.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 

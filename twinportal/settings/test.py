@@ -13,7 +13,7 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/twinportal"),
+        env_str("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
         conn_max_age=0,
     )
 }

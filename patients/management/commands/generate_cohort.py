@@ -20,17 +20,33 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--patients", type=int, required=True)
         parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--start", type=int, default=0, help="Index of the first patient (to extend a cohort)")
+        parser.add_argument(
+            "--start", type=int, default=0, help="Index of the first patient (to extend a cohort)"
+        )
         parser.add_argument("--chunk-size", type=int, default=200)
-        parser.add_argument("--validate", action="store_true", help="Validate every bundle with the FHIR R4 models (slow)")
+        parser.add_argument(
+            "--validate",
+            action="store_true",
+            help="Validate every bundle with the FHIR R4 models (slow)",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
         n, start = options["patients"], options["start"]
-        batch = ImportBatch.objects.create(channel=ImportBatch.Channel.SEED, filename=f"generate_cohort {n}", sha256="-")
+        batch = ImportBatch.objects.create(
+            channel=ImportBatch.Channel.SEED, filename=f"generate_cohort {n}", sha256="-"
+        )
         began = time.perf_counter()
-        bundles = generate_cohort(n + start, seed=options["seed"], today=dt.date.today())
-        bar = tqdm(bundles, total=n + start, unit="patient", disable=options["no_progress"], file=self.stderr)
+        bundles = generate_cohort(
+            n + start, seed=options["seed"], today=dt.datetime.now(dt.UTC).date()
+        )
+        bar = tqdm(
+            bundles,
+            total=n + start,
+            unit="patient",
+            disable=options["no_progress"],
+            file=self.stderr,
+        )
 
         def skip_first() -> Any:
             for i, b in enumerate(bar):
@@ -38,10 +54,17 @@ class Command(BaseCommand):
                     yield b
 
         try:
-            counts = cohort_bulk_load(bundles=skip_first(), chunk_size=options["chunk_size"], validate=options["validate"], batch=batch)
+            counts = cohort_bulk_load(
+                bundles=skip_first(),
+                chunk_size=options["chunk_size"],
+                validate=options["validate"],
+                batch=batch,
+            )
         except Exception as exc:
             batch.status = ImportBatch.Status.FAILED
-            batch.errors = [{"entry": None, "resource_type": "", "field": "", "message": str(exc)[:500]}]
+            batch.errors = [
+                {"entry": None, "resource_type": "", "field": "", "message": str(exc)[:500]}
+            ]
             batch.save()
             raise
         bar.close()

@@ -49,7 +49,9 @@ class Command(BaseCommand):
         for path in bar:
             bar.set_postfix_str(path.name[:40])
             try:
-                batch = bundle_import(raw=path.read_bytes(), channel=ImportBatch.Channel.COMMAND, filename=path.name)
+                batch = bundle_import(
+                    raw=path.read_bytes(), channel=ImportBatch.Channel.COMMAND, filename=path.name
+                )
             except BundleError as exc:
                 failures.append((path, exc))
                 outcomes["failed"] += 1
@@ -63,14 +65,16 @@ class Command(BaseCommand):
         self.stdout.write(f"{'Resource type':<20}{'created':>10}{'updated':>10}{'unchanged':>11}")
         for rtype in IMPORTED_TYPES:
             c = totals[rtype]
-            self.stdout.write(f"{rtype:<20}{c['created']:>10}{c['updated']:>10}{c['unchanged']:>11}")
+            self.stdout.write(
+                f"{rtype:<20}{c['created']:>10}{c['updated']:>10}{c['unchanged']:>11}"
+            )
         self.stdout.write(
             f"\nBundles: {len(paths)} read, {outcomes['succeeded']} imported, "
             f"{outcomes['unchanged']} unchanged, {outcomes['failed']} failed"
         )
-        for path, exc in failures:
+        for path, failure in failures:
             self.stderr.write(self.style.ERROR(f"{path}: nothing imported"))
-            for problem in exc.problems:
+            for problem in failure.problems:
                 self.stderr.write(f"  {problem}")
         if failures:
             raise CommandError(f"{len(failures)} bundle(s) failed; nothing from them was written")

@@ -17,11 +17,15 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logins = demo_seed(patients=options["patients"], seed=options["seed"], progress=self.stdout.write)
+        logins = demo_seed(
+            patients=options["patients"], seed=options["seed"], progress=self.stdout.write
+        )
         width = max(len(login.username) for login in logins)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("TwinPortal demo is ready at http://127.0.0.1:8000/"))
         self.stdout.write("Sign in with (synthetic data only):")
         for login in logins:
-            self.stdout.write(f"  username {login.username:<{width}}  password {login.password}   {login.description}")
+            self.stdout.write(
+                f"  username {login.username:<{width}}  password {login.password}   {login.description}"
+            )
         self.stdout.write("")
