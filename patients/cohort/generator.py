@@ -73,8 +73,17 @@ class Practitioner:
     key: str
     given: str
     family: str
-    role: str
+    role_key: str
     gender: str
+
+    @property
+    def role(self) -> str:
+        """Human-readable role ("general practitioner", "diabetes specialist nurse", ...)."""
+        return self.role_key.replace("_", " ")
+
+    @property
+    def name(self) -> str:
+        return self.display_name
 
     @property
     def id(self) -> str:
@@ -86,7 +95,7 @@ class Practitioner:
 
     @property
     def is_doctor(self) -> bool:
-        return self.role in ("general_practitioner", "cardiologist", "endocrinologist")
+        return self.role_key in ("general_practitioner", "cardiologist", "endocrinologist")
 
     @property
     def display_name(self) -> str:
@@ -100,7 +109,7 @@ class Practitioner:
     @property
     def role_code(self) -> tuple[str, str, str]:
         """(SNOMED CT occupation code, its display, the local role title)."""
-        return ROLE_CODES[self.role]
+        return ROLE_CODES[self.role_key]
 
 
 #: SNOMED CT occupation codes; nurse roles share "Registered nurse" and are told apart by text
@@ -128,7 +137,7 @@ PRACTITIONERS: tuple[Practitioner, ...] = (
 
 
 def _by_role(role: str) -> tuple[Practitioner, ...]:
-    return tuple(p for p in PRACTITIONERS if p.role == role)
+    return tuple(p for p in PRACTITIONERS if p.role_key == role)
 
 
 # --------------------------------------------------------------------------------------------
@@ -821,7 +830,7 @@ class _Simulation:
         visit.si = t >= person.si_from_day
         visit.weight_lb = person.lb_weights and visit.no % 2 == 1
         annual = visit.kind in ("hp",) or (
-            t - self.last_annual >= 330 and visit.practitioner.role == "practice_nurse"
+            t - self.last_annual >= 330 and visit.practitioner.role_key == "practice_nurse"
         )
         if annual:
             self.last_annual = t
@@ -833,7 +842,7 @@ class _Simulation:
             if (
                 person.has_dm
                 and t - self.last_lab.get("hba1c", -999) >= 80
-                and visit.practitioner.role != "cardiologist"
+                and visit.practitioner.role_key != "cardiologist"
             ):
                 wanted += ["hba1c", "glucose"]
             if any(f.kind == "lipids" and t >= f.due - 45 for f in self.open):
@@ -846,7 +855,7 @@ class _Simulation:
             ):
                 wanted.append("hba1c")
             if (
-                visit.practitioner.role in ("cardiologist", "endocrinologist")
+                visit.practitioner.role_key in ("cardiologist", "endocrinologist")
                 and t - self.last_lab.get("renal", -999) > 60
             ):
                 wanted.append("renal")
@@ -954,7 +963,7 @@ class _Simulation:
 
     # -- decisions ---------------------------------------------------------------------------
     def _decide(self, visit: Visit) -> None:
-        role = visit.practitioner.role
+        role = visit.practitioner.role_key
         if visit.kind == "consult":
             self.referral_due = None
         self._adverse_effects(visit)
@@ -966,10 +975,11 @@ class _Simulation:
             self._glucose(visit)
         if role in ("general_practitioner", "cardiologist"):
             self._lipids(visit)
+        self._maybe_refer(visit)
         self._routine_followups(visit)
 
     def _adverse_effects(self, visit: Visit) -> None:
-        day, role = visit.day, visit.practitioner.role
+        day, role = visit.day, visit.practitioner.role_key
         prescriber = visit.practitioner.is_doctor
         if (
             self.pending_restart is not None
@@ -980,6 +990,16 @@ class _Simulation:
             self.pending_restart = None
             self.change(visit, "start", None, ep.drug.key, "symptoms settled")
         for ep in list(visit.active):
+            if (
+                role == "cardiologist"
+                and ep.drug.treatment_class == "ace_inhibitor"
+                and ep.adverse is None
+                and self.rng.random() < 0.35
+            ):
+                # A dry cough that nobody had linked to the ACE inhibitor comes up at the consult.
+                ep.adverse, ep.adverse_day = "a dry cough", day
+                if self.cough_onset is None:
+                    self.cough_onset = max(ep.start, day - self.rng.randint(30, 120))
             if ep.adverse is None or ep.adverse_day > day or not ep.active(day):
                 continue
             visit.findings.append(f"{ep.adverse} since starting {ep.drug.ingredient}")
@@ -992,16 +1012,17 @@ class _Simulation:
                     self.change(visit, "hold", ep, None, ep.adverse)
                     self.pending_restart = ep
                 continue
-            if not prescriber:
-                self.open.append(
-                    OpenFollowUp(
-                        "gp_review",
-                        f"Discuss {ep.adverse} on {ep.drug.ingredient} with GP",
-                        day + 14,
-                        visit.practitioner,
-                    )
-                )
-                visit.followups_new.append(self.open[-1])
+            deferred = (
+                cls == "ace_inhibitor"
+                and self.referral_due is not None
+                and self.referral_due[0] == "cardiologist"
+            )
+            if not prescriber or deferred:
+                who = "at the cardiology appointment" if deferred else "with GP"
+                text = f"Discuss {ep.adverse} on {ep.drug.ingredient} {who}"
+                if not any(f.text == text for f in self.open):
+                    kind = "cardio_review" if deferred else "gp_review"
+                    self._followup(visit, kind, text, 14)
                 continue
             if cls == "ace_inhibitor":
                 self.change(visit, "switch", ep, "losartan_50", ep.adverse)
@@ -1027,11 +1048,6 @@ class _Simulation:
             elif cls == "thiazide":
                 self.change(visit, "stop", ep, None, ep.adverse)
             ep.adverse = None
-        visit.active = [
-            e
-            for e in self.person.episodes
-            if e.active(visit.day) or (e.end == visit.day and e in visit.active)
-        ]
 
     def _bp_target(self, visit: Visit) -> tuple[float, float]:
         age = self.person.age_at(self._date(visit.day))
@@ -1058,7 +1074,7 @@ class _Simulation:
         above = self._above(visit, sbp_t, dbp_t)
         if visit.bp_status != "borderline" or above:
             visit.bp_status = "above" if above else "controlled"
-        if above and self.htn_diagnosed and visit.practitioner.role == "practice_nurse":
+        if above and self.htn_diagnosed and visit.practitioner.role_key == "practice_nurse":
             fu = OpenFollowUp(
                 "gp_bp",
                 f"BP {visit.sbp}/{visit.dbp} above target - message sent to {self.person.gp.short_name} to review",
@@ -1074,7 +1090,7 @@ class _Simulation:
             visit.bp_status = "none" if visit.sbp < 140 else "controlled"
             return
         sbp_t, dbp_t = self._bp_target(visit)
-        cardio = visit.practitioner.role == "cardiologist"
+        cardio = visit.practitioner.role_key == "cardiologist"
         above = self._above(visit, sbp_t - (5 if cardio else 0), dbp_t)
         if not self.htn_diagnosed:
             if visit.no == 0:
@@ -1097,6 +1113,15 @@ class _Simulation:
             return
         if visit.bp_status != "borderline" or above:
             visit.bp_status = "above" if above else "controlled"
+        if cardio:
+            beta = next((e for e in person.on(day, ("beta_blocker",)) if e.end is None), None)
+            if beta is not None and rng.random() < 0.5:
+                self.change(
+                    visit, "stop", beta, None, "no compelling indication for a beta-blocker"
+                )
+            thiazide = next((e for e in person.on(day, ("thiazide",)) if e.end is None), None)
+            if thiazide is not None and rng.random() < 0.15:
+                self.change(visit, "stop", thiazide, None, "gout")
         if not above:
             return
         if visit.changes and not cardio:
@@ -1169,6 +1194,29 @@ class _Simulation:
         self.open.append(fu)
         visit.followups_new.append(fu)
 
+    def _maybe_refer(self, visit: Visit) -> None:
+        """Occasional specialist referrals beyond the rule-driven ones, once per specialty."""
+        rng = self.rng
+        if visit.practitioner.role_key != "general_practitioner" or visit.referral or visit.no < 2:
+            return
+        if self.referral_due is not None:
+            return
+        if self.htn_diagnosed and "cardiology" not in self.referred and rng.random() < 0.07:
+            reason = rng.choice(
+                (
+                    "review of cardiovascular risk and blood pressure treatment",
+                    "an opinion on blood pressure management",
+                    "palpitations and hypertension",
+                )
+            )
+            self._refer(visit, "cardiologist", "cardiology", reason)
+        elif self.dm_diagnosed and "endocrinology" not in self.referred:
+            a1c = self._last_a1c(visit)
+            if a1c is not None and a1c >= 8.0 and rng.random() < 0.3:
+                self._refer(
+                    visit, "endocrinologist", "endocrinology", "HbA1c persistently above target"
+                )
+
     def _refer(self, visit: Visit, role: str, specialty: str, reason: str) -> None:
         self.referred.add(specialty)
         self.referral_due = (role, visit.day + self.rng.randint(21, 56), reason, visit.practitioner)
@@ -1181,7 +1229,7 @@ class _Simulation:
         return None
 
     def _glucose(self, visit: Visit) -> None:
-        person, _rng, day, role = self.person, self.rng, visit.day, visit.practitioner.role
+        person, _rng, day, role = self.person, self.rng, visit.day, visit.practitioner.role_key
         a1c = self._last_a1c(visit)
         if person.has_pre and not person.has_dm:
             if a1c is not None:
@@ -1329,6 +1377,9 @@ class _Simulation:
                 "Diabetes nurse to titrate insulin glargine by fasting glucose",
                 28,
             )
+        sglt2 = next((e for e in eps if e.drug.treatment_class == "sglt2_inhibitor"), None)
+        if sglt2 is not None and self.rng.random() < 0.2:
+            self.change(visit, "stop", sglt2, None, "recurrent genital thrush")
         su = next((e for e in eps if e.drug.treatment_class == "sulfonylurea"), None)
         if su is not None and any(
             c.new and c.new.drug.treatment_class == "insulin" for c in visit.changes
@@ -1339,7 +1390,7 @@ class _Simulation:
         person, rng, day = self.person, self.rng, visit.day
         statins = person.on(day, ("statin",))
         age = person.age_at(self._date(day))
-        cardio = visit.practitioner.role == "cardiologist"
+        cardio = visit.practitioner.role_key == "cardiologist"
         if not statins:
             if any(e.drug.treatment_class == "statin" and e.end == day for e in person.episodes):
                 return
@@ -1369,7 +1420,7 @@ class _Simulation:
     def _routine_followups(self, visit: Visit) -> None:
         if (
             visit.kind == "consult"
-            and visit.practitioner.role == "cardiologist"
+            and visit.practitioner.role_key == "cardiologist"
             and self.rng.random() < 0.5
         ):
             self._followup(
@@ -1382,7 +1433,13 @@ class _Simulation:
         still: list[OpenFollowUp] = []
         for fu in self.open:
             result: str | None = None
-            if day < fu.due - 45 and fu.kind not in ("home_bp", "gp_bp", "gp_review", "renal"):
+            if day < fu.due - 45 and fu.kind not in (
+                "home_bp",
+                "gp_bp",
+                "gp_review",
+                "cardio_review",
+                "renal",
+            ):
                 still.append(fu)
                 continue
             if fu.kind == "hba1c" and "hba1c" in labs:
@@ -1391,12 +1448,14 @@ class _Simulation:
                 result = f"LDL {self._fmt_lab('ldl', labs['ldl'], visit)}"
             elif fu.kind == "renal" and "egfr" in labs:
                 result = f"eGFR {int(labs['egfr'])}, creatinine {self._fmt_lab('creatinine', labs['creatinine'], visit)}"
-            elif fu.kind in ("bp_review", "gp_bp") and visit.practitioner.role in (
+            elif fu.kind in ("bp_review", "gp_bp") and visit.practitioner.role_key in (
                 "general_practitioner",
                 "cardiologist",
             ):
                 result = f"BP today {visit.sbp}/{visit.dbp} mmHg"
-            elif fu.kind == "gp_review" and visit.practitioner.is_doctor:
+            elif (fu.kind == "gp_review" and visit.practitioner.is_doctor) or (
+                fu.kind == "cardio_review" and visit.practitioner.role_key == "cardiologist"
+            ):
                 result = "discussed today"
             elif fu.kind == "home_bp":
                 result = self._home_summary(visit) or "no home readings brought"
@@ -1707,7 +1766,7 @@ def practitioner_resources(pr: Practitioner) -> list[Json]:
             {
                 "coding": [
                     {"system": SNOMED, "code": code, "display": display},
-                    {"system": ROLE_SYSTEM, "code": pr.role, "display": title},
+                    {"system": ROLE_SYSTEM, "code": pr.role_key, "display": title},
                 ],
                 "text": title,
             }
@@ -2123,7 +2182,7 @@ class _BundleWriter:
             if k in visit.labs
         ]
         prior = self._prior_contacts(visit)
-        stale = self._stale(visit, prior)
+        stale, hidden = self._stale(visit, prior)
         problems = self._problems(visit)
         smoking_now = sim._smoking_status(visit.day)
         smoking = (
@@ -2144,13 +2203,13 @@ class _BundleWriter:
         return NoteContext(
             kind=visit.kind,
             author=visit.practitioner.display_name,
-            author_role=visit.practitioner.role,
+            author_role=visit.practitioner.role_key,
             date=date,
             patient_name=" ".join([self.given[0], self.family]),
             sex=person.sex,
             age=person.age_at(date),
             problems=problems,
-            current_meds=[e.drug.line() for e in visit.active],
+            current_meds=[e.drug.line() for e in visit.active if e.id not in hidden],
             changes=[_med_change(c) for c in visit.changes],
             bp=f"{sbp_text}/{visit.dbp} mmHg",
             weight=f"{_fmt_number(wv, wu)} {_display_unit(wu)}",
@@ -2178,15 +2237,15 @@ class _BundleWriter:
 
     def _prior_contacts(self, visit: Visit) -> list[PriorContact]:
         out: list[PriorContact] = []
-        role = visit.practitioner.role
+        role = visit.practitioner.role_key
         for v in reversed(self.sim.visits[: visit.no]):
-            if v.practitioner.role == role or visit.day - v.day > 240:
+            if v.practitioner.role_key == role or visit.day - v.day > 240:
                 break
             if v.changes or v.kind == "consult":
                 out.append(
                     PriorContact(
                         v.practitioner.short_name,
-                        v.practitioner.role,
+                        v.practitioner.role_key,
                         self.sim._date(v.day),
                         tuple(_med_change(c) for c in v.changes),
                     )
@@ -2195,23 +2254,34 @@ class _BundleWriter:
                 break
         return out
 
-    def _stale(self, visit: Visit, prior: list[PriorContact]) -> list[Episode]:
-        """Drugs another clinician stopped that this GP note still lists, now and then."""
-        if visit.practitioner.role != "general_practitioner" or not prior:
-            return []
-        active_ingredients = {e.drug.ingredient for e in visit.active}
-        stale = []
+    def _stale(self, visit: Visit, prior: list[PriorContact]) -> tuple[list[Episode], set[str]]:
+        """What a GP note gets wrong now and then about another clinician's changes.
+
+        Returns drugs another clinician stopped that the note still lists, and the ids of
+        re-dosed drugs whose old dose the note lists instead of the new one.
+        """
+        if visit.practitioner.role_key != "general_practitioner" or not prior:
+            return [], set()
+        active = {e.drug.ingredient: e for e in visit.active}
+        stale: list[Episode] = []
+        hidden: set[str] = set()
         for v in reversed(self.sim.visits[: visit.no]):
-            if v.practitioner.role == "general_practitioner":
+            if v.practitioner.role_key == "general_practitioner":
                 break
             for c in v.changes:
-                if (
-                    c.old is not None
-                    and c.action in ("stop", "switch")
-                    and c.old.drug.ingredient not in active_ingredients
-                ) and self.note_rng.random() < 0.35:
+                if c.old is None or self.note_rng.random() >= 0.45:
+                    continue
+                current = active.get(c.old.drug.ingredient)
+                if c.action in ("stop", "switch", "hold") and current is None:
                     stale.append(c.old)
-        return stale
+                elif (
+                    c.action in ("increase", "decrease")
+                    and current is not None
+                    and current is c.new
+                ):
+                    stale.append(c.old)
+                    hidden.add(current.id)
+        return stale, hidden
 
     def _problems(self, visit: Visit) -> list[str]:
         sim, person = self.sim, self.person
