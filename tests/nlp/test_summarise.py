@@ -530,3 +530,46 @@ def test_it_rejects_a_non_positive_sentence_count() -> None:
 def test_importing_the_summariser_does_not_import_django() -> None:
     code = "import sys, nlp.summarise; assert 'django' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_it_summarises_raw_notes_through_the_pipeline_end_to_end() -> None:
+    pytest.importorskip("nlp.pipeline")
+    notes = [
+        {
+            "id": "card-1",
+            "author": "Dr Heart",
+            "role": "cardiology",
+            "time": "2026-05-03T10:00:00+00:00",
+            "text": "ASSESSMENT:, Dry cough on ACE inhibitor.,PLAN:, Stopped lisinopril because of cough."
+            " Start losartan 50 mg daily.",
+        },
+        {
+            "id": "gp-1",
+            "author": "Dr Green",
+            "role": "GP",
+            "time": "2026-05-10T09:00:00+00:00",
+            "text": "HISTORY:, Hypertension. He denies chest pain.,MEDICATIONS:, Lisinopril 10 mg daily,"
+            " losartan 50 mg daily.",
+        },
+    ]
+    summary = summarise(
+        notes,
+        structured_medications=[{"name": "losartan"}, {"name": "atorvastatin"}],
+        now=NOW,
+    )
+    messages = [c.message for c in summary.medication_conflicts]
+    assert messages == [
+        "cardiology stopped lisinopril on 3 May 2026; the GP note of 10 May 2026 still lists it"
+    ]
+    for conflict in summary.medication_conflicts:
+        for ref in conflict.sources:
+            raw = next(n for n in notes if n["id"] == ref.note_id)
+            assert raw["text"][ref.start : ref.end] == ref.text
+    assert "chest pain" in {n.name for n in summary.pertinent_negatives}
+    kinds = {(r.name, r.kind) for r in summary.medication_reconciliation}
+    assert ("atorvastatin", "on_list_not_in_notes") in kinds
+    assert ("lisinopril", "in_notes_not_on_list") in kinds
+    for sentence in summary.narrative:
+        raw = next(n for n in notes if n["id"] == sentence.source.note_id)
+        assert raw["text"][sentence.source.start : sentence.source.end] == sentence.text
