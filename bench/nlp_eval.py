@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -628,9 +629,10 @@ def main() -> None:
         marked = f"{t.sentence[: t.start]}**{t.sentence[t.start : t.end]}**{t.sentence[t.end :]}"
         examples.append(f"- [{'negated' if t.negated else 'not negated'}] {marked[:220]}")
     examples.append("")
+    missed_terms = Counter(r.target.sentence[r.target.start : r.target.end].lower() for r in missed)
     examples.append(
-        "Negation targets not found: "
-        + "; ".join(f"{r.target.sentence[r.target.start : r.target.end]}" for r in missed[:30])
+        "Negation targets not found, by term (count): "
+        + ", ".join(f"{term} {count}" for term, count in missed_terms.most_common())
     )
     markdown = "\n".join(lines + examples)
     path = write_section("nlp_eval", markdown)
