@@ -536,10 +536,21 @@ class _Ids:
     def __init__(self, seed: int, index: int) -> None:
         self.prefix = f"{seed}/{index}/"
         self.count = 0
+        # uuid5 is sha1(namespace + name); hashing the shared prefix once is the hot-path saving.
+        self._base = hashlib.sha1(
+            COHORT_NAMESPACE.bytes + self.prefix.encode(), usedforsecurity=False
+        )
 
     def next(self, kind: str) -> str:
+        """Equal to ``str(uuid.uuid5(COHORT_NAMESPACE, prefix + f"{kind}/{n}"))``."""
         self.count += 1
-        return str(uuid.uuid5(COHORT_NAMESPACE, f"{self.prefix}{kind}/{self.count}"))
+        h = self._base.copy()
+        h.update(f"{kind}/{self.count}".encode())
+        b = bytearray(h.digest()[:16])
+        b[6] = (b[6] & 0x0F) | 0x50
+        b[8] = (b[8] & 0x3F) | 0x80
+        x = b.hex()
+        return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _normal(rng: random.Random, mean: float, sd: float, lo: float, hi: float) -> float:
@@ -1793,10 +1804,13 @@ class _BundleWriter:
         self.entries: list[Json] = []
         self.note_rng = random.Random(_seed_int(seed, index, "notes"))
         self.condition_ids: dict[str, str] = {}
+        self._iso: dict[int, str] = {}
 
     def _when(self, day: int, minute: int) -> str:
-        d = self.sim._date(day)
-        return f"{d.isoformat()}T{minute // 60:02d}:{minute % 60:02d}:00+00:00"
+        iso = self._iso.get(day)
+        if iso is None:
+            iso = self._iso[day] = self.sim._date(day).isoformat()
+        return f"{iso}T{minute // 60:02d}:{minute % 60:02d}:00+00:00"
 
     def build(self) -> Json:
         names = _names()

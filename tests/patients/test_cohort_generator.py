@@ -493,3 +493,13 @@ def _repo_root() -> Any:
     from pathlib import Path
 
     return Path(__file__).resolve().parents[2]
+
+
+def test_fast_ids_equal_uuid5_of_seed_index_and_counter() -> None:
+    import uuid
+
+    from patients.cohort.generator import COHORT_NAMESPACE, _Ids
+
+    ids = _Ids(5, 42)
+    assert ids.next("obs") == str(uuid.uuid5(COHORT_NAMESPACE, "5/42/obs/1"))
+    assert ids.next("enc") == str(uuid.uuid5(COHORT_NAMESPACE, "5/42/enc/2"))
