@@ -37,10 +37,6 @@ class DemoLogin:
     description: str
 
 
-def _attr(p: Any, name: str) -> Any:
-    return p[name] if isinstance(p, dict) else getattr(p, name)
-
-
 def _team_name(role: str) -> str:
     return TEAM_FOR_ROLE.get(role.lower(), role.title())
 
@@ -53,11 +49,6 @@ def data_managers_group() -> Group:
     )
     group.permissions.set(perms)
     return group
-
-
-def _username(name: str, role: str) -> str:
-    surname = name.replace("Dr ", "").replace("Dr. ", "").split()[-1].lower()
-    return f"{surname}.{role.split()[0].lower()}"[:150]
 
 
 def demo_seed(
@@ -73,12 +64,12 @@ def demo_seed(
     with transaction.atomic():
         clinicians: dict[str, User] = {}
         for p in PRACTITIONERS:
-            pid, name, role = str(_attr(p, "id")), str(_attr(p, "name")), str(_attr(p, "role"))
+            pid, role = p.id, p.role
             user = User.objects.filter(practitioner_id=pid).first()
             if user is None:
-                given, _, family = name.replace("Dr ", "").partition(" ")
+                given, family = p.given, p.family
                 user = user_create(
-                    username=_username(name, role),
+                    username=f"{given}.{family}".lower(),
                     password=DEMO_PASSWORD,
                     role=Role.CLINICIAN,
                     first_name=given,
