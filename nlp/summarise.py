@@ -434,7 +434,8 @@ def _key(entity: Entity) -> str:
 def _problems(notes: list[_Note]) -> list[ProblemItem]:
     items: dict[str, ProblemItem] = {}
     for note, entity in _mentions(notes, "problem"):
-        if entity.family or entity.hypothetical or entity.negated:
+        # "Rule out MI" is uncertain: listing MI as an active problem would overstate the note.
+        if entity.family or entity.hypothetical or entity.negated or entity.uncertain:
             continue
         ref = note.entity_ref(entity)
         key = _key(entity)

@@ -97,8 +97,8 @@ def test_it_reports_first_and_last_mention_of_an_active_problem() -> None:
         assert_points_at_text(ref, notes)
 
 
-def test_it_does_not_make_negated_family_or_hypothetical_problems_active() -> None:
-    text = "No chest pain. Mother had diabetes. If fever develops, call."
+def test_it_does_not_make_negated_family_hypothetical_or_uncertain_problems_active() -> None:
+    text = "No chest pain. Mother had diabetes. If fever develops, call. Rule out pneumonia."
     notes = [
         note(
             "n1",
@@ -109,6 +109,7 @@ def test_it_does_not_make_negated_family_or_hypothetical_problems_active() -> No
             prob("chest pain", negated=True),
             prob("diabetes", family=True),
             prob("fever", hypothetical=True),
+            prob("pneumonia", uncertain=True),
         )
     ]
     summary = summarise(notes, now=NOW)
