@@ -43,6 +43,8 @@ MIN_READINGS = 4
 GLUCOSE_OFFSET_MEAN = 15.0
 DAYS_PER_YEAR = 365.25
 _IRLS_ITERATIONS = 12
+#: IRLS stops once no parameter moves by more than this fraction of its prior SD.
+_IRLS_TOLERANCE = 1e-6
 #: Readings this many days before a treatment start count as its pretreatment baseline.
 BASELINE_WINDOW_DAYS = 365.0
 _OUTER_ITERATIONS = 3
@@ -376,9 +378,12 @@ def solve_batch(
         a = np.einsum("pni,pnj->pij", x, sol[:, :, :n_par])
         a[:, diag, diag] += prior_prec
         b = np.einsum("pni,pn->pi", x, sol[:, :, n_par]) + prior_mean * prior_prec
-        mean = np.linalg.solve(a, b[..., None])[..., 0]
-        resid = z - np.einsum("pni,pi->pn", x, mean)
-        alpha = np.linalg.solve(sigma, resid[..., None])[..., 0]
+        new_mean = np.linalg.solve(a, b[..., None])[..., 0]
+        converged = np.max(np.abs(new_mean - mean) * np.sqrt(prior_prec)) < _IRLS_TOLERANCE
+        mean = new_mean
+        if converged:
+            break
+        alpha = sol[:, :, n_par] - np.einsum("pni,pi->pn", sol[:, :, :n_par], mean)
         # the part of the residual the walk does not explain is the measurement error
         eps = var * alpha * mask
         r2 = eps**2 / s_t2
@@ -469,29 +474,41 @@ def calibrate_batch(
         has_tx = [
             any(effects_for(e.treatment, var, e.intensity) for e in h.treatments) for h in histories
         ]
-        for _ in range(_OUTER_ITERATIONS):
-            x = np.zeros((n_pat, width, 4))
-            x[:, :, 0] = 1.0
-            x[:, :, 1] = tt / DAYS_PER_YEAR
-            x[:, :, 3] = -flag / glycaemia.ADAG_SLOPE
-            zc = z.copy()
+        # treatment effects depend on the fit only through trend-based baselines: iterate
+        # until the effect column stops changing
+        x = np.zeros((n_pat, width, 4))
+        x[:, :, 0] = 1.0
+        x[:, :, 1] = tt / DAYS_PER_YEAR
+        x[:, :, 3] = -flag / glycaemia.ADAG_SLOPE
+        x *= mask[..., None]
+        zc = z.copy()
+        for i, h in enumerate(histories):
+            if h.treatments:
+                zc[i] -= body.coupled_effect(var, h.treatments, tt[i])
+        zc *= mask
+        t_end = np.where(mask > 0, tt, -np.inf).max(axis=1, initial=-np.inf)
+        back = np.where(mask > 0, (t_end[:, None] - tt) / DAYS_PER_YEAR, 0.0)
+        for it in range(_OUTER_ITERATIONS):
+            previous = x[:, :, 2].copy()
             for i, h in enumerate(histories):
                 if has_tx[i]:
-                    x[i, :, 2] = effect_matrix(
-                        var,
-                        h.treatments,
-                        tt[i],
-                        mean[i, :1],
-                        mean[i, 1:2],
-                        mean[i, 2:3],
-                        readings(h, var, float(cutoffs[i])),
-                    )[0]
-                zc[i] -= body.coupled_effect(var, h.treatments, tt[i])
-            t_end = np.where(mask > 0, tt, -np.inf).max(axis=1, initial=-np.inf)
-            back = np.where(mask > 0, (t_end[:, None] - tt) / DAYS_PER_YEAR, 0.0)
+                    x[i, :, 2] = (
+                        effect_matrix(
+                            var,
+                            h.treatments,
+                            tt[i],
+                            mean[i, :1],
+                            mean[i, 1:2],
+                            mean[i, 2:3],
+                            readings(h, var, float(cutoffs[i])),
+                        )[0]
+                        * mask[i]
+                    )
+            if it > 0 and np.allclose(x[:, :, 2], previous, rtol=0.0, atol=1e-6):
+                break
             mean, cov, scale = solve_batch(
-                x * mask[..., None],
-                zc * mask,
+                x,
+                zc,
                 sd,
                 mask,
                 m0,

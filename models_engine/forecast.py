@@ -9,6 +9,7 @@ time-stepping error (``bench/twin_speed.py`` reports the check against ``solve_i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import numpy.typing as npt
 from models_engine.calibration import (
     DAYS_PER_YEAR,
     FIT_VARIABLES,
+    LOG_VARIABLES,
     Calibration,
     effect_matrix,
     from_model_scale,
@@ -355,44 +357,51 @@ def default_risk_fn() -> RiskFn | None:
 def prevent_risk(
     cal: Calibration, inputs: Mapping[str, FloatArray], risk_fn: RiskFn
 ) -> dict[str, FloatArray]:
-    """10-year PREVENT risks for every element of ``inputs`` (broadcast together).
+    """10-year PREVENT risks for every element of ``inputs`` (broadcast together), vectorised.
 
     The smoker weight is applied by mixing the smoker and non-smoker risks, so a quit attempt
-    phases in. Elements outside PREVENT's age range give NaN.
+    phases in. The HbA1c (and, when recorded, UACR) variant of PREVENT is used, so glycaemic
+    plans move the risk. Elements outside PREVENT's age range give NaN.
     """
     arrays = np.broadcast_arrays(*[np.asarray(v, dtype=np.float64) for v in inputs.values()])
     flat = {k: a.ravel() for k, a in zip(inputs.keys(), arrays, strict=True)}
     shape = arrays[0].shape
+    ok = np.isfinite(flat["age"])
     results: dict[str, FloatArray] = {}
-    n = flat["age"].size
-    for i in range(n):
-        if not np.isfinite(flat["age"][i]):
+    if not ok.any():
+        return results
+    kw: dict[str, Any] = {
+        "age": flat["age"][ok],
+        "sex": cal.history.sex,
+        "sbp": flat["sbp"][ok],
+        "bp_treated": (flat["bp_treated"][ok] > 0.5).astype(np.int64),
+        "total_chol": flat["total_chol"][ok],
+        "hdl": flat["hdl"][ok],
+        "statin": (flat["statin"][ok] > 0.5).astype(np.int64),
+        "diabetes": (flat["diabetes"][ok] > 0.5).astype(np.int64),
+        "egfr": flat["egfr"][ok],
+        "hba1c": flat["hba1c"][ok],
+        "horizon": 10,
+    }
+    if "bmi" in flat:
+        kw["bmi"] = flat["bmi"][ok]
+    if "uacr" in cal.context:
+        kw["uacr"] = float(np.clip(cal.context["uacr"], 0.1, 25000.0))
+    w = flat["smoker"][ok]
+    n_ok = int(ok.sum())
+    mixed: dict[str, FloatArray] = {}
+    for smoker, weight in ((1, w), (0, 1.0 - w)):
+        if not np.any(weight > 0.0):
             continue
-        kw: dict[str, Any] = {
-            "age": float(flat["age"][i]),
-            "sex": cal.history.sex,
-            "sbp": float(flat["sbp"][i]),
-            "bp_treated": bool(flat["bp_treated"][i] > 0.5),
-            "total_chol": float(flat["total_chol"][i]),
-            "hdl": float(flat["hdl"][i]),
-            "statin": bool(flat["statin"][i] > 0.5),
-            "diabetes": bool(flat["diabetes"][i] > 0.5),
-            "egfr": float(flat["egfr"][i]),
-            "bmi": float(flat["bmi"][i]) if "bmi" in flat else None,
-            "horizon": 10,
-        }
-        w = float(flat["smoker"][i])
-        mixed: dict[str, float] = {}
-        for smoker, weight in ((True, w), (False, 1.0 - w)):
-            if weight <= 0.0:
-                continue
-            res = risk_fn(**kw, smoker=smoker)
-            for k, val in res.items():
-                if isinstance(val, int | float):
-                    mixed[k] = mixed.get(k, 0.0) + weight * float(val)
-        for k, val in mixed.items():
-            results.setdefault(k, np.full(n, np.nan))[i] = val
-    return {k: v.reshape(shape) for k, v in results.items()}
+        res = risk_fn(**kw, smoker=np.full(n_ok, smoker, dtype=np.int64))
+        for k, val in res.items():
+            arr = np.broadcast_to(np.asarray(val, dtype=np.float64), (n_ok,))
+            mixed[k] = mixed.get(k, np.zeros(n_ok)) + weight * arr
+    for k, val in mixed.items():
+        full = np.full(ok.size, np.nan)
+        full[ok] = val
+        results[k] = full.reshape(shape)
+    return results
 
 
 def forecast(
@@ -486,3 +495,169 @@ def event_probabilities(
         "diabetes": (first[:, None] <= grid[None, :] + 1e-9).mean(axis=0),
         "egfr_below_60": (egfr_first[:, None] <= grid[None, :] + 1e-9).mean(axis=0),
     }
+
+
+#: Quantile levels reported by ``forecast_batch``: median, 80 % and 95 % bands.
+BATCH_QUANTILES: tuple[float, ...] = (0.5, 0.1, 0.9, 0.025, 0.975)
+
+
+@dataclass(frozen=True)
+class BatchForecast:
+    """Bands of many patients: ``bands[v]`` has shape (P, 5, T) for ``BATCH_QUANTILES``."""
+
+    patient_ids: tuple[str, ...]
+    t_years: FloatArray
+    bands: dict[str, FloatArray]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able lists."""
+        return {
+            "patient_ids": list(self.patient_ids),
+            "t_years": self.t_years.tolist(),
+            "quantiles": list(BATCH_QUANTILES),
+            "bands": {k: v.tolist() for k, v in self.bands.items()},
+        }
+
+
+def _fixed_effects(
+    cals: Sequence[Calibration], variable: str, t: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per patient: treatment effect at the posterior mean (P, T) and coupled effect (P, T)."""
+    d = np.zeros(t.shape)
+    c = np.zeros(t.shape)
+    for i, cal in enumerate(cals):
+        exps = cal.history.treatments
+        if not exps:
+            continue
+        m = cal.fits[variable].mean
+        if any(effects_for(e.treatment, variable, e.intensity) for e in exps):
+            d[i] = effect_matrix(
+                variable,
+                exps,
+                t[i],
+                m[:1],
+                m[1:2],
+                m[2:3],
+                readings(cal.history, variable, cal.until),
+            )[0]
+        c[i] = body.coupled_effect(variable, exps, t[i])
+    return d, c
+
+
+def forecast_batch(
+    cals: Sequence[Calibration],
+    *,
+    horizon_years: float = 10.0,
+    n_samples: int = 200,
+    step_days: float = DAYS_PER_YEAR,
+    seed: int = 0,
+) -> BatchForecast:
+    """Current-care bands of many patients at once, vectorised over patients and samples.
+
+    Each patient's grid starts at their own ``until``. The treatment effects enter at each
+    patient's posterior mean (their baseline dependence is not resampled), which is where this
+    differs from ``forecast``; every other term is sampled as there.
+
+    Parameters
+    ----------
+    cals : sequence of Calibration
+    horizon_years : float
+    n_samples : int
+        Posterior samples per patient.
+    step_days : float
+        Grid spacing, days (default yearly).
+    seed : int
+        Seed of the random draws (shared by all patients: each patient's bands are still drawn
+        from that patient's own posterior).
+
+    Returns
+    -------
+    BatchForecast
+    """
+    validate_samples(n_samples)
+    p = priors()
+    grid = time_grid(0.0, horizon_years, step_days)
+    grid_years = grid / DAYS_PER_YEAR
+    starts = np.array([c.until for c in cals])
+    t = starts[:, None] + grid[None, :]
+    years = t / DAYS_PER_YEAR
+    draws = Draws.make(n_samples, grid.size, seed)
+    # layout (patient, time, sample): the sample axis is contiguous for the quantiles
+    bands: dict[str, FloatArray] = {}
+    offset: FloatArray | None = None
+    hba1c_true: FloatArray | None = None
+    kappa_a1c = np.array([c.fits["hba1c"].noise_scale for c in cals])
+    f32 = np.float32
+    for v in FIT_VARIABLES:
+        mean = np.stack([c.fits[v].mean for c in cals])
+        cov = np.stack([c.fits[v].cov for c in cals]) + 1e-12 * np.eye(4)
+        theta = mean[:, :, None] + np.einsum("sk,pjk->pjs", draws.theta[v], np.linalg.cholesky(cov))
+        theta = theta.astype(f32)
+        d, c = _fixed_effects(cals, v, t)
+        # single precision: the bands need three significant digits, and memory traffic dominates
+        z = theta[:, None, 0, :] + years.astype(f32)[:, :, None] * theta[:, None, 1, :]
+        z += d.astype(f32)[:, :, None] * theta[:, None, 2, :]
+        z += c.astype(f32)[:, :, None]
+        _add_batch_local_trend(z, cals, v, starts, grid_years, draws, p)
+        true = from_model_scale(v, z)
+        if v == "egfr":
+            np.maximum(true, f32(renal.EGFR_FLOOR), out=true)
+        kappa = np.array([cal.fits[v].noise_scale for cal in cals], dtype=f32)
+        eps = draws.noise[v].T.astype(f32)[None, :, :]
+        if (v, "noise_sd") in p:
+            observed = true + (kappa * f32(p[(v, "noise_sd")]))[:, None, None] * eps
+        elif v in LOG_VARIABLES:
+            z += (kappa * f32(p[(v, "noise_cv")]))[:, None, None] * eps
+            observed = np.exp(z)
+        else:
+            observed = true * (1.0 + (kappa * f32(p[(v, "noise_cv")]))[:, None, None] * eps)
+        bands[v] = _batch_quantiles(observed)
+        if v == "hba1c":
+            offset, hba1c_true = theta[:, None, 3, :], true
+    assert offset is not None and hba1c_true is not None
+    g_true = glycaemia.fasting_glucose(hba1c_true, offset)
+    cv = (kappa_a1c * p[("glucose", "noise_cv")])[:, None, None]
+    bands["glucose"] = _batch_quantiles(g_true * (1.0 + cv * draws.noise["glucose"].T[None]))
+    return BatchForecast(
+        patient_ids=tuple(c.patient_id for c in cals), t_years=grid_years, bands=bands
+    )
+
+
+def _batch_quantiles(x: FloatArray) -> FloatArray:
+    """(P, T, S) samples → (P, 5, T) quantiles at ``BATCH_QUANTILES``."""
+    q = np.quantile(x, BATCH_QUANTILES, axis=2)
+    out: FloatArray = np.moveaxis(q, 0, 1).astype(np.float64)
+    return out
+
+
+def _add_batch_local_trend(
+    z: npt.NDArray[np.float32],
+    cals: Sequence[Calibration],
+    variable: str,
+    starts: FloatArray,
+    grid_years: FloatArray,
+    draws: Draws,
+    p: Mapping[tuple[str, str], float],
+) -> None:
+    """Add ``local_trend`` for many patients to ``z`` of shape (P, T, S), in place.
+
+    Every patient's grid starts ``gap`` years after their last reading and then shares the same
+    steps, so the walks split into a shared part and a per-patient first step.
+    """
+    gap = np.clip(starts - np.array([c.fits[variable].t_last for c in cals]), 0.0, None)
+    gap /= DAYS_PER_YEAR
+    steps = np.diff(grid_years, prepend=0.0)
+    walk = draws.walk[variable].T
+    swalk = draws.slope_walk[variable].T
+    q, qs = p[(variable, "rw_var")], p[(variable, "slope_rw_var")]
+    shared_slope = np.cumsum(swalk * np.sqrt(steps)[:, None], axis=0)
+    shared_slope[0] = 0.0
+    prev = np.vstack([np.zeros((1, walk.shape[1])), shared_slope[:-1]])
+    shared = math.sqrt(q) * np.cumsum(walk * np.sqrt(steps)[:, None], axis=0)
+    shared += math.sqrt(qs) * np.cumsum(0.5 * (prev + shared_slope) * steps[:, None], axis=0)
+    root = np.sqrt(gap)
+    f32 = np.float32
+    z += shared.astype(f32)[None, :, :]
+    z += (math.sqrt(q) * root).astype(f32)[:, None, None] * walk[0].astype(f32)[None, None, :]
+    lever = (math.sqrt(qs) * root)[:, None] * (0.5 * gap[:, None] + grid_years[None, :])
+    z += lever.astype(f32)[:, :, None] * swalk[0].astype(f32)[None, None, :]

