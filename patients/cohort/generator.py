@@ -999,7 +999,7 @@ class _Simulation:
         ):
             ep = self.pending_restart
             self.pending_restart = None
-            self.change(visit, "start", None, ep.drug.key, "symptoms settled")
+            self.change(visit, "start", None, ep.drug.key, "restart")
         for ep in list(visit.active):
             if (
                 role == "cardiologist"
@@ -2206,7 +2206,9 @@ class _BundleWriter:
         )
         home = next((r for fu, r in visit.followups_closed if fu.kind == "home_bp"), None)
         closed = [
-            ClosedFollowUp(fu.text, r) for fu, r in visit.followups_closed if fu.kind != "home_bp"
+            ClosedFollowUp(self._closure_label(fu, rng), r)
+            for fu, r in visit.followups_closed
+            if fu.kind != "home_bp"
         ]
         referred_by = referral_reason = None
         if visit.kind == "consult":
@@ -2244,6 +2246,13 @@ class _BundleWriter:
             bp_status=visit.bp_status,
             glucose_status=visit.glucose_status,
         )
+
+    def _closure_label(self, fu: OpenFollowUp, rng: random.Random) -> str:
+        """How a later note refers back to a follow-up when it is completed."""
+        set_day = next(v.day for v in self.sim.visits if any(f is fu for f in v.followups_new))
+        when = self.sim._date(set_day).isoformat()
+        template = CLOSURE_LABELS.get(fu.kind, "{text} (from {date})")
+        return template.format(text=fu.text, date=when)
 
     def _quit_between(self, visit: Visit) -> bool:
         prev = self.sim.visits[visit.no - 1].day if visit.no > 0 else -1
@@ -2315,6 +2324,17 @@ class _BundleWriter:
         return out
 
 
+CLOSURE_LABELS = {
+    "hba1c": "HbA1c recheck (planned at the {date} review)",
+    "lipids": "Repeat lipid profile (requested {date})",
+    "renal": "U&E after the ACE inhibitor/ARB change of {date}",
+    "retinal": "Retinal screening (referred {date})",
+    "bp_review": "BP review as planned on {date}",
+    "gp_bp": "Raised BP flagged at the nurse clinic on {date}",
+    "dpp": "Diabetes prevention programme (referred {date})",
+}
+
+
 def rng_days(index: int, upper: int) -> int:
     """A stable pseudo-random day count in [1, upper] for back-dated onsets."""
     return 1 + (index * 2654435761) % upper
@@ -2331,7 +2351,8 @@ def _reason_key(treatment_class: str) -> str:
 def _med_change(c: Change) -> MedChange:
     new = c.new.drug.line() if c.new is not None else None
     old = c.old.drug.line() if c.old is not None else None
-    reason = c.reason if c.action in ("stop", "switch", "decrease", "hold") else ""
+    keep = ("stop", "switch", "decrease", "hold")
+    reason = c.reason if c.action in keep or c.reason == "restart" else ""
     return MedChange(c.action, new, old, reason)
 
 

@@ -147,6 +147,8 @@ def _change_sentence(ch: MedChange, rng: random.Random) -> str:
     """One plan line for a medication decision, in one of several phrasings."""
     new, old = ch.new, ch.old
     because = f" because of {ch.reason}" if ch.reason else ""
+    if ch.action == "start" and new is not None and ch.reason == "restart":
+        return f"Restart {new.name} {new.dose} {new.frequency} now that the symptoms have settled."
     if ch.action == "start" and new is not None:
         verb = _pick(rng, ("Start", "Commence", "Started", "Initiate"))
         return f"{verb} {new.name} {new.dose} {new.frequency}{because}."
@@ -185,7 +187,8 @@ def _past_change_phrase(ch: MedChange) -> str:
     new, old = ch.new, ch.old
     because = f" because of {ch.reason}" if ch.reason else ""
     if ch.action == "start" and new is not None:
-        return f"started {new.name} {new.dose} {new.frequency}"
+        again = "restarted" if ch.reason == "restart" else "started"
+        return f"{again} {new.name} {new.dose} {new.frequency}"
     if ch.action == "increase" and new is not None and old is not None:
         return f"increased {new.name} from {old.dose} to {new.dose}"
     if ch.action == "decrease" and new is not None and old is not None:

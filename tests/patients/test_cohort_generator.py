@@ -399,7 +399,7 @@ def test_practitioners_are_a_fixed_set_with_stable_ids_covering_five_roles() -> 
 
 
 START = re.compile(
-    r"(?:^- |; )(?:Start|Commence|Started|Initiate|start) ([a-z][a-z ]*?) (\d+(?:\.\d+)?) (mg|units)",
+    r"(?:^- |; )(?:Start|Commence|Started|Initiate|Restart|start) ([a-z][a-z ]*?) (\d+(?:\.\d+)?) (mg|units)",
     re.M,
 )
 
@@ -479,7 +479,10 @@ def test_notes_cite_other_clinicians_family_history_negations_and_plans(
     assert re.search(r"\b(Denies|No) [a-z]", text)
     assert re.search(r"If BP remains above 1[45]0/90 at the next review, consider adding", text)
     assert re.search(r"Recheck HbA1c in 3 months \(due ", text)
-    assert re.search(r"Recheck HbA1c in 3 months: HbA1c \d", text)
+    assert re.search(r"HbA1c recheck \(planned at the [\d-]+ review\): HbA1c \d", text)
+    assert re.search(
+        r"Restart metformin \d+ mg twice daily now that the symptoms have settled", text
+    )
     assert "Refer to ophthalmology for retinal screening" in text
     assert re.search(r"Home BP: home readings \(n=\d+\) average \d+/\d+ mmHg", text)
 
