@@ -488,7 +488,10 @@ class _MedMention:
 def _medication_mentions(notes: list[_Note]) -> dict[str, list[_MedMention]]:
     by_drug: dict[str, list[_MedMention]] = {}
     for note, entity in _mentions(notes, "medication"):
+        # "ACE inhibitor" names a class, not a drug the patient takes.
         if entity.negated or entity.family or entity.hypothetical:
+            continue
+        if entity.attributes.get("class_mention"):
             continue
         action = entity.action or "listed"
         mention = _MedMention(note, entity, action, note.entity_ref(entity))
@@ -589,13 +592,30 @@ def _medications(
 
 
 def _record_name(record: Mapping[str, Any] | str) -> tuple[str, str | None]:
+    """The record's drug name as given, and its code if any."""
     if isinstance(record, str):
-        return record.strip().lower(), None
+        return record.strip(), None
     for key in ("generic", "name", "display", "medication"):
         if record.get(key):
             code = record.get("code")
-            return str(record[key]).strip().lower(), str(code) if code else None
+            return str(record[key]).strip(), str(code) if code else None
     raise ValueError("structured_medications[].name: missing (give name, generic or display)")
+
+
+def _drug_words(name: str) -> str:
+    # Record names carry strength and form ("Losartan 100 MG Oral Tablet"): keep the words before
+    # the first number.
+    return re.split(r"\s(?=\d)", name.lower(), maxsplit=1)[0].strip()
+
+
+def _same_drug(med: MedicationItem, record_name: str, record_code: str | None) -> bool:
+    if record_code is not None and record_code == med.code:
+        return True
+    words = _drug_words(record_name)
+    for name in {med.name.lower(), med.text.lower()}:
+        if name == words or re.search(rf"(?<![a-z]){re.escape(name)}(?![a-z])", words):
+            return True
+    return False
 
 
 def _record_is_active(record: Mapping[str, Any] | str) -> bool:
@@ -614,8 +634,7 @@ def _reconcile(
     for med in medications:
         hit = None
         for i, ((name, code), _record) in enumerate(listed):
-            names = {med.name.lower(), med.text.lower()}
-            if name in names or (code is not None and code == med.code):
+            if _same_drug(med, name, code):
                 hit = i
                 break
         med.on_structured_list = hit is not None

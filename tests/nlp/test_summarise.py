@@ -278,6 +278,40 @@ def test_it_reconciles_note_medications_against_the_structured_list_both_ways() 
     assert on_list == {"metformin": True, "atorvastatin": False, "aspirin": True}
 
 
+def test_it_matches_record_names_that_carry_strength_and_form() -> None:
+    notes = [
+        note(
+            "n1",
+            "2026-04-01",
+            "Dr A",
+            "GP",
+            "Losartan 100 mg daily.",
+            med("Losartan", normalized="losartan"),
+        )
+    ]
+    structured = [{"name": "Losartan 100 MG Oral Tablet"}, {"name": "Hydrochlorothiazide 25 MG"}]
+    summary = summarise(notes, structured_medications=structured, now=NOW)
+    assert [(r.name, r.kind) for r in summary.medication_reconciliation] == [
+        ("Hydrochlorothiazide 25 MG", "on_list_not_in_notes")
+    ]
+
+
+def test_it_does_not_reconcile_a_drug_class_as_a_drug() -> None:
+    notes = [
+        note(
+            "n1",
+            "2026-04-01",
+            "Dr A",
+            "GP",
+            "Intolerant of ACE inhibitor.",
+            med("ACE inhibitor", normalized="ace_inhibitor", attributes={"class_mention": True}),
+        )
+    ]
+    summary = summarise(notes, structured_medications=[], now=NOW)
+    assert summary.medications == []
+    assert summary.medication_reconciliation == []
+
+
 def test_it_lists_recent_changes_newest_first_within_the_window() -> None:
     notes = [
         note("old", "2025-01-01", "Dr A", "GP", "Start ramipril.", med("ramipril", action="start")),
