@@ -720,6 +720,28 @@ def _target(order: Entity) -> str:
     return _key(order).rsplit(":", 1)[-1]
 
 
+# A panel is reported as its members. Members from the LOINC panel definitions: 24331-1 (lipid
+# panel), 24362-6 (renal function panel), 51990-0 (basic metabolic panel), 24323-8
+# (comprehensive metabolic panel), 24326-1 (electrolytes panel).
+_PANEL_MEMBERS: dict[str, frozenset[str]] = {
+    "lipid_panel": frozenset({"total_cholesterol", "ldl", "hdl", "triglycerides"}),
+    "renal_function_panel": frozenset({"creatinine", "egfr", "potassium"}),
+    "basic_metabolic_panel": frozenset({"creatinine", "egfr", "potassium", "glucose"}),
+    "comprehensive_metabolic_panel": frozenset({"creatinine", "egfr", "potassium", "glucose"}),
+    "electrolytes_panel": frozenset({"potassium"}),
+}
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "_", name.strip().lower())
+
+
+def _reports(entity: Entity, target: str) -> bool:
+    """Whether an entity is (a member of) the ordered test or procedure ``target``."""
+    key, wanted = _slug(_key(entity)), _slug(target)
+    return key == wanted or key in _PANEL_MEMBERS.get(wanted, frozenset())
+
+
 def _same_specialty(a: str, b: str) -> bool:
     # "cardiology" and "cardiologist" share their stem; six letters separate the specialties.
     a, b = a.strip().lower(), b.strip().lower()
@@ -738,7 +760,7 @@ def _closes(order: Entity, order_note: _Note, note: _Note) -> SourceRef | None:
     for entity in note.analysis.entities:
         if entity.negated or entity.hypothetical or entity.family or entity.label == "follow_up":
             continue
-        if target and _key(entity) == target:
+        if target and _reports(entity, target):
             return note.entity_ref(entity)
     if kind in _VISIT_KINDS:
         if target and any(_same_specialty(target, w) for w in (note.note.role, note.note.author)):

@@ -376,6 +376,32 @@ def test_it_keeps_a_follow_up_open_until_a_later_note_reports_the_result() -> No
     assert closed["referral:cardiology"].note_id == "n3"
 
 
+def test_it_closes_an_ordered_panel_with_a_later_result_of_one_of_its_members() -> None:
+    order = note(
+        "n1",
+        "2026-01-10",
+        "Dr A",
+        "GP",
+        "Repeat lipid panel.",
+        follow_up("Repeat lipid panel", "test", "lipid panel"),
+    )
+    result = note(
+        "n2",
+        "2026-03-10",
+        "Nurse B",
+        "nurse",
+        "LDL 3.1 mmol/L.",
+        (
+            "measurement",
+            "LDL 3.1",
+            {"normalized": "ldl", "attributes": {"value": 120.0, "unit": "mg/dL"}},
+        ),
+    )
+    [item] = summarise([order, result], now=NOW).follow_ups
+    assert item.status == "closed"
+    assert item.closed_by is not None and item.closed_by.text == "LDL 3.1"
+
+
 def test_it_closes_a_return_visit_with_the_same_authors_next_note_only() -> None:
     order = note(
         "n1",
