@@ -31,9 +31,12 @@ from patients.models import (
     Encounter,
     ImportBatch,
     Medication,
+    NoteAnalysisResult,
+    NoteSummary,
     Observation,
     Patient,
 )
+from patients.services import notes_changed
 
 
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]  # admin pages any model
@@ -190,6 +193,35 @@ class ClinicalNoteAdmin(ScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: ClinicalNote | None = None) -> bool:
         return obj is None or not obj.is_signed
+
+    def save_model(self, request: HttpRequest, obj: ClinicalNote, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        notes_changed(note_ids=[obj.pk], triggered_by=request.user.get_username())
+
+
+@admin.register(NoteAnalysisResult)
+class NoteAnalysisResultAdmin(admin.ModelAdmin[NoteAnalysisResult]):
+    list_display = ("note", "status", "pipeline_version", "updated_at", "error")
+    list_filter = ("status", "pipeline_version")
+    list_select_related = ("note",)
+    readonly_fields = [f.name for f in NoteAnalysisResult._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(NoteSummary)
+class NoteSummaryAdmin(admin.ModelAdmin[NoteSummary]):
+    list_display = ("patient", "status", "note_count", "computed_at", "triggered_by", "error")
+    list_filter = ("status", "pipeline_version")
+    search_fields = ("=patient__mrn",)
+    list_select_related = ("patient",)
+    readonly_fields = [f.name for f in NoteSummary._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(CareTeam)

@@ -388,3 +388,52 @@ class ClinicalNote(models.Model):
 
 class SignedNoteError(Exception):
     """An attempt to change a signed note in place."""
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class NoteAnalysisResult(models.Model):
+    """What the note reader found in one note version (``nlp.NoteAnalysis`` as JSON)."""
+
+    note = models.OneToOneField(ClinicalNote, on_delete=models.CASCADE, related_name="analysis")
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.PENDING)
+    pipeline_version = models.CharField(max_length=40, blank=True)
+    text_sha256 = models.CharField(max_length=64, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Analysis of note {self.note_id} ({self.status})"
+
+
+class NoteSummary(models.Model):
+    """The cross-note summary of one patient (``nlp.PatientSummary`` as JSON), every item linked to
+    its source note and character span."""
+
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="note_summary")
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.PENDING)
+    pipeline_version = models.CharField(max_length=40, blank=True)
+    inputs_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="Hash of the notes and record it was built from."
+    )
+    summary = models.JSONField(null=True, blank=True)
+    note_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    triggered_by = models.CharField(
+        max_length=150, blank=True, help_text="User or named system actor."
+    )
+    computed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "note summaries"
+
+    def __str__(self) -> str:
+        return f"Note summary of patient {self.patient_id} ({self.status})"

@@ -37,6 +37,7 @@ from patients.models import (
     Observation,
     Patient,
 )
+from patients.services import notes_changed
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +259,10 @@ def _import_notes(
         if rec.replaces_id:
             previous: Any = saved.get(rec.replaces_id) or known.get(rec.replaces_id)
             amendment = saved[rec.fhir_id]
-            if previous is not None and getattr(amendment, "previous_version_id", None) != previous.pk:
+            if (
+                previous is not None
+                and getattr(amendment, "previous_version_id", None) != previous.pk
+            ):
                 ClinicalNote.objects.filter(pk=amendment.pk).update(previous_version=previous.pk)
 
 
@@ -297,6 +301,14 @@ def bundle_import(
             batch.status = ImportBatch.Status.SUCCEEDED if changed else ImportBatch.Status.UNCHANGED
             batch.finished_at = timezone.now()
             batch.save()
+            note_tally = tally["DocumentReference"]
+            if note_tally["created"] or note_tally["updated"]:
+                notes_changed(
+                    note_ids=ClinicalNote.objects.filter(
+                        fhir_id__in=[n.fhir_id for n in parsed.notes]
+                    ).values_list("pk", flat=True),
+                    triggered_by=user.username if user else "system:import",
+                )
     except BundleError as exc:
         _record_failure(batch, [p.as_dict() for p in exc.problems])
         raise

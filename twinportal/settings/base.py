@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import django_stubs_ext
+from celery.schedules import crontab
 
 from twinportal.env import env_int, env_str
 
@@ -145,7 +146,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# Every periodic job, in one place. Each has a named schedule and expires rather than piling up
+# when workers are down.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # 02:30 UTC: rebuild note summaries that are stale (new notes, new pipeline, new day).
+    "note-summaries-nightly": {
+        "task": "patients.tasks.note_summaries_nightly",
+        "schedule": crontab(hour=2, minute=30),
+        "options": {"expires": 6 * 3600},
+    },
+}
 
 LOGGING = {
     "version": 1,

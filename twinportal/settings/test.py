@@ -29,6 +29,8 @@ CACHES = {
 }
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
+# Each pytest-xdist worker runs its own Celery worker on its own queue.
+CELERY_TASK_DEFAULT_QUEUE = "twinportal-" + env_str("PYTEST_XDIST_WORKER", "main")
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.MD5PasswordHasher"
