@@ -753,7 +753,7 @@ def _closes(order: Entity, order_note: _Note, note: _Note) -> SourceRef | None:
 
     A test is closed by a later affirmed mention of the same thing (a measurement or procedure
     with that name); a referral by a later note written by that specialty; a return visit by a
-    later note of the same author, or of the named specialty.
+    later note of the same author or role, or of the named specialty.
     """
     target = _target(order)
     kind = str(order.attributes.get("kind", "")).lower()
@@ -766,7 +766,10 @@ def _closes(order: Entity, order_note: _Note, note: _Note) -> SourceRef | None:
         if target and any(_same_specialty(target, w) for w in (note.note.role, note.note.author)):
             return _opening(note)
         generic = target in ("", "return_visit", "follow-up", "follow up", "visit", "appointment")
-        if generic and note.note.author == order_note.note.author:
+        same_clinic = (note.note.author == order_note.note.author) or (
+            bool(note.note.role) and note.note.role == order_note.note.role
+        )
+        if generic and same_clinic:
             return _opening(note)
     return None
 

@@ -402,7 +402,7 @@ def test_it_closes_an_ordered_panel_with_a_later_result_of_one_of_its_members() 
     assert item.closed_by is not None and item.closed_by.text == "LDL 3.1"
 
 
-def test_it_closes_a_return_visit_with_the_same_authors_next_note_only() -> None:
+def test_it_closes_a_return_visit_with_a_later_note_of_the_same_author_or_role_only() -> None:
     order = note(
         "n1",
         "2026-03-01",
@@ -414,7 +414,7 @@ def test_it_closes_a_return_visit_with_the_same_authors_next_note_only() -> None
     other = note("n2", "2026-03-10", "Dr B", "nephrology", "Kidney clinic review.")
     [item] = summarise([order, other], now=NOW).follow_ups
     assert item.status == "open"
-    back = note("n3", "2026-03-15", "Dr A", "GP", "Reviewed today.")
+    back = note("n3", "2026-03-15", "Dr C", "GP", "Reviewed today.")
     [item] = summarise([order, other, back], now=NOW).follow_ups
     assert item.closed_by is not None and item.closed_by.note_id == "n3"
 
