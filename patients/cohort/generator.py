@@ -267,21 +267,47 @@ def _step(drug: Drug, direction: int) -> Drug | None:
 # Latent physiology
 
 
-def dose_factor(ratio: float) -> float:
-    """Effect multiplier for a dose ``ratio`` (1.0 = standard dose), on a log2-dose scale.
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be within [{lo}, {hi}], got {value}")
 
-    Law 2003 (BMJ 326:1427): half the standard dose gives about 22 % less effect; the same slope
-    is applied to higher doses and clipped to [0.5, 1.5].
+
+def dose_factor(ratio: float) -> float:
+    """Effect multiplier for a dose relative to the standard dose, on a log2-dose scale.
+
+    Parameters
+    ----------
+    ratio : float
+        Total dose per period divided by the standard dose (dimensionless, > 0).
+
+    Returns
+    -------
+    float
+        Multiplier of the standard-dose effect, within [0.5, 1.5]. Law 2003 (BMJ 326:1427): half
+        the standard dose gives about 22 % less effect; the same slope is applied above 1.
     """
+    _check_range("ratio", ratio, 1e-3, 100.0)
     slope = parameters()["dose_log2_slope"]
     return min(1.5, max(0.5, 1.0 + slope * math.log2(ratio)))
 
 
 def onset(start: float, end: float | None, t: float, tau: float) -> float:
-    """Fraction of a drug's full effect at day ``t`` for a course from ``start`` to ``end``.
+    """Fraction of a drug's full effect at one time, for a course from ``start`` to ``end``.
 
-    First-order rise with time constant ``tau`` (days) after the start, and first-order decay of
-    whatever was reached once the course ends.
+    Parameters
+    ----------
+    start, end : float
+        Course start and end in days (``end`` None while the course continues).
+    t : float
+        Time in days, on the same axis.
+    tau : float
+        First-order time constant in days (> 0).
+
+    Returns
+    -------
+    float
+        Fraction in [0, 1): a first-order rise after the start, and a first-order decay of what
+        was reached once the course ends.
     """
     if t <= start:
         return 0.0
@@ -431,7 +457,24 @@ _WEIGHT_EFFECT_KG = {
 
 
 def ckd_epi_2021(creatinine_mg_dl: float, age: float, sex: str) -> float:
-    """eGFR in mL/min/1.73 m2 from serum creatinine (mg/dL), CKD-EPI 2021 (Inker 2021 NEJM)."""
+    """eGFR from serum creatinine by the race-free CKD-EPI 2021 equation (Inker 2021 NEJM).
+
+    Parameters
+    ----------
+    creatinine_mg_dl : float
+        Serum creatinine in mg/dL, within (0, 20].
+    age : float
+        Age in years, within [18, 120].
+    sex : str
+        "female" or "male".
+
+    Returns
+    -------
+    float
+        eGFR in mL/min/1.73 m2.
+    """
+    _check_range("creatinine_mg_dl", creatinine_mg_dl, 1e-3, 20.0)
+    _check_range("age", age, 18.0, 120.0)
     p = parameters()
     kappa, alpha = (0.7, -0.241) if sex == "female" else (0.9, -0.302)
     ratio = creatinine_mg_dl / kappa
@@ -445,7 +488,24 @@ def ckd_epi_2021(creatinine_mg_dl: float, age: float, sex: str) -> float:
 
 
 def creatinine_for_egfr(egfr: float, age: float, sex: str) -> float:
-    """Invert :func:`ckd_epi_2021`: the creatinine (mg/dL) that gives ``egfr``."""
+    """Invert :func:`ckd_epi_2021`.
+
+    Parameters
+    ----------
+    egfr : float
+        eGFR in mL/min/1.73 m2, within [1, 200].
+    age : float
+        Age in years, within [18, 120].
+    sex : str
+        "female" or "male".
+
+    Returns
+    -------
+    float
+        Serum creatinine in mg/dL that gives ``egfr``.
+    """
+    _check_range("egfr", egfr, 1.0, 200.0)
+    _check_range("age", age, 18.0, 120.0)
     p = parameters()
     kappa, alpha = (0.7, -0.241) if sex == "female" else (0.9, -0.302)
     base = p["ckd_epi_2021_constant"] * p["ckd_epi_2021_age_base"] ** age
@@ -586,7 +646,8 @@ def _make_person(rng: random.Random, today: dt.date, total_days: int) -> Person:
         or (has_dm and rng.random() < p["p_htn_given_diabetes"])
     )
     sex = "female" if rng.random() < (0.45 if has_dm else 0.5) else "male"
-    age = round(_normal(rng, 62, 11, 35, 85))
+    # Ages 35-85 today, and at least 30 at the start of a long record.
+    age = round(_normal(rng, 62, 11, min(85, max(35, 30 + total_days / 365.25)), 85))
     birth = today - dt.timedelta(days=int(age * 365.25) + rng.randrange(365))
     height = _normal(
         rng,
@@ -744,7 +805,7 @@ class _Simulation:
         if ep.drug.key == "amlodipine_10":
             table["ccb"] = ("ankle swelling", p["p_amlodipine_oedema"], (14, 120))
         if cls == "thiazide":
-            table["thiazide"] = ("an attack of gout", 0.04, (30, 300))
+            table["thiazide"] = ("an attack of gout", p["p_thiazide_gout"], (30, 300))
         if cls in table and (ep.prior is None or ep.prior.drug.ingredient != ep.drug.ingredient):
             what, prob, (lo, hi) = table[cls]
             if rng.random() < prob:
@@ -1005,7 +1066,7 @@ class _Simulation:
                 role == "cardiologist"
                 and ep.drug.treatment_class == "ace_inhibitor"
                 and ep.adverse is None
-                and self.rng.random() < 0.35
+                and self.rng.random() < self.p["p_cardiology_elicits_cough"]
             ):
                 # A dry cough that nobody had linked to the ACE inhibitor comes up at the consult.
                 ep.adverse, ep.adverse_day = "a dry cough", day
@@ -1126,7 +1187,7 @@ class _Simulation:
             visit.bp_status = "above" if above else "controlled"
         if cardio:
             beta = next((e for e in person.on(day, ("beta_blocker",)) if e.end is None), None)
-            if beta is not None and rng.random() < 0.5:
+            if beta is not None and rng.random() < self.p["p_cardiology_stops_beta_blocker"]:
                 self.change(
                     visit, "stop", beta, None, "no compelling indication for a beta-blocker"
                 )
@@ -1212,7 +1273,11 @@ class _Simulation:
             return
         if self.referral_due is not None:
             return
-        if self.htn_diagnosed and "cardiology" not in self.referred and rng.random() < 0.07:
+        if (
+            self.htn_diagnosed
+            and "cardiology" not in self.referred
+            and rng.random() < self.p["p_referral_cardiology_per_visit"]
+        ):
             reason = rng.choice(
                 (
                     "review of cardiovascular risk and blood pressure treatment",
@@ -1223,7 +1288,11 @@ class _Simulation:
             self._refer(visit, "cardiologist", "cardiology", reason)
         elif self.dm_diagnosed and "endocrinology" not in self.referred:
             a1c = self._last_a1c(visit)
-            if a1c is not None and a1c >= 8.0 and rng.random() < 0.3:
+            if (
+                a1c is not None
+                and a1c >= self.p["referral_hba1c"]
+                and rng.random() < self.p["p_referral_endocrinology"]
+            ):
                 self._refer(
                     visit, "endocrinologist", "endocrinology", "HbA1c persistently above target"
                 )
@@ -1264,7 +1333,7 @@ class _Simulation:
             return
         glucose_eps = person.on(day, GLUCOSE_CLASSES)
         if not self.dm_diagnosed:
-            if a1c >= 6.5 and role == "general_practitioner":
+            if a1c >= self.p["diagnosis_hba1c"] and role == "general_practitioner":
                 self.dm_diagnosed = True
                 person.dm_onset = day
                 visit.glucose_status = (
@@ -1339,9 +1408,9 @@ class _Simulation:
             return
         bmi = visit.weight / (self.person.height_cm / 100) ** 2
         egfr = self._last_lab_value("egfr") or 60.0
-        if "sglt2_inhibitor" not in classes and egfr >= 30:
+        if "sglt2_inhibitor" not in classes and egfr >= self.p["sglt2_min_egfr"]:
             self.change(visit, "start", None, "empagliflozin_10", "HbA1c above target")
-        elif "glp1_ra" not in classes and bmi >= 30:
+        elif "glp1_ra" not in classes and bmi >= self.p["glp1_min_bmi"]:
             self.change(visit, "start", None, "semaglutide_0.25", "HbA1c above target and weight")
         elif "sulfonylurea" not in classes and "insulin" not in classes:
             self.change(visit, "start", None, "glipizide_5", "HbA1c above target")
@@ -1389,7 +1458,7 @@ class _Simulation:
                 28,
             )
         sglt2 = next((e for e in eps if e.drug.treatment_class == "sglt2_inhibitor"), None)
-        if sglt2 is not None and self.rng.random() < 0.2:
+        if sglt2 is not None and self.rng.random() < self.p["p_sglt2_thrush"]:
             self.change(visit, "stop", sglt2, None, "recurrent genital thrush")
         su = next((e for e in eps if e.drug.treatment_class == "sulfonylurea"), None)
         if su is not None and any(
@@ -1406,8 +1475,8 @@ class _Simulation:
             if any(e.drug.treatment_class == "statin" and e.end == day for e in person.episodes):
                 return
             eligible = (
-                (self.dm_diagnosed and age >= 40)
-                or person.ldl0 >= 190
+                (self.dm_diagnosed and age >= self.p["statin_age_diabetes"])
+                or person.ldl0 >= self.p["statin_ldl_severe"]
                 or (self.htn_diagnosed and cardio)
             )
             if eligible and (cardio or rng.random() < 0.5):
@@ -1424,7 +1493,7 @@ class _Simulation:
             and ep.start < day
         ):
             up = _step(ep.drug, 1)
-            if up is not None and (ldl is None or ldl > 70):
+            if up is not None and (ldl is None or ldl > self.p["ldl_goal_high_risk"]):
                 self.change(visit, "increase", ep, up.key, "high-intensity statin advised")
                 self._followup(visit, "lipids", "Repeat lipid profile in 3 months", 90)
 
@@ -1472,12 +1541,12 @@ class _Simulation:
                 result = self._home_summary(visit) or "no home readings brought"
             elif fu.kind == "retinal" and day >= fu.due:
                 r = rng.random()
-                if r < 0.12:
+                if r < self.p["p_screening_missed"]:
                     still.append(fu)
                     continue
                 result = (
                     "screening done, no diabetic retinopathy"
-                    if r < 0.85
+                    if r < 1.0 - self.p["p_retinopathy_background"]
                     else "background retinopathy, annual recall"
                 )
             elif fu.kind == "dpp" and day >= fu.due:
@@ -1569,7 +1638,22 @@ CANONICAL_UNITS: dict[str, str] = {
 
 
 def convert(key: str, value: float, si: bool) -> tuple[float, str]:
-    """The value as reported: canonical units, or SI units when ``si`` (see module docstring)."""
+    """A result as reported: in canonical units, or in SI units when ``si``.
+
+    Parameters
+    ----------
+    key : str
+        Quantity name from ``CANONICAL_UNITS`` (e.g. "glucose", "hba1c", "weight").
+    value : float
+        Value in the canonical unit (``CANONICAL_UNITS[key]``).
+    si : bool
+        Report in the SI alternative (mmol/L, mmol/mol, umol/L, mg/mmol, [lb_av] for weight).
+
+    Returns
+    -------
+    (float, str)
+        The reported value, rounded as a laboratory would, and its UCUM unit code.
+    """
     p = parameters()
     unit = CANONICAL_UNITS[key]
     if not si:
@@ -1887,19 +1971,24 @@ class _BundleWriter:
         if person.has_pre:
             a1cs = [(v.day, v.labs["hba1c"]) for v in visits if "hba1c" in v.labs]
             resolved = (
-                a1cs[-1][0] if len(a1cs) >= 2 and all(a < 5.7 for _, a in a1cs[-2:]) else None
+                a1cs[-1][0]
+                if len(a1cs) >= 2
+                and all(a < parameters()["prediabetes_hba1c"] for _, a in a1cs[-2:])
+                else None
             )
             found.append(("pre", min(person.pre_onset, visits[0].day), resolved))
         statins = [e for e in person.episodes if e.drug.treatment_class == "statin"]
         if statins or person.ldl0 >= 160:
             found.append(("lipid", min([e.start for e in statins] + [visits[0].day]) - 30, None))
         bmis = [(v.day, v.weight / (person.height_cm / 100) ** 2) for v in visits]
-        if bmis[0][1] >= 30:
+        if bmis[0][1] >= parameters()["obesity_bmi"]:
             resolved = (
                 bmis[-1][0] if len(bmis) >= 3 and all(b < 29.5 for _, b in bmis[-2:]) else None
             )
             found.append(("obesity", -rng_days(self.index, 400), resolved))
-        low = [v.day for v in visits if "egfr" in v.labs and v.labs["egfr"] < 60]
+        low = [
+            v.day for v in visits if "egfr" in v.labs and v.labs["egfr"] < parameters()["ckd3_egfr"]
+        ]
         if len(low) >= 2 and low[-1] - low[0] >= 90:
             found.append(("ckd3", low[1] if low[1] - low[0] >= 90 else low[-1], None))
         if sim.cough_onset is not None:
@@ -2138,7 +2227,8 @@ class _BundleWriter:
         text = write_note(ctx, rng)
         code, display = NOTE_TYPES[visit.kind]
         last = visit is self.sim.visits[-1]
-        draft = rng.random() < (0.25 if last else 0.03)
+        # The latest note is more often still a draft awaiting signature.
+        draft = rng.random() < (0.25 if last else parameters()["p_note_draft"])
         when = self._when(visit.day, visit.minute + 25)
         res = {
             "resourceType": "DocumentReference",
@@ -2185,7 +2275,7 @@ class _BundleWriter:
         sim, person = self.sim, self.person
         date = sim._date(visit.day)
         sbp_text = visit.sbp
-        if rng.random() < 0.04:
+        if rng.random() < parameters()["p_note_transcription_slip"]:
             sbp_text = visit.sbp + rng.choice((-10, 10))
         visit.note_bp_sbp = sbp_text
         wv, wu = convert("weight", visit.weight, visit.weight_lb)
@@ -2319,7 +2409,7 @@ class _BundleWriter:
             e.drug.treatment_class == "statin" and e.start <= visit.day for e in person.episodes
         ):
             out.append("hyperlipidaemia")
-        if visit.weight / (person.height_cm / 100) ** 2 >= 30:
+        if visit.weight / (person.height_cm / 100) ** 2 >= parameters()["obesity_bmi"]:
             out.append("obesity")
         return out
 

@@ -506,3 +506,12 @@ def test_fast_ids_equal_uuid5_of_seed_index_and_counter() -> None:
     ids = _Ids(5, 42)
     assert ids.next("obs") == str(uuid.uuid5(COHORT_NAMESPACE, "5/42/obs/1"))
     assert ids.next("enc") == str(uuid.uuid5(COHORT_NAMESPACE, "5/42/enc/2"))
+
+
+def test_numerical_helpers_reject_out_of_range_inputs_naming_the_field() -> None:
+    with pytest.raises(ValueError, match="creatinine_mg_dl"):
+        ckd_epi_2021(0.0, 50, "male")
+    with pytest.raises(ValueError, match="age"):
+        creatinine_for_egfr(60.0, 5, "female")
+    with pytest.raises(ValueError, match="ratio"):
+        dose_factor(0.0)
