@@ -1,0 +1,52 @@
+"""The backtest command: FHIR bundles in, per-variable scores of the twin and the baselines out."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.conftest import SYNTHEA
+
+
+def test_it_writes_per_variable_scores_for_the_twin_and_both_baselines(tmp_path) -> None:
+    out = tmp_path / "backtest.json"
+    stdout = io.StringIO()
+    call_command(
+        "backtest",
+        "--fhir",
+        *map(str, SYNTHEA),
+        "--holdout-months",
+        "12",
+        "--json",
+        str(out),
+        "--samples",
+        "100",
+        "--no-progress",
+        stdout=stdout,
+        stderr=io.StringIO(),
+    )
+    result = json.loads(out.read_text())
+    assert result["bundles"] == len(SYNTHEA) and result["holdout_months"] == 12
+    for var in ("sbp", "dbp", "hba1c", "ldl", "weight"):
+        row = result[var]
+        assert set(row) >= {"n", "mae_twin", "mae_locf", "mae_trend", "coverage80", "coverage95"}
+    assert result["sbp"]["n"] > 0 and result["sbp"]["mae_twin"] > 0
+    assert 0 <= result["sbp"]["coverage80"] <= result["sbp"]["coverage95"] <= 1
+    assert "sbp" in stdout.getvalue() and "MAE twin" in stdout.getvalue()
+
+
+def test_it_names_the_bundle_that_cannot_be_parsed(tmp_path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"resourceType": "Bundle"}')
+    with pytest.raises(CommandError, match="bad.json"):
+        call_command(
+            "backtest",
+            "--fhir",
+            str(bad),
+            "--no-progress",
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
