@@ -41,7 +41,7 @@ def test_it_writes_per_variable_scores_for_the_twin_and_both_baselines(tmp_path)
 def test_it_names_the_bundle_that_cannot_be_parsed(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"resourceType": "Bundle"}')
-    with pytest.raises(CommandError, match="bad.json"):
+    with pytest.raises(CommandError, match=r"bad\.json"):
         call_command(
             "backtest",
             "--fhir",
