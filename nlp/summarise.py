@@ -512,7 +512,13 @@ def _date_text(ref: SourceRef) -> str:
     return f"{when.day} {when:%B %Y}"
 
 
-def _conflict(stop: _MedMention, later: _MedMention) -> MedicationConflict:
+def _conflict(stops: list[_MedMention], later: _MedMention) -> MedicationConflict:
+    """The disagreement message, built only from the linked notes' roles, dates and drug names.
+
+    It says what each note records ("records lisinopril stopped") rather than who decided, since
+    a note may report another clinician's decision (a nurse quoting a cardiology letter).
+    """
+    stop = stops[0]
     name = stop.entity.normalized or stop.entity.text
     stop_date = stop.note.ref(stop.entity.start, stop.entity.start)
     later_date = later.note.ref(later.entity.start, later.entity.start)
@@ -522,9 +528,10 @@ def _conflict(stop: _MedMention, later: _MedMention) -> MedicationConflict:
         else f"still lists {later.entity.text}"
     )
     parts = [
-        MessagePart(stop.note.note.role or stop.note.note.author, [stop_date]),
-        MessagePart(f" {_PAST_TENSE[stop.action]} {stop.entity.text}", [stop.ref]),
-        MessagePart(f" on {_date_text(stop.ref)}", [stop_date]),
+        MessagePart("the ", []),
+        MessagePart(f"{stop.note.note.role or stop.note.note.author} note", [stop_date]),
+        MessagePart(f" of {_date_text(stop.ref)}", [stop_date]),
+        MessagePart(f" records {stop.entity.text} {_PAST_TENSE[stop.action]}", [stop.ref]),
         MessagePart("; the ", []),
         MessagePart(f"{later.note.note.role or later.note.note.author} note", [later_date]),
         MessagePart(f" of {_date_text(later.ref)}", [later_date]),
@@ -534,28 +541,30 @@ def _conflict(stop: _MedMention, later: _MedMention) -> MedicationConflict:
         name=name,
         message="".join(p.text for p in parts),
         parts=parts,
-        sources=[stop.ref, later.ref],
+        sources=[*(s.ref for s in stops), later.ref],
     )
 
 
 def _conflicts(mentions: list[_MedMention]) -> list[MedicationConflict]:
     """A stop or hold followed by a different author's note that still lists or continues it.
 
-    An explicit later ``start`` is a deliberate restart, not a disagreement.
+    An explicit later ``start`` is a deliberate restart, not a disagreement. Several stops before
+    the same listing make one conflict, worded from the earliest and citing all of them.
     """
-    found = []
+    stops_before: dict[int, list[_MedMention]] = {}
     for i, stop in enumerate(mentions):
         if stop.action not in ("stop", "hold"):
             continue
-        for later in mentions[i + 1 :]:
+        for j in range(i + 1, len(mentions)):
+            later = mentions[j]
             if later.note.note.time <= stop.note.note.time:
                 continue
             if later.action == "start":
                 break
             if later.action in ("listed", "continue") and _different_author(stop, later):
-                found.append(_conflict(stop, later))
+                stops_before.setdefault(j, []).append(stop)
                 break
-    return found
+    return [_conflict(stops, mentions[j]) for j, stops in sorted(stops_before.items())]
 
 
 def _different_author(a: _MedMention, b: _MedMention) -> bool:

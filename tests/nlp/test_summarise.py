@@ -177,12 +177,13 @@ def test_it_surfaces_a_clinician_disagreement_built_only_from_source_facts() -> 
     [conflict] = summary.medication_conflicts
     assert (
         conflict.message
-        == "cardiology stopped lisinopril on 3 May 2026; the GP note of 10 May 2026 still lists it"
+        == "the cardiology note of 3 May 2026 records lisinopril stopped; the GP note of 10 May 2026"
+        " still lists it"
     )
     assert "".join(p.text for p in conflict.parts) == conflict.message
     # every word that is not template glue comes from a linked source fact
     facts = {"cardiology", "stopped", "lisinopril", "3", "May", "2026", "GP", "10"}
-    glue = {"on", "the", "note", "of", "still", "lists", "it"}
+    glue = {"the", "note", "of", "records", "still", "lists", "it"}
     assert set(re.findall(r"\w+", conflict.message)) <= facts | glue
     for part in conflict.parts:
         if part.text.strip(" ;") and part.text.strip(" ;") != "the":
@@ -193,6 +194,38 @@ def test_it_surfaces_a_clinician_disagreement_built_only_from_source_facts() -> 
     assert drug.disputed
     # the bare listing does not undo the explicit stop's place in time: latest mention wins
     assert drug.latest.note_id == "gp1"
+
+
+def test_it_words_a_reported_stop_as_what_the_note_records_and_merges_repeated_stops() -> None:
+    notes = [
+        note(
+            "c",
+            "2022-01-05",
+            "Dr Park",
+            "cardiology",
+            "Stopped lisinopril.",
+            med("lisinopril", action="stop"),
+        ),
+        note(
+            "n",
+            "2022-02-16",
+            "Laura Bennett",
+            "nurse",
+            "Letter from Dr Park: stopped the lisinopril.",
+            med("lisinopril", action="stop"),
+        ),
+        note(
+            "g",
+            "2022-06-18",
+            "Dr Green",
+            "GP",
+            "Lisinopril 10 mg daily.",
+            med("Lisinopril", normalized="lisinopril", action="continue"),
+        ),
+    ]
+    [conflict] = summarise(notes, now=NOW).medication_conflicts
+    assert conflict.message.startswith("the cardiology note of 5 January 2022 records lisinopril")
+    assert [ref.note_id for ref in conflict.sources] == ["c", "n", "g"]
 
 
 def test_it_names_the_later_drug_as_written_when_the_names_differ() -> None:
@@ -216,7 +249,7 @@ def test_it_names_the_later_drug_as_written_when_the_names_differ() -> None:
     ]
     [conflict] = summarise(notes, now=NOW).medication_conflicts
     assert conflict.message.endswith("still lists lisinopril")
-    assert "held Zestril" in conflict.message
+    assert "records Zestril held" in conflict.message
 
 
 def test_it_sees_no_disagreement_in_a_deliberate_restart_or_the_same_authors_notes() -> None:
@@ -621,7 +654,8 @@ def test_it_summarises_raw_notes_through_the_pipeline_end_to_end() -> None:
     )
     messages = [c.message for c in summary.medication_conflicts]
     assert messages == [
-        "cardiology stopped lisinopril on 3 May 2026; the GP note of 10 May 2026 still lists it"
+        "the cardiology note of 3 May 2026 records lisinopril stopped; the GP note of 10 May 2026"
+        " still lists it"
     ]
     for conflict in summary.medication_conflicts:
         for ref in conflict.sources:
