@@ -338,12 +338,43 @@ def _assessment(ctx: NoteContext, rng: random.Random) -> list[str]:
     return lines or ["Stable."]
 
 
+def _advice(ctx: NoteContext, rng: random.Random) -> list[str]:
+    """Education and lifestyle lines that fit the patient's problems and medicines."""
+    names = {m.name for m in ctx.current_meds} | {
+        c.new.name for c in ctx.changes if c.new is not None
+    }
+    options: list[str] = []
+    if "hypertension" in ctx.problems:
+        options += [
+            "Salt reduction and alcohol within recommended limits discussed.",
+            "Home BP technique checked: seated, arm supported, two readings morning and evening.",
+        ]
+    if "type 2 diabetes" in ctx.problems:
+        options += [
+            "Feet examined: pulses present, monofilament sensation intact.",
+            "Dietary advice reinforced; aim for 150 minutes of moderate activity a week (WHO).",
+        ]
+        if names & {"metformin", "empagliflozin", "lisinopril", "ramipril", "losartan"}:
+            options.append(
+                "Sick-day rules explained: pause metformin, SGLT2 inhibitor and ACE inhibitor/ARB "
+                "if vomiting or unable to eat."
+            )
+    if names & {"insulin glargine", "glipizide"}:
+        options.append("Hypoglycaemia recognition and treatment reviewed; driving advice given.")
+    if "prediabetes" in ctx.problems or "obesity" in ctx.problems:
+        options.append("Weight management discussed; a 5-10% weight loss would help.")
+    if not options or ctx.kind == "consult":
+        return []
+    return rng.sample(options, k=min(len(options), rng.randint(0, 2)))
+
+
 def _plan(ctx: NoteContext, rng: random.Random) -> list[str]:
     lines = [s for s in (_change_sentence(c, rng) for c in ctx.changes) if s]
     if not ctx.changes and ctx.current_meds:
         lines.append(_pick(rng, ("Continue current medication.", "No change to medication.")))
     if ctx.hypothetical:
         lines.append(ctx.hypothetical)
+    lines.extend(_advice(ctx, rng))
     if ctx.referral:
         specialty, reason = ctx.referral
         lines.append(f"Refer to {specialty} for {reason}.")
