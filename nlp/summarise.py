@@ -317,7 +317,6 @@ _KEY_ALIASES: dict[str, str] = {
     "hdl_c": "hdl",
     "tg": "triglycerides",
 }
-_LB_PER_KG = 2.20462
 
 
 # ---------------------------------------------------------------------------------------------
@@ -864,18 +863,23 @@ def _note_values(entity: Entity) -> list[tuple[str, float, str | None]]:
     return [(key, value, unit_text)]
 
 
-def _comparable(value: float, unit: str | None, other_unit: str | None) -> float | None:
-    """``value`` expressed in ``other_unit``, or None when the units cannot be reconciled."""
-    a = (unit or "").strip().lower()
-    b = (other_unit or "").strip().lower()
-    if not a or not b or a == b:
-        return value
-    pounds, kilos = ("lb", "lbs", "pound", "pounds"), ("kg", "kgs", "kilogram", "kilograms")
-    if a in pounds and b in kilos:
-        return value / _LB_PER_KG
-    if a in kilos and b in pounds:
-        return value * _LB_PER_KG
-    return None
+# FHIR quantities carry UCUM codes; the note reader spells units the clinical way.
+_UCUM_SPELLING = {"mm[hg]": "mmHg", "[lb_av]": "lb", "mg/dl": "mg/dL", "mmol/l": "mmol/L"}
+
+
+def _canonical(key: str, value: float, unit: str | None) -> float | None:
+    """``value`` in the note reader's canonical unit for ``key``, or None if not convertible.
+
+    Conversion factors are those of ``nlp/data/unit_conversions.csv`` (each with its source).
+    """
+    from nlp.measurements import convert
+
+    spelled = _UCUM_SPELLING.get((unit or "").strip().lower(), unit)
+    try:
+        converted, _unit = convert("bp" if key in ("sbp", "dbp") else key, value, spelled)
+    except ValueError:
+        return None
+    return converted
 
 
 @dataclass
@@ -929,11 +933,13 @@ def _discrepancies(
             if not candidates:
                 continue
             obs = min(candidates, key=lambda o: abs(o.time - note.note.time))
-            in_record_units = _comparable(value, unit, obs.unit)
-            if in_record_units is None:
+            noted = _canonical(key, value, unit)
+            recorded = _canonical(key, obs.value, obs.unit)
+            if noted is None or recorded is None:
                 continue
-            allowed = max(tol.absolute, tol.relative * abs(obs.value))
-            if abs(in_record_units - obs.value) > allowed:
+            # Tolerances are stated in canonical units (mmHg, %, mg/dL).
+            allowed = max(tol.absolute, tol.relative * abs(recorded))
+            if abs(noted - recorded) > allowed:
                 found.append(
                     ValueDiscrepancy(
                         variable=key,

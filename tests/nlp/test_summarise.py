@@ -516,6 +516,31 @@ def test_it_ignores_agreeing_values_and_observations_outside_the_window() -> Non
     assert summary.value_discrepancies == []
 
 
+def test_it_compares_numbers_in_canonical_units_when_the_record_uses_si_units() -> None:
+    text = "Fasting glucose 180 mg/dL."
+    glucose = note(
+        "g",
+        "2026-05-01T10:00:00",
+        "Dr A",
+        "GP",
+        text,
+        (
+            "measurement",
+            "glucose 180 mg/dL",
+            {"normalized": "glucose", "attributes": {"value": 180.0, "unit": "mg/dL"}},
+        ),
+    )
+    same = [
+        {"key": "glucose", "value": 10.0, "unit": "mmol/L", "time": "2026-05-01T08:00:00+00:00"}
+    ]
+    assert summarise([glucose], structured_observations=same, now=NOW).value_discrepancies == []
+    lower = [
+        {"code": "2345-7", "value": 7.0, "unit": "mmol/L", "time": "2026-05-01T08:00:00+00:00"}
+    ]
+    [d] = summarise([glucose], structured_observations=lower, now=NOW).value_discrepancies
+    assert (d.record_value, d.record_unit) == (7.0, "mmol/L")
+
+
 def test_it_rejects_an_observation_without_a_numeric_value() -> None:
     with pytest.raises(ValueError, match=r"structured_observations\[0\]\.value"):
         summarise(
