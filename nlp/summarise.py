@@ -863,6 +863,10 @@ def _note_values(entity: Entity) -> list[tuple[str, float, str | None]]:
     return [(key, value, unit_text)]
 
 
+# Home and ambulatory averages are other measurements than the office reading the record holds.
+_NOT_AN_OFFICE_READING = re.compile(
+    r"\b(home|ambulatory|self[- ]measured|average|averaged|mean)\b", re.IGNORECASE
+)
 # FHIR quantities carry UCUM codes; the note reader spells units the clinical way.
 _UCUM_SPELLING = {"mm[hg]": "mmHg", "[lb_av]": "lb", "mg/dl": "mg/dL", "mmol/l": "mmol/L"}
 
@@ -920,7 +924,9 @@ def _discrepancies(
 ) -> list[ValueDiscrepancy]:
     found = []
     for note, entity in _mentions(notes, "measurement"):
-        if entity.negated or entity.hypothetical or entity.family:
+        if entity.negated or entity.hypothetical or entity.family or entity.historical:
+            continue
+        if _NOT_AN_OFFICE_READING.search(_sentence_text(note, entity)):
             continue
         for key, value, unit in _note_values(entity):
             tol = tolerances.get(key)
@@ -932,26 +938,30 @@ def _discrepancies(
             ]
             if not candidates:
                 continue
-            obs = min(candidates, key=lambda o: abs(o.time - note.note.time))
             noted = _canonical(key, value, unit)
-            recorded = _canonical(key, obs.value, obs.unit)
-            if noted is None or recorded is None:
+            if noted is None:
                 continue
-            # Tolerances are stated in canonical units (mmHg, %, mg/dL).
-            allowed = max(tol.absolute, tol.relative * abs(recorded))
-            if abs(noted - recorded) > allowed:
-                found.append(
-                    ValueDiscrepancy(
-                        variable=key,
-                        note_value=value,
-                        note_unit=unit,
-                        record_value=obs.value,
-                        record_unit=obs.unit,
-                        record_time=obs.time.isoformat(),
-                        tolerance=f"abs {tol.absolute:g}, rel {tol.relative:g}: {tol.source}",
-                        source=note.entity_ref(entity),
-                    )
+            # Tolerances are stated in canonical units (mmHg, %, mg/dL). A number that agrees
+            # with any record value in the window (a repeat reading, say) is not a disagreement.
+            recorded = [(o, _canonical(key, o.value, o.unit)) for o in candidates]
+            comparable = [(o, r) for o, r in recorded if r is not None]
+            if not comparable or any(
+                abs(noted - r) <= max(tol.absolute, tol.relative * abs(r)) for _o, r in comparable
+            ):
+                continue
+            obs = min((o for o, _r in comparable), key=lambda o: abs(o.time - note.note.time))
+            found.append(
+                ValueDiscrepancy(
+                    variable=key,
+                    note_value=value,
+                    note_unit=unit,
+                    record_value=obs.value,
+                    record_unit=obs.unit,
+                    record_time=obs.time.isoformat(),
+                    tolerance=f"abs {tol.absolute:g}, rel {tol.relative:g}: {tol.source}",
+                    source=note.entity_ref(entity),
                 )
+            )
     return found
 
 

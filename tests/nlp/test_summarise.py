@@ -541,6 +541,32 @@ def test_it_compares_numbers_in_canonical_units_when_the_record_uses_si_units() 
     assert (d.record_value, d.record_unit) == (7.0, "mmol/L")
 
 
+def test_it_does_not_compare_home_averages_or_numbers_matching_a_repeat_reading() -> None:
+    text = "Home readings average 136/79 mmHg. BP today 148/87 mmHg."
+    visit = note(
+        "v",
+        "2026-05-01T10:00:00",
+        "Dr A",
+        "GP",
+        text,
+        (
+            "measurement",
+            "136/79 mmHg",
+            {"normalized": "bp", "attributes": {"value": 136.0, "value2": 79.0, "unit": "mmHg"}},
+        ),
+        (
+            "measurement",
+            "BP today 148/87",
+            {"normalized": "bp", "attributes": {"value": 148.0, "value2": 87.0, "unit": "mmHg"}},
+        ),
+    )
+    record = [
+        {"key": "sbp", "value": 149, "unit": "mm[Hg]", "time": "2026-05-01T09:50:00+00:00"},
+        {"key": "sbp", "value": 162, "unit": "mm[Hg]", "time": "2026-05-01T09:55:00+00:00"},
+    ]
+    assert summarise([visit], structured_observations=record, now=NOW).value_discrepancies == []
+
+
 def test_it_rejects_an_observation_without_a_numeric_value() -> None:
     with pytest.raises(ValueError, match=r"structured_observations\[0\]\.value"):
         summarise(
