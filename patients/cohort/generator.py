@@ -1166,7 +1166,7 @@ class _Simulation:
         above = self._above(visit, sbp_t - (5 if cardio else 0), dbp_t)
         if not self.htn_diagnosed:
             if visit.no == 0:
-                visit.bp_status = "above"
+                visit.bp_status = "suspected"
                 fu = OpenFollowUp(
                     "home_bp",
                     "Home BP monitoring for 2-4 weeks to confirm the diagnosis; bring readings",

@@ -322,6 +322,10 @@ def _assessment(ctx: NoteContext, rng: random.Random) -> list[str]:
         "controlled": ("BP at target.", "Blood pressure well controlled."),
         "above": ("BP above target.", "Blood pressure not at target."),
         "new": ("New diagnosis of hypertension.", "Hypertension, newly diagnosed."),
+        "suspected": (
+            "Raised clinic BP; hypertension suspected, to be confirmed on home readings.",
+            "Possible hypertension - needs out-of-office confirmation.",
+        ),
         "borderline": (
             "Single raised reading today; average of recent readings at target.",
             "BP a little high today but at target on average - no change.",
