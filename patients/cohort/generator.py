@@ -565,12 +565,8 @@ class Visit:
     hypothetical: str | None = None
     referral: tuple[str, str] | None = None
     findings: list[str] = field(default_factory=list)
-    home_summary: str | None = None
-    stale: list[Episode] = field(default_factory=list)
-    prior: list[Visit] = field(default_factory=list)
     bp_status: str = "controlled"
     glucose_status: str | None = None
-    note_bp_sbp: int = 0
 
 
 @dataclass
@@ -2277,7 +2273,6 @@ class _BundleWriter:
         sbp_text = visit.sbp
         if rng.random() < parameters()["p_note_transcription_slip"]:
             sbp_text = visit.sbp + rng.choice((-10, 10))
-        visit.note_bp_sbp = sbp_text
         wv, wu = convert("weight", visit.weight, visit.weight_lb)
         bmi = round(visit.weight / (person.height_cm / 100) ** 2, 1)
         labs = [
