@@ -40,7 +40,7 @@ def test_known_at_forgets_later_starts_and_stops():
 
 
 def test_it_beats_carry_forward_on_noisy_readings_and_reports_every_field():
-    hs = [make_history(patient_id=str(i), seed=i, n=10, span_days=3650) for i in range(40)]
+    hs = [make_history(patient_id=str(i), seed=i, n=12, span_days=1460) for i in range(100)]
     report = run_backtest(hs, holdout_days=365, n_samples=200)
     json.dumps(report)
     assert set(report) == set(BACKTEST_VARIABLES)
@@ -58,7 +58,7 @@ def test_it_beats_carry_forward_on_noisy_readings_and_reports_every_field():
     for row in report.values():
         assert fields <= set(row)
     sbp = report["sbp"]
-    assert sbp["n"] == 40
+    assert sbp["n"] >= 200
     assert sbp["mae_twin"] < sbp["mae_locf"]
     assert 0.0 <= sbp["coverage80"] <= sbp["coverage95"] <= 1.0
 
