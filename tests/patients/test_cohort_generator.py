@@ -569,3 +569,43 @@ def test_bundles_do_not_depend_on_the_interpreter_hash_seed() -> None:
         json.dumps(generate_patient(9, seed=2, today=TODAY), sort_keys=True).encode()
     ).hexdigest()
     assert out == here
+
+
+def _person_on(keys: list[str], **overrides: Any) -> Any:
+    """A latent patient with no drift, on the given drugs from day 0."""
+    import dataclasses
+    import random
+
+    from patients.cohort.generator import Episode, _make_person, drug_table
+
+    base = _make_person(random.Random(1), TODAY, 2000)
+    episodes = [Episode(drug_table()[k], 0, PRACTITIONERS[0], 0) for k in keys]
+    fields = dict(
+        sbp0=154.0, dbp0=97.0, sbp_slope=0.0, a1c0=8.6, a1c_drift=0.0, weight_drift=0.0, ldl0=186.0
+    )
+    return dataclasses.replace(base, episodes=episodes, **{**fields, **overrides})
+
+
+def test_a_standard_dose_antihypertensive_lowers_sbp_by_the_law_2003_amount_over_weeks() -> None:
+    person = _person_on(["lisinopril_10"])
+    sbp_2wk, _ = person.bp_true(14)
+    sbp, dbp = person.bp_true(120)
+    assert 154 - sbp == pytest.approx(9.1, abs=0.2)
+    assert 97 - dbp == pytest.approx(5.5, abs=0.2)
+    assert 3 < 154 - sbp_2wk < 154 - sbp
+    two, _ = _person_on(["lisinopril_10", "amlodipine_5"]).bp_true(120)
+    assert 154 - two == pytest.approx(18.2, abs=0.4)  # classes add (Law 2003)
+
+
+def test_metformin_at_full_dose_lowers_hba1c_by_1_1_percent_at_steady_state() -> None:
+    person = _person_on(["metformin_1000"])
+    assert 8.6 - person.a1c_true(365) == pytest.approx(1.12, abs=0.02)
+    assert 8.6 - person.a1c_true(21) < 0.5
+
+
+def test_a_moderate_intensity_statin_lowers_ldl_by_its_law_2003_fraction() -> None:
+    person = _person_on(["atorvastatin_20"])
+    assert person.ldl_true(90) / 186 == pytest.approx(1 - 0.43, abs=0.01)
+    stopped = _person_on(["atorvastatin_20"])
+    stopped.episodes[0].end = 90
+    assert stopped.ldl_true(200) == pytest.approx(186, rel=0.01)
