@@ -118,11 +118,13 @@ def test_the_gold_files_are_consistent_and_large_enough() -> None:
     note_targets = [t for t in targets if t.source == "mtsamples"]
     assert len(note_targets) >= 200
     assert {t.negated for t in note_targets} == {True, False}
-    with (GOLD / "negation.csv").open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            offset = int(row["sent_start"])
-            span = row["sentence"][int(row["t_start"]) - offset : int(row["t_end"]) - offset]
-            assert span == row["target"], row["id"]
+    assert sum(t.source == "heldout" for t in targets) >= 50
+    for name in ("negation.csv", "negation_heldout.csv"):
+        with (GOLD / name).open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                offset = int(row["sent_start"])
+                span = row["sentence"][int(row["t_start"]) - offset : int(row["t_end"]) - offset]
+                assert span == row["target"], row["id"]
 
 
 def test_drug_names_match_across_inn_usan_and_lexicon_synonyms() -> None:
@@ -131,3 +133,16 @@ def test_drug_names_match_across_inn_usan_and_lexicon_synonyms() -> None:
     assert names_match("clavulanic acid", "amoxicillin/clavulanate")
     assert names_match("estrogen", "conjugated estrogens")
     assert not names_match("thyroxine", "liothyronine")
+
+
+def test_the_cohort_reader_gives_notes_with_roles_medications_and_readings() -> None:
+    import datetime as dt
+
+    generator = pytest.importorskip("patients.cohort.generator")
+    from bench.nlp_eval import cohort_patient_inputs
+
+    bundle = generator.generate_patient(3, seed=0, today=dt.date(2026, 1, 1), years=2)
+    inputs = cohort_patient_inputs(bundle)
+    assert inputs["notes"]
+    assert all(n["role"] and n["text"] and n["time"] for n in inputs["notes"])
+    assert {o["code"] for o in inputs["structured_observations"]} >= {"8480-6", "8462-4"}
