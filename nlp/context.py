@@ -144,7 +144,11 @@ class _Scope:
     rule: ContextRule
 
     def covers(self, entity: Entity) -> bool:
-        return self.start <= entity.start and entity.start < self.end
+        if entity.start < self.trigger.end and self.trigger.start < entity.end:
+            # A trigger sharing words with the entity ("no acute" / "acute distress") applies
+            # only when it starts before the entity, in the direction it reads.
+            return self.rule.direction != "backward" and self.trigger.start < entity.start
+        return self.start <= entity.start < self.end
 
     def distance(self, entity: Entity) -> int:
         if self.rule.direction == "backward":
@@ -152,8 +156,23 @@ class _Scope:
         return max(0, entity.start - self.trigger.end)
 
 
+# ", and" opens a new clause when a finite verb follows before the next comma ("no history of
+# stroke, and hypertension is well controlled"); in a list ("no fever, chills, and cough") it does not.
+_COMMA_AND = re.compile(
+    r",\s+(?:and|or)\s+(?=[^,;]*?\b(?:is|was|are|were|has|have|had|will|does|did|remains)\b)"
+)
+_CLAUSE_RULE = ContextRule(", and", "terminate", "none", 0)
+
+
+def _clause_breaks(text: str, sentence: Sentence) -> list[TriggerMatch]:
+    return [
+        TriggerMatch(m.start(), m.end(), m.group(0), (_CLAUSE_RULE,))
+        for m in _COMMA_AND.finditer(text, sentence.start, sentence.end)
+    ]
+
+
 def _scopes(text: str, sentence: Sentence, triggers: Sequence[TriggerMatch]) -> list[_Scope]:
-    stops = [t for t in triggers if t.has("terminate")]
+    stops = [t for t in triggers if t.has("terminate")] + _clause_breaks(text, sentence)
     actions = [t for t in triggers if any(r.category.startswith("action:") for r in t.rules)]
     scopes: list[_Scope] = []
     for trig in triggers:
@@ -216,8 +235,6 @@ def _assert(entity: Entity, scopes: list[_Scope]) -> None:
             continue
         category = scope.rule.category
         if category in ASSERTION_CATEGORIES:
-            if entity.start < scope.trigger.end and scope.trigger.start < entity.end:
-                continue  # the trigger is part of the entity's own text
             setattr(entity, category, True)
         elif (
             category.startswith("action:")

@@ -59,6 +59,11 @@ _REFER_VERB = (
     r"(?:\s+(?:him|her|them|the\s+patient|patient))?(?:\s+back)?\s+(?:to|with)\s+(?:an?\s+|the\s+)?"
 )
 _MAX_GAP = 60
+_CUES = (
+    "follow", "f/u", "return", "rtc", "come back", "seen", "see ", "revisit", "evaluat",
+    "check", "repeat", "order", "obtain", "get ", "draw", "schedul", "arrang", "request",
+    "send", "sent", "plan", "will", "need", "refer", "consult",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,10 @@ def find_followups(
     """
     found: list[FollowUpMatch] = []
     for sent in sentences:
-        found.extend(_in_sentence(text, sent.start, sent.end, note_date))
+        lowered = sent.text.lower()
+        # Cheap substring test first: the full patterns are slow and most sentences plan nothing.
+        if any(cue in lowered for cue in _CUES):
+            found.extend(_in_sentence(text, sent.start, sent.end, note_date))
     return found
 
 

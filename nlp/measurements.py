@@ -220,22 +220,54 @@ def _unit_name(raw: str | None, key: str) -> str | None:
     return _UNIT_ALIASES.get(text, raw.strip())
 
 
+# First words of the measurement names, so the key patterns are tried only where a name starts.
+_FIRST_WORDS: dict[str, tuple[str, ...]] = {
+    "bp": ("bp", "b", "blood"),
+    "hba1c": ("hemoglobin", "haemoglobin", "hgb", "hb", "hba1c", "a1c", "glycated", "glycohemoglobin"),
+    "glucose": (
+        "fasting", "random", "blood", "plasma", "serum", "glucose", "sugar", "sugars", "fbg", "fbs",
+        "bg", "cbg", "fingerstick",
+    ),
+    "ldl": ("ldl", "low"),
+    "hdl": ("hdl", "high"),
+    "total_cholesterol": ("total", "cholesterol", "tc"),
+    "triglycerides": ("triglyceride", "triglycerides", "tg", "tgs"),
+    "egfr": ("egfr", "gfr", "estimated"),
+    "creatinine": ("serum", "creatinine", "cr", "creat"),
+    "weight": ("weight", "weighs", "weighed", "wt"),
+    "height": ("height", "ht"),
+    "bmi": ("bmi", "body"),
+    "pulse": ("pulse", "heart", "hr"),
+    "respiratory_rate": ("respiration", "respirations", "respiratory", "resp", "rr"),
+    "temperature": ("temperature", "temp"),
+    "spo2": ("o2", "oxygen", "sao2", "spo2", "pulse", "saturating", "sat", "sats"),
+    "potassium": ("potassium", "k"),
+}  # fmt: skip
+_WORD_START = re.compile(r"(?<![\w/])[A-Za-z][A-Za-z0-9]*")
+_BARE_BP = re.compile(r"(?<![\w/])\d{2,3}\s*/\s*\d{2,3}\s*mm", re.IGNORECASE)
+
+
 @functools.cache
-def _patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
-    compiled: list[tuple[str, re.Pattern[str]]] = [("bp", _bp_pattern())]
+def _patterns() -> dict[str, re.Pattern[str]]:
+    compiled: dict[str, re.Pattern[str]] = {"bp": _bp_pattern()}
     for key, names in _NAMES.items():
         unit = _UNITS[key]
-        compiled.append(
-            (
-                key,
-                re.compile(
-                    rf"(?<![\w/])(?:{names})(?![\w])\s*{_FILLER}{_NUMBER}(?![\d/+])"
-                    rf"(?:\s*(?P<unit>{unit})(?![a-z]))?",
-                    re.IGNORECASE,
-                ),
-            )
+        compiled[key] = re.compile(
+            rf"(?<![\w/])(?:{names})(?![\w])\s*{_FILLER}{_NUMBER}(?![\d/+])"
+            rf"(?:\s*(?P<unit>{unit})(?![a-z]))?",
+            re.IGNORECASE,
         )
-    return tuple(compiled)
+    return compiled
+
+
+@functools.cache
+def _keys_by_word() -> dict[str, tuple[str, ...]]:
+    order = list(_patterns())
+    by_word: dict[str, list[str]] = {}
+    for key, words in _FIRST_WORDS.items():
+        for word in words:
+            by_word.setdefault(word, []).append(key)
+    return {w: tuple(sorted(keys, key=order.index)) for w, keys in by_word.items()}
 
 
 def _bp_pattern() -> re.Pattern[str]:
@@ -263,18 +295,27 @@ def find_measurements(text: str) -> list[MeasurementMatch]:
         ``systolic``, ``diastolic`` and ``value2`` (diastolic), in mmHg. Values outside the
         plausibility limits of ``data/measurements.csv`` are dropped as misreadings.
     """
-    found: list[MeasurementMatch] = []
-    taken: list[tuple[int, int]] = []
     specs = load_specs()
-    for key, pattern in _patterns():
-        for m in pattern.finditer(text):
-            if any(m.start() < e and s < m.end() for s, e in taken):
+    patterns = _patterns()
+    keys_by_word = _keys_by_word()
+    found: list[MeasurementMatch] = []
+    covered = 0
+    starts = [
+        (m.start(), keys_by_word.get(m.group(0).lower(), ())) for m in _WORD_START.finditer(text)
+    ]
+    starts += [(m.start(), ("bp",)) for m in _BARE_BP.finditer(text)]
+    for pos, keys in sorted(starts):
+        if pos < covered:
+            continue
+        for key in keys:
+            m = patterns[key].match(text, pos)
+            if m is None:
                 continue
             match = _bp(m, specs) if key == "bp" else _reading(key, m, specs)
             if match is not None:
                 found.append(match)
-                taken.append((m.start(), m.end()))
-    found.sort(key=lambda x: x.start)
+                covered = m.end()
+                break
     return found
 
 

@@ -20,7 +20,6 @@ from typing import Any, cast
 
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
-from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
@@ -61,6 +60,7 @@ class DrugInfo:
     is_brand: bool = False
     drugbank_id: str | None = None
     atc: str | None = None
+    capitalised_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,7 @@ def load_drug_lexicon() -> DrugLexicon:
 
 def _extra_info(row: dict[str, str]) -> DrugInfo:
     generic = row["generic"]
+    capitalised = row["capitalised_only"] == "1"
     if not generic:
         return DrugInfo(generic="", drug_class=row["drug_class"] or None)
     known = classify_generic(generic)
@@ -212,6 +213,7 @@ def _extra_info(row: dict[str, str]) -> DrugInfo:
         code=(_class_table()[generic].rxnorm or None) if in_table else None,
         is_brand=True,
         atc=known.atc if known else None,
+        capitalised_only=capitalised,
     )
 
 
@@ -232,22 +234,14 @@ def build_drug_matcher(
         Lexicon entries keyed by their space-joined lower-cased tokens, for looking up a match.
     """
     matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-    tokenizer = cast(Tokenizer, nlp.tokenizer)
-    exceptions = {k.lower() for k in tokenizer.rules or {}}
     by_tokens: dict[str, DrugInfo] = {}
     patterns: list[Doc] = []
-    needs_tokenizer: list[str] = []
-    for name in lexicon.variants:
+    for name, info in lexicon.variants.items():
         words = name.split(" ")
-        # Plain words tokenize to themselves, so skip the (slow) tokenizer for them.
-        if all(w.isalpha() and w not in exceptions for w in words):
-            patterns.append(Doc(nlp.vocab, words=words))
-            by_tokens.setdefault(_key(words), lexicon.variants[name])
-        else:
-            needs_tokenizer.append(name)
-    for name, doc in zip(needs_tokenizer, tokenizer.pipe(needs_tokenizer), strict=True):
+        # Plain words are single tokens, so skip the tokenizer for the bulk of the lexicon.
+        doc = Doc(nlp.vocab, words=words) if all(w.isalpha() for w in words) else nlp.make_doc(name)
         patterns.append(doc)
-        by_tokens.setdefault(_key([t.text for t in doc]), lexicon.variants[name])
+        by_tokens.setdefault(_key([t.text for t in doc]), info)
     matcher.add("DRUG", patterns)
     return matcher, by_tokens
 
@@ -295,6 +289,8 @@ def _next_limit(limits: list[int] | None, pos: int) -> int:
 
 
 def _is_false_positive(text: str, span: Span, info: DrugInfo) -> bool:
+    if info.capitalised_only and not span.text[:1].isupper():
+        return True
     if span.text.lower() == "asa":
         after = text[span.end_char : span.end_char + 12]
         return bool(_ASA_SCORE.match(after))

@@ -17,7 +17,6 @@ from typing import Any, cast
 import spacy
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
-from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
 
 from nlp.context import TriggerMatcher, apply_context
@@ -31,7 +30,7 @@ from nlp.medications import (
     load_drug_lexicon,
 )
 from nlp.problems import TermMatch, TermMatcher, build_term_matcher
-from nlp.segment import segment
+from nlp.segment import ClinicalTokenizer, segment
 from nlp.types import Entity, NoteAnalysis, Section, Sentence
 
 __all__ = ["PIPELINE_VERSION", "NotePipeline", "analyse", "analyse_many", "load_pipeline"]
@@ -58,8 +57,9 @@ class NotePipeline:
 
 @functools.cache
 def load_pipeline() -> NotePipeline:
-    """Build the pipeline once per process (about 4 s: the drug lexicon has ~60k names)."""
+    """Build the pipeline once per process (a few seconds: the drug lexicon has ~60k names)."""
     nlp = spacy.blank("en")
+    nlp.tokenizer = ClinicalTokenizer(nlp.vocab)
     drug_matcher, by_tokens = build_drug_matcher(nlp, load_drug_lexicon())
     return NotePipeline(
         nlp=nlp,
@@ -112,7 +112,7 @@ def analyse_many(
     """Read many notes, tokenizing them in batches; yields one analysis per text, in order."""
     pipe = load_pipeline()
     dates = iter(note_dates) if note_dates is not None else None
-    tokenizer = cast(Tokenizer, pipe.nlp.tokenizer)
+    tokenizer = cast(ClinicalTokenizer, pipe.nlp.tokenizer)
     batch: list[str] = []
     for text in texts:
         batch.append(text)
@@ -124,7 +124,7 @@ def analyse_many(
 
 def _analyse_batch(
     pipe: NotePipeline,
-    tokenizer: Tokenizer,
+    tokenizer: ClinicalTokenizer,
     batch: list[str],
     dates: Iterator[dt.date | None] | None,
 ) -> Iterator[NoteAnalysis]:
