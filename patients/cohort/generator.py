@@ -760,7 +760,10 @@ def _make_person(rng: random.Random, today: dt.date, total_days: int) -> Person:
 class _Simulation:
     """Runs one patient's record: visits, readings, decisions and home readings."""
 
-    def __init__(self, person: Person, rng: random.Random, ids: _Ids, total_days: int) -> None:
+    def __init__(
+        self, person: Person, rng: random.Random, ids: _Ids, total_days: int, start: dt.date
+    ) -> None:
+        self.start_date = start
         self.p = parameters()
         self.person = person
         self.rng = rng
@@ -886,8 +889,6 @@ class _Simulation:
     def _date(self, day: int) -> dt.date:
         return self.start_date + dt.timedelta(days=day)
 
-    start_date: dt.date = dt.date(2000, 1, 1)
-
     def _measure(self, visit: Visit) -> None:
         person, rng, p = self.person, self.rng, self.p
         t = visit.day
@@ -968,8 +969,7 @@ class _Simulation:
             labs["uacr"] = round(person.uacr0 * math.exp(rng.gauss(0, p["uacr_within_log_sd"])), 1)
 
     # -- the visit loop ------------------------------------------------------------------
-    def run(self, start_date: dt.date) -> None:
-        self.start_date = start_date
+    def run(self) -> None:
         self.seed_history()
         day = self.rng.randint(0, 21)
         no = 0
@@ -2486,8 +2486,9 @@ def generate_patient(
     total_days = int(years * 365.25)
     rng = random.Random(_seed_int(seed, index, "clinical"))
     person = _make_person(rng, today, total_days)
-    sim = _Simulation(person, rng, _Ids(seed, index), total_days)
-    sim.run(today - dt.timedelta(days=total_days))
+    start = today - dt.timedelta(days=total_days)
+    sim = _Simulation(person, rng, _Ids(seed, index), total_days, start)
+    sim.run()
     return _BundleWriter(sim, index, seed, today).build()
 
 
