@@ -625,6 +625,11 @@ FAMILY_HISTORY = (
 
 
 def _make_person(rng: random.Random, today: dt.date, total_days: int) -> Person:
+    """Draw one patient's latent parameters.
+
+    Means and medians come from ``parameters.csv``; the spreads and clipping ranges written inline
+    below are demo assumptions that keep values physiologically plausible.
+    """
     p = parameters()
     u = rng.random()
     phenotype = (
@@ -643,7 +648,8 @@ def _make_person(rng: random.Random, today: dt.date, total_days: int) -> Person:
     )
     sex = "female" if rng.random() < (0.45 if has_dm else 0.5) else "male"
     # Ages 35-85 today, and at least 30 at the start of a long record.
-    age = round(_normal(rng, 62, 11, min(85, max(35, 30 + total_days / 365.25)), 85))
+    lowest = min(85, max(35, 30 + total_days / 365.25))
+    age = round(_normal(rng, p["age_mean"], p["age_sd"], lowest, 85))
     birth = today - dt.timedelta(days=int(age * 365.25) + rng.randrange(365))
     height = _normal(
         rng,
@@ -1026,8 +1032,13 @@ class _Simulation:
             or visit.referral
             or (visit.no == 0 and not self.htn_diagnosed and self.person.has_htn)
         ):
-            return self.rng.randint(28, 56)
-        return self.rng.randint(90, 180)
+            return self.rng.randint(
+                int(self.p["review_after_change_min_days"]),
+                int(self.p["review_after_change_max_days"]),
+            )
+        return self.rng.randint(
+            int(self.p["visit_interval_min_days"]), int(self.p["visit_interval_max_days"])
+        )
 
     # -- decisions ---------------------------------------------------------------------------
     def _decide(self, visit: Visit) -> None:
