@@ -414,6 +414,24 @@ def _mentions(notes: Iterable[_Note], label: str) -> Iterable[tuple[_Note, Entit
                 yield note, entity
 
 
+_CLAUSE_BREAK = re.compile(r";|\b(?:but|however|although|whereas|while)\b", re.IGNORECASE)
+
+
+def _clause_text(note: _Note, entity: Entity) -> str:
+    """The clause of its sentence that holds ``entity`` ("pneumonia resolved; BP high")."""
+    text = note.analysis.text
+    sentence = next((s for s in note.analysis.sentences if s.start <= entity.start < s.end), None)
+    lo, hi = (sentence.start, sentence.end) if sentence else (0, len(text))
+    start, end = lo, hi
+    for m in _CLAUSE_BREAK.finditer(text, lo, hi):
+        if m.end() <= entity.start:
+            start = m.end()
+        elif m.start() >= entity.end:
+            end = m.start()
+            break
+    return text[start:end]
+
+
 def _sentence_text(note: _Note, entity: Entity) -> str:
     for sentence in note.analysis.sentences:
         if sentence.start <= entity.start < sentence.end:
@@ -438,7 +456,7 @@ def _problems(notes: list[_Note]) -> list[ProblemItem]:
             continue
         ref = note.entity_ref(entity)
         key = _key(entity)
-        resolved = bool(_RESOLVED.search(_sentence_text(note, entity)))
+        resolved = bool(_RESOLVED.search(_clause_text(note, entity)))
         item = items.get(key)
         if item is None:
             if resolved:

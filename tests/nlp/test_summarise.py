@@ -133,6 +133,13 @@ def test_it_resolves_a_problem_when_a_later_note_says_so_and_reopens_it_on_recur
     assert problem.resolved_by is None
 
 
+def test_it_reads_resolution_only_in_the_clause_that_mentions_the_problem() -> None:
+    text = "Pneumonia has resolved; hypertension persists."
+    notes = [note("n1", "2026-02-05", "Dr A", "GP", text, prob("Pneumonia"), prob("hypertension"))]
+    status = {p.name: p.status for p in summarise(notes, now=NOW).problems}
+    assert status == {"pneumonia": "resolved", "hypertension": "active"}
+
+
 # --- medications -----------------------------------------------------------------------------
 
 
