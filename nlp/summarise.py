@@ -650,6 +650,14 @@ def _record_is_active(record: Mapping[str, Any] | str) -> bool:
     return str(record.get("status", "active")).lower() in ("active", "on-hold", "intended", "")
 
 
+def _plain(record: Mapping[str, Any] | str) -> dict[str, Any]:
+    """A JSON-safe copy of a record: non-scalar values become strings."""
+    if isinstance(record, str):
+        return {"name": record}
+    scalar = (str, int, float, bool, type(None))
+    return {str(k): v if isinstance(v, scalar) else str(v) for k, v in record.items()}
+
+
 def _reconcile(
     medications: list[MedicationItem],
     structured: Sequence[Mapping[str, Any] | str],
@@ -673,7 +681,7 @@ def _reconcile(
                         med.name,
                         "stopped_in_notes_but_on_list",
                         [med.latest],
-                        dict(record) if isinstance(record, Mapping) else {"name": record},
+                        _plain(record),
                     )
                 )
         elif med.status == "active":
@@ -685,7 +693,7 @@ def _reconcile(
                     name,
                     "on_list_not_in_notes",
                     [],
-                    dict(record) if isinstance(record, Mapping) else {"name": record},
+                    _plain(record),
                 )
             )
     return found

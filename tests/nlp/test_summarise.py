@@ -650,7 +650,8 @@ def test_it_serialises_to_plain_json() -> None:
             "n2", "2026-05-02", "Dr B", "ED", "Aspirin daily.", med("Aspirin", normalized="aspirin")
         ),
     ]
-    summary = summarise(notes, now=NOW)
+    record = [{"name": "warfarin", "authored": dt.datetime(2026, 1, 2, tzinfo=dt.UTC)}]
+    summary = summarise(notes, structured_medications=record, now=NOW)
     data = json.loads(json.dumps(summary.to_dict()))
     assert data["note_count"] == 2
     assert data["medication_conflicts"][0]["sources"][0]["note_id"] == "n1"
