@@ -233,6 +233,10 @@ class Tolerance:
     source: str
 
 
+# Windows: blood pressure and glucose change within hours, so only the same day's record readings
+# are compared; HbA1c reflects about three months of glycaemia (ADA Standards of Care in
+# Diabetes, section 6) and lipids move over weeks, so a note quoting a result is compared with
+# record results up to 30 days away.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "sbp": Tolerance(
         10.0,
