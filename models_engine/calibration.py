@@ -47,6 +47,8 @@ _IRLS_ITERATIONS = 12
 _IRLS_TOLERANCE = 1e-6
 #: Readings this many days before a treatment start count as its pretreatment baseline.
 BASELINE_WINDOW_DAYS = 365.0
+#: A new period of a class starting within this many days of the last one's end continues it.
+COURSE_GAP_DAYS = 31.0
 _OUTER_ITERATIONS = 3
 
 
@@ -161,6 +163,35 @@ class Calibration:
         }
 
 
+def merge_courses(
+    exposures: Sequence[TreatmentExposure],
+) -> list[tuple[TreatmentExposure, bool]]:
+    """Exposures in start order, overlaps within a class resolved, each flagged as a continuation.
+
+    Records list renewals as back-to-back or overlapping periods of one class; counting both
+    would double the effect. A period that starts while another of its class is running (or
+    within ``COURSE_GAP_DAYS`` of its end) ends the earlier one and continues its course: same
+    pretreatment baseline, new dose.
+    """
+    out: list[tuple[TreatmentExposure, bool]] = []
+    running: dict[str, int] = {}
+    for exp in sorted(exposures, key=lambda e: e.start):
+        j = running.get(exp.treatment)
+        continues = False
+        if j is not None:
+            prev = out[j][0]
+            if prev.stop is None or exp.start <= prev.stop + COURSE_GAP_DAYS:
+                continues = True
+                if prev.stop is None or prev.stop > exp.start:
+                    cut = TreatmentExposure(
+                        prev.treatment, prev.start, exp.start, prev.dose, prev.intensity
+                    )
+                    out[j] = (cut, out[j][1])
+        running[exp.treatment] = len(out)
+        out.append((exp, continues))
+    return out
+
+
 def effect_matrix(
     variable: str,
     exposures: Sequence[TreatmentExposure],
@@ -199,13 +230,17 @@ def effect_matrix(
     total = np.zeros((m, t.size))
     done: list[tuple[float, FloatArray, float, float | None]] = []
     t_obs, y_obs = readings if readings is not None else (np.empty(0), np.empty(0))
-    for exp in sorted(exposures, key=lambda e: e.start):
+    bases: dict[str, FloatArray | None] = {}
+    for exp, continues in merge_courses(exposures):
         rows = effects_for(exp.treatment, variable, exp.intensity)
         if not rows:
             continue
         window = (t_obs <= exp.start) & (t_obs >= exp.start - BASELINE_WINDOW_DAYS)
         base: FloatArray | None = None
-        if window.any():
+        if continues:
+            # a renewal or dose change keeps the pretreatment baseline of the course
+            base = bases.get(exp.treatment)
+        elif window.any():
             base = np.full(m, float(np.median(y_obs[window])))
         elif t_obs.size and exp.start < t_obs.min():
             base = None
@@ -214,6 +249,7 @@ def effect_matrix(
             for tau, size, start, stop in done:
                 z0 = z0 + response * size * onset(np.array([exp.start]), start, stop, tau)[0]
             base = from_model_scale(variable, z0)
+        bases[exp.treatment] = base
         for row in rows:
             ref = row.ref_baseline if row.ref_baseline is not None else 0.0
             size = steady_effect(row, exp.dose, np.full(m, ref) if base is None else base)

@@ -166,18 +166,13 @@ def time_grid(start: float, horizon_years: float, step_days: float) -> FloatArra
 def exposures_under(
     cal: Calibration, plan: Sequence[PlanItem], start: float
 ) -> tuple[TreatmentExposure, ...]:
-    """Current care continued, with each plan item replacing the same class from its start."""
-    planned = {item.intervention: item.start for item in plan}
-    kept: list[TreatmentExposure] = []
-    for exp in cal.history.treatments:
-        cut = planned.get(exp.treatment)
-        if cut is not None and (exp.stop is None or exp.stop > cut):
-            if exp.start >= cut:
-                continue
-            exp = TreatmentExposure(exp.treatment, exp.start, cut, exp.dose, exp.intensity)
-        kept.append(exp)
+    """Current care continued, plus the plan's items.
+
+    An item of a class the patient already takes becomes a change of that course from the item's
+    start (``calibration.merge_courses``): the same pretreatment baseline at the new dose.
+    """
     del start
-    return (*kept, *(item.as_exposure() for item in plan))
+    return (*cal.history.treatments, *(item.as_exposure() for item in plan))
 
 
 def simulate(
@@ -314,8 +309,10 @@ def prevent_inputs(
 ) -> dict[str, FloatArray]:
     """PREVENT inputs along the trajectory ``traj`` (variable → values on days ``t``), clamped.
 
-    Returns arrays broadcastable to ``traj``'s shape, in PREVENT's units; ``age`` is NaN outside
-    30-79 years (PREVENT is not defined there).
+    The BP-treatment and statin flags come from current care (the history's treatments), not from
+    ``exposures``: in PREVENT they mark who was treated (higher untreated risk), so a plan acts
+    through the risk factors it changes, never by switching a flag. Returns arrays broadcastable
+    to ``traj``'s shape, in PREVENT's units; ``age`` is NaN outside 30-79 years.
     """
     ctx = cal.context
     hdl = ctx.get("hdl", DEFAULT_HDL)
@@ -329,8 +326,8 @@ def prevent_inputs(
         "hdl": np.asarray(hdl, dtype=np.float64),
         "egfr": traj["egfr"],
         "hba1c": traj["hba1c"],
-        "bp_treated": _active(exposures, BP_CLASSES, t),
-        "statin": _active(exposures, frozenset({"statin"}), t),
+        "bp_treated": _active(cal.history.treatments, BP_CLASSES, t),
+        "statin": _active(cal.history.treatments, frozenset({"statin"}), t),
         "diabetes": np.maximum(
             float(cal.history.diabetes), (traj["hba1c"] >= glycaemia.DIABETES_HBA1C).astype(float)
         ),

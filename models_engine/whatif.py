@@ -3,8 +3,8 @@
 Every plan is forecast on one set of common random numbers (``forecast.Draws``), so a difference
 between plans is the plans' effect, not sampling noise. The 10-year PREVENT risk of a plan is
 evaluated per sample at the plan's 10-year mean risk factors, with the current-care treatment flags
-(PREVENT's treatment terms mark who is treated; they are not effects), and the smoker weight
-phased as in ``forecast.smoker_fraction``.
+(``forecast.prevent_inputs``: PREVENT's treatment terms mark who is treated; they are not effects),
+and the smoker weight phased as in ``forecast.smoker_fraction``.
 """
 
 from __future__ import annotations
@@ -88,13 +88,7 @@ def _band(x: FloatArray) -> tuple[float, float, float]:
     return float(q[0]), float(q[1]), float(q[2])
 
 
-def _risk_per_sample(
-    cal: Calibration,
-    fc: Forecast,
-    plan: Plan,
-    current_flags: Mapping[str, FloatArray],
-    risk_fn: RiskFn,
-) -> FloatArray:
+def _risk_per_sample(cal: Calibration, fc: Forecast, plan: Plan, risk_fn: RiskFn) -> FloatArray:
     """10-year total-CVD PREVENT risk per sample at the plan's 10-year mean risk factors."""
     t = fc.t_days
     ten = (t - t[0]) <= 10.0 * DAYS_PER_YEAR + 1e-6
@@ -104,7 +98,6 @@ def _risk_per_sample(
     inputs = prevent_inputs(cal, exposures_under(cal, plan, t[0]), start, traj)
     # time-averaged smoker weight, so a quit attempt counts as it phases in
     inputs["smoker"] = np.full(m, _mean_smoker(cal, plan, t[ten]))
-    inputs.update(current_flags)
     # diabetes status at start is a fixed marker; onset during the plan shows in mean HbA1c
     inputs["diabetes"] = np.full(m, float(cal.history.diabetes))
     risk = prevent_risk(cal, inputs, risk_fn)
@@ -150,14 +143,6 @@ def compare_plans(
     draws = Draws.make(n_samples, t.size, seed)
     fn = risk_fn if risk_fn is not None else default_risk_fn()
     all_plans: dict[str, Plan] = {CURRENT_CARE: (), **plans}
-    start = np.array([t0])
-    flags = prevent_inputs(
-        cal,
-        exposures_under(cal, (), t0),
-        start,
-        {v: np.full(1, cal.fits[v].mean[0]) for v in FIT_VARIABLES},
-    )
-    current_flags = {k: flags[k] for k in ("bp_treated", "statin")}
     outcomes: dict[str, PlanOutcome] = {}
     base_risk: FloatArray | None = None
     for name, plan in all_plans.items():
@@ -179,7 +164,7 @@ def compare_plans(
         if cal.history.diabetes:
             first = np.zeros_like(first)
         risk = (
-            _risk_per_sample(cal, fc, plan, current_flags, fn)
+            _risk_per_sample(cal, fc, plan, fn)
             if fn is not None
             else np.full(min(RISK_SAMPLES, n_samples), np.nan)
         )

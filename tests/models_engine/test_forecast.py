@@ -10,6 +10,7 @@ import pytest
 from models_engine.calibration import calibrate, calibrate_batch
 from models_engine.forecast import Draws, exposures_under, forecast, simulate
 from models_engine.physiology import glycaemia
+from models_engine.treatments import PlanItem
 from tests.fixtures.twin.factories import make_history
 
 
@@ -98,3 +99,12 @@ def test_its_80_percent_band_covers_about_80_percent_of_new_readings_from_the_mo
 def test_it_rejects_a_horizon_beyond_thirty_years():
     with pytest.raises(ValueError, match="horizon"):
         forecast(calibrate(make_history()), horizon_years=40)
+
+
+def test_a_plan_moves_prevent_risk_through_risk_factors_not_treatment_flags():
+    cal = calibrate(make_history(sbp=(160.0, 0.5), seed=5))
+    base = forecast(cal, n_samples=200)
+    treated = forecast(
+        cal, n_samples=200, plan=[PlanItem("thiazide"), PlanItem("statin", intensity="high")]
+    )
+    assert np.all(treated.risk["total_cvd"][1:] < base.risk["total_cvd"][1:])

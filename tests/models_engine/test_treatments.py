@@ -11,7 +11,7 @@ from scipy.integrate import solve_ivp
 from models_engine import treatments
 from models_engine.calibration import calibrate
 from models_engine.forecast import Draws, exposures_under, simulate, time_grid
-from models_engine.history import TREATMENT_CLASSES
+from models_engine.history import TREATMENT_CLASSES, TreatmentExposure
 from models_engine.treatments import PlanItem, effects_for, onset, steady_effect
 from tests.fixtures.twin.factories import make_history
 
@@ -108,3 +108,30 @@ def test_a_plan_item_rejects_unknown_interventions_and_doses():
 def test_it_lists_the_sources_of_every_effect_of_an_intervention():
     src = treatments.sources_for(["sglt2_inhibitor"])
     assert {s.split(":")[0] for s in src["sglt2_inhibitor"]} == {"hba1c", "sbp", "weight"}
+
+
+def test_renewed_prescriptions_continue_one_course_instead_of_stacking():
+    from models_engine.calibration import effect_matrix
+
+    t = np.array([-2000.0, -1000.0, -10.0])
+    one = (TreatmentExposure("statin", -3000.0, intensity="moderate"),)
+    starts = np.arange(-3000.0, -365.0, 365.0)
+    renewals = (
+        *(TreatmentExposure("statin", s, s + 365.0, intensity="moderate") for s in starts),
+        TreatmentExposure("statin", -260.0, None, intensity="moderate"),
+    )
+    readings = (np.array([-3100.0, -1500.0, -300.0]), np.array([160.0, 100.0, 98.0]))
+    ones = np.ones(1)
+    a = effect_matrix("ldl", one, t, ones, ones, ones, readings)
+    b = effect_matrix("ldl", renewals, t, ones, ones, ones, readings)
+    assert np.allclose(a, b, atol=0.01)
+
+
+def test_planning_a_drug_the_patient_already_takes_at_the_same_dose_changes_nothing():
+    h = make_history(
+        hba1c=(7.5, 0.0),
+        diabetes=True,
+        treatments=(TreatmentExposure("metformin", -2000.0),),
+    )
+    base, alt = _paired_difference(h, [PlanItem("metformin")], "hba1c", [1.0])
+    assert np.allclose(base, alt)
