@@ -47,6 +47,19 @@ from .notes import (
     write_note,
 )
 
+__all__ = [
+    "PRACTITIONERS",
+    "Practitioner",
+    "ckd_epi_2021",
+    "convert",
+    "creatinine_for_egfr",
+    "dose_factor",
+    "drug_table",
+    "generate_cohort",
+    "generate_patient",
+    "parameters",
+]
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 COHORT_NAMESPACE = uuid.UUID("5b0e8a8e-3f43-5c1a-9d1e-7c2f4a6b9d21")
 LOINC = "http://loinc.org"
