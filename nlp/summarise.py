@@ -143,7 +143,11 @@ class RecentChange:
 
 @dataclass
 class PertinentNegative:
-    """A problem the latest mention of which is negated (and which is not otherwise active)."""
+    """A problem whose latest mention is negated ("denies chest pain").
+
+    Earlier affirmed mentions keep the problem in the problem list: only an explicit statement
+    resolves it, so the two items together show that it was present and is now denied.
+    """
 
     name: str
     text: str
@@ -728,18 +732,15 @@ def _recent_changes(
     return changes
 
 
-def _pertinent_negatives(
-    notes: list[_Note], problems: list[ProblemItem]
-) -> list[PertinentNegative]:
+def _pertinent_negatives(notes: list[_Note]) -> list[PertinentNegative]:
     latest: dict[str, tuple[_Note, Entity]] = {}
     for note, entity in _mentions(notes, "problem"):
         if not (entity.family or entity.hypothetical):
             latest[_key(entity)] = (note, entity)
-    active = {p.name.lower() for p in problems if p.status == "active"}
     negatives = [
         PertinentNegative(entity.normalized or entity.text, entity.text, note.entity_ref(entity))
-        for key, (note, entity) in latest.items()
-        if entity.negated and key not in active
+        for note, entity in latest.values()
+        if entity.negated
     ]
     negatives.sort(key=lambda n: (n.source.time, n.source.start), reverse=True)
     return negatives
@@ -1270,7 +1271,7 @@ def summarise(
         medication_conflicts=conflicts,
         medication_reconciliation=reconciliation,
         recent_changes=_recent_changes(problems, by_drug, since),
-        pertinent_negatives=_pertinent_negatives(prepared, problems),
+        pertinent_negatives=_pertinent_negatives(prepared),
         follow_ups=_follow_ups(prepared),
         value_discrepancies=discrepancies,
         narrative=_narrative(prepared, reference, narrative_half_life_days, narrative_sentences),

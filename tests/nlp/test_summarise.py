@@ -117,6 +117,38 @@ def test_it_does_not_make_negated_family_hypothetical_or_uncertain_problems_acti
     assert [n.name for n in summary.pertinent_negatives] == ["chest pain"]
 
 
+def test_it_lists_a_pertinent_negative_only_when_the_latest_mention_is_negated() -> None:
+    notes = [
+        note(
+            "n1",
+            "2026-01-05",
+            "Dr A",
+            "GP",
+            "Chest pain on exertion.",
+            prob("Chest pain", normalized="chest pain"),
+        ),
+        note(
+            "n2",
+            "2026-02-05",
+            "Dr A",
+            "GP",
+            "No chest pain now. Denies cough.",
+            prob("chest pain", negated=True),
+            prob("cough", negated=True),
+        ),
+        note(
+            "n3",
+            "2026-03-05",
+            "Dr B",
+            "ED",
+            "Cough for two days.",
+            prob("Cough", normalized="cough"),
+        ),
+    ]
+    negatives = summarise(notes, now=NOW).pertinent_negatives
+    assert [(n.name, n.source.note_id) for n in negatives] == [("chest pain", "n2")]
+
+
 def test_it_resolves_a_problem_when_a_later_note_says_so_and_reopens_it_on_recurrence() -> None:
     notes = [
         note("n1", "2026-01-05", "Dr A", "GP", "Pneumonia on x-ray.", prob("Pneumonia")),
