@@ -47,14 +47,14 @@ ReconciliationKind = Literal[
     "in_notes_not_on_list", "on_list_not_in_notes", "stopped_in_notes_but_on_list"
 ]
 
-# A problem is resolved only by an explicit statement in the sentence that mentions it; a later
+# A problem is resolved only by an explicit statement in the clause that mentions it; a later
 # negated mention ("no chest pain today") is a pertinent negative, not a resolution of a diagnosis.
+# "Resolving" is left out: an improving problem is still present.
 _RESOLVED = re.compile(
-    r"\b(resolved|resolving|resolution of|no longer|has cleared|cleared up|cured|healed|"
+    r"\b(resolved|resolution of|no longer|has cleared|cleared up|cured|healed|"
     r"in remission)\b",
     re.IGNORECASE,
 )
-_ACTIVE_ACTIONS = frozenset({"start", "continue", "increase", "decrease", "listed"})
 _CHANGE_ACTIONS = frozenset({"start", "stop", "increase", "decrease", "hold"})
 _PAST_TENSE = {
     "start": "started",
