@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,27 @@ def test_it_keeps_the_fast_driver_close_to_the_tight_reference(scenario: str) ->
         rel = np.abs(got - want) / np.abs(want)
         assert rel[-1] < 1e-3, (name, rel[-1])
         assert rel.max() < 5e-3, (name, rel.max())
+
+
+def test_it_converges_towards_the_reference_as_the_step_shrinks() -> None:
+    ref = _reference("fig8_bariatric")
+    idx = np.searchsorted(ref.t, PATH_TIMES)
+    worst = []
+    for dt in (4.0, 2.0, 1.0, 0.5):
+        fast = hss2016.simulate_batch(
+            HORIZON, {}, scenario="fig8_bariatric", dt=dt, t_out=PATH_TIMES
+        )
+        worst.append(
+            max(
+                float(
+                    np.max(
+                        np.abs(getattr(fast, n)[:, 0] - getattr(ref, n)[idx]) / getattr(ref, n)[idx]
+                    )
+                )
+                for n in ("G", "beta", "sigma")
+            )
+        )
+    assert all(b < 0.8 * a for a, b in itertools.pairwise(worst)), worst
 
 
 def test_it_keeps_the_fast_driver_close_to_the_reference_for_random_patients() -> None:
