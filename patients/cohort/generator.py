@@ -1604,7 +1604,8 @@ class _Simulation:
             )
         ):
             return
-        end = next_day - 2
+        # Readings stop before the next visit, and never run past today.
+        end = min(next_day - 2, self.total_days - 1)
         begin = visit.day + (1 if new_dx else rng.randint(7, 14))
         if end - begin < 7:
             return

@@ -609,3 +609,13 @@ def test_a_moderate_intensity_statin_lowers_ldl_by_its_law_2003_fraction() -> No
     stopped = _person_on(["atorvastatin_20"])
     stopped.episodes[0].end = 90
     assert stopped.ldl_true(200) == pytest.approx(186, rel=0.01)
+
+
+def test_nothing_in_a_bundle_is_dated_after_today() -> None:
+    for index in range(150):
+        bundle = generate_patient(index, seed=7, today=TODAY)
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            for key in ("effectiveDateTime", "date", "authoredOn", "onsetDateTime", "issued", "recordedDate"):
+                value = resource.get(key)
+                assert not value or value[:10] <= TODAY.isoformat(), (index, resource["resourceType"], key, value)
