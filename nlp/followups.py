@@ -59,6 +59,9 @@ _REFER_VERB = (
     r"(?:\s+(?:him|her|them|the\s+patient|patient))?(?:\s+back)?\s+(?:to|with)\s+(?:an?\s+|the\s+)?"
 )
 _MAX_GAP = 60
+# A return visit needs a due time or a clinician, except these phrases that are one by themselves.
+_EXPLICIT_RETURN = re.compile(r"return\s+to|rtc|come\s+back", re.IGNORECASE)
+_DOCTOR = re.compile(r"\s*with\s+(?P<doctor>Dr\.?\s+[A-Z][A-Za-z'-]+)")
 _CUES = (
     "follow", "f/u", "return", "rtc", "come back", "seen", "see ", "revisit", "evaluat",
     "check", "repeat", "order", "obtain", "get ", "draw", "schedul", "arrang", "request",
@@ -228,11 +231,17 @@ def _in_sentence(text: str, start: int, end: int, note_date: dt.date | None) -> 
             continue
         tail = text[m.end() : min(end, m.end() + _MAX_GAP)]
         spec = spec_after.match(tail)
+        doctor = _DOCTOR.match(tail)
         due = _DUE.search(tail)
-        if due is None and spec is None:
+        explicit = _EXPLICIT_RETURN.match(m.group(0)) is not None
+        if due is None and spec is None and doctor is None and not explicit:
             continue
-        target = specialties.get(" ".join(spec.group("target").lower().split())) if spec else None
-        stop = m.end() + max(spec.end() if spec else 0, due.end() if due else 0)
+        if spec is not None:
+            target = specialties.get(" ".join(spec.group("target").lower().split()))
+        else:
+            target = doctor.group("doctor") if doctor else None
+        reach = max((e.end() for e in (spec, doctor, due) if e is not None), default=0)
+        stop = m.end() + reach
         found.append(_with_due(text, m.start(), stop, end, "return_visit", target, note_date))
     return _dedupe(found)
 
