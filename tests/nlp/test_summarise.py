@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -533,7 +534,12 @@ def bp_note(when: str, sbp: int, dbp: int) -> NoteInput:
 
 def test_it_flags_a_note_number_that_disagrees_with_the_record_beyond_tolerance() -> None:
     observations = [
-        {"code": "8480-6", "value": 128, "unit": "mmHg", "time": "2026-05-01T09:00:00+00:00"},
+        {
+            "code": "8480-6",
+            "value": Decimal("128.0"),
+            "unit": "mmHg",
+            "time": "2026-05-01T09:00:00+00:00",
+        },
         {"key": "dbp", "value": 80, "unit": "mmHg", "time": "2026-05-01T09:00:00+00:00"},
     ]
     summary = summarise(
