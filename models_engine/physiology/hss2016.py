@@ -486,7 +486,7 @@ def rhs(t: float, y: FloatArray, p: HSSParams) -> FloatArray:
 # Weight coupling
 # --------------------------------------------------------------------------------------------
 
-#: Elasticity of insulin sensitivity with respect to body weight, ``d ln SI / d ln W``.
+#: Elasticity of insulin sensitivity with respect to body weight, ``-d ln SI / d ln W``.
 #: Vitola BE et al., *Obesity* 2009;17:1744 (doi:10.1038/oby.2009.171): a diet-induced weight loss
 #: of 8.2 % raised the hyperinsulinaemic-clamp hepatic insulin sensitivity index by 56 % (and
 #: muscle insulin-mediated glucose disposal by 97 %); ``ln(1.56) / -ln(1 - 0.082) = 5.2``, taking
@@ -495,9 +495,10 @@ def rhs(t: float, y: FloatArray, p: HSSParams) -> FloatArray:
 #: the same direction and a dose response in adults without giving a single elasticity.]
 SI_WEIGHT_ELASTICITY: Final[float] = math.log(1.56) / -math.log(1.0 - 0.082)
 
-#: Weight ratios outside this range hold the multiplier at the bound: the elasticity was measured
-#: for single-digit percentage changes, and extrapolating a power law further is unsupported.
-SI_WEIGHT_RATIO_BOUNDS: Final[tuple[float, float]] = (0.7, 1.3)
+#: Weight ratios outside this range hold the multiplier at the bound (3.2 and 0.39): the response
+#: was measured for losses of 5-16 % (Vitola 2009; Magkos 2016), and extrapolating the power law
+#: further is unsupported. [uncertain]
+SI_WEIGHT_RATIO_BOUNDS: Final[tuple[float, float]] = (0.8, 1.2)
 
 
 def validate_weight(name: str, weight_kg: npt.ArrayLike) -> FloatArray:
@@ -696,7 +697,7 @@ class HSSBatchTrajectory:
 def _batch_arrays(
     scenario: str | None, params_batch: Mapping[str, float | npt.ArrayLike]
 ) -> tuple[dict[str, FloatArray], dict[str, FloatArray], int]:
-    """Validated parameter and initial-condition arrays, all of shape (n,)."""
+    """Validated parameter arrays (0-d when shared by the batch, else (n,)), initial states (n,), n."""
     base_p, base_i = build_model(scenario)
     arrays = {n: np.asarray(v, dtype=np.float64) for n, v in params_batch.items()}
     sizes = {a.size for a in arrays.values() if a.ndim > 0}
