@@ -118,7 +118,7 @@ def test_the_gold_files_are_consistent_and_large_enough() -> None:
     note_targets = [t for t in targets if t.source == "mtsamples"]
     assert len(note_targets) >= 200
     assert {t.negated for t in note_targets} == {True, False}
-    assert sum(t.source == "heldout" for t in targets) >= 50
+    assert sum(t.source == "heldout" for t in targets) >= 90
     for name in ("negation.csv", "negation_heldout.csv"):
         with (GOLD / name).open(encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
