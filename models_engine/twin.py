@@ -10,7 +10,7 @@ from models_engine.drift import DriftResult, surprise
 from models_engine.forecast import Forecast, RiskFn, forecast
 from models_engine.history import PatientHistory
 from models_engine.treatments import PlanItem
-from models_engine.whatif import PlanOutcome, compare_plans
+from models_engine.whatif import PlanOutcome, PlanTuple, compare_plans
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Twin:
         )
 
     def compare(
-        self, plans: Mapping[str, Sequence[PlanItem]], *, horizon_years: float = 10.0
+        self, plans: Mapping[str, Sequence[PlanItem | PlanTuple]], *, horizon_years: float = 10.0
     ) -> dict[str, PlanOutcome]:
         """Current care and up to six plans on the same posterior draws."""
         return compare_plans(

@@ -38,6 +38,21 @@ RISK_SAMPLES = 200
 CURRENT_CARE = "current care"
 
 Plan = Sequence[PlanItem]
+#: A plan step as plain data: (intervention, dose, start[, stop]) with days from the reference date.
+PlanTuple = tuple[str, float, float] | tuple[str, float, float, float | None]
+
+
+def plan_from(items: Sequence[PlanItem | PlanTuple]) -> tuple[PlanItem, ...]:
+    """Plan items from ``PlanItem`` objects or ``(intervention, dose, start[, stop])`` tuples."""
+    out: list[PlanItem] = []
+    for item in items:
+        if isinstance(item, PlanItem):
+            out.append(item)
+        elif len(item) == 3:
+            out.append(PlanItem(item[0], dose=item[1], start=item[2]))
+        else:
+            out.append(PlanItem(item[0], dose=item[1], start=item[2], stop=item[3]))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -75,7 +90,7 @@ class PlanOutcome:
         }
 
 
-def validate_plans(plans: Mapping[str, Plan]) -> None:
+def validate_plans(plans: Mapping[str, Sequence[object]]) -> None:
     """Raise ``ValueError`` for more than ``MAX_PLANS`` plans or a plan named like current care."""
     if len(plans) > MAX_PLANS:
         raise ValueError(f"plans must number at most {MAX_PLANS}, got {len(plans)}")
@@ -111,7 +126,7 @@ def _mean_smoker(cal: Calibration, plan: Plan, t: FloatArray) -> float:
 
 def compare_plans(
     cal: Calibration,
-    plans: Mapping[str, Plan],
+    plans: Mapping[str, Sequence[PlanItem | PlanTuple]],
     *,
     horizon_years: float = 10.0,
     n_samples: int = 200,
@@ -124,8 +139,9 @@ def compare_plans(
     Parameters
     ----------
     cal : Calibration
-    plans : mapping of name → sequence of PlanItem
-        Interventions added to current care (an item of a class already taken replaces it).
+    plans : mapping of name → sequence of PlanItem or (intervention, dose, start[, stop])
+        Interventions added to current care (an item of a class already taken changes that
+        course from its start).
     horizon_years, n_samples, step_days, seed
         As ``forecast.forecast``.
     risk_fn : callable, optional
@@ -138,11 +154,12 @@ def compare_plans(
         minus plan risk, per sample (positive = fewer events).
     """
     validate_plans(plans)
+    parsed = {name: plan_from(items) for name, items in plans.items()}
     t0 = cal.until
     t = time_grid(t0, horizon_years, step_days)
     draws = Draws.make(n_samples, t.size, seed)
     fn = risk_fn if risk_fn is not None else default_risk_fn()
-    all_plans: dict[str, Plan] = {CURRENT_CARE: (), **plans}
+    all_plans: dict[str, Plan] = {CURRENT_CARE: (), **parsed}
     outcomes: dict[str, PlanOutcome] = {}
     base_risk: FloatArray | None = None
     for name, plan in all_plans.items():

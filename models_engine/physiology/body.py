@@ -92,3 +92,47 @@ def coupled_effect(
 
 def _known(exp: TreatmentExposure) -> bool:
     return exp.treatment in LIFESTYLE_KEYS or exp.treatment in TREATMENT_CLASSES
+
+
+def simulate(
+    weight0: float,
+    slope_per_year: float,
+    target_kg: float,
+    tau_days: float,
+    t_eval: FloatArray,
+) -> FloatArray:
+    """Driver: integrate ``rhs`` from day 0 (treatment starting then) with a tight ``solve_ivp``.
+
+    Parameters
+    ----------
+    weight0 : float
+        Weight at day 0, kg.
+    slope_per_year : float
+        Natural drift, kg/yr.
+    target_kg : float
+        Steady-state treatment effect, kg (negative = loss).
+    tau_days : float
+        Onset time constant, days.
+    t_eval : ndarray, shape (n,)
+        Days >= 0, increasing.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Weight, kg.
+    """
+    from scipy.integrate import solve_ivp
+
+    if tau_days <= 0:
+        raise ValueError(f"tau_days must be > 0, got {tau_days}")
+    sol = solve_ivp(
+        rhs,
+        (0.0, float(t_eval[-1])),
+        [weight0, 0.0],
+        t_eval=t_eval,
+        args=(slope_per_year / 365.25, target_kg, tau_days),
+        rtol=1e-10,
+        atol=1e-10,
+    )
+    out: FloatArray = sol.y[0] + sol.y[1]
+    return out

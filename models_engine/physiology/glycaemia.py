@@ -12,8 +12,8 @@ coupling of ``body.HBA1C_PER_KG`` (Gummesson 2017). Drugs act on HbA1c with thei
 effects (treatment catalogue), which depend on baseline HbA1c (Sherifali 2010).
 
 The reduced form drops the HSS bifurcation (sudden β-cell collapse); its linear drift is the
-documented limitation. HbA1c turnover (red-cell lifespan) is a first-order lag, folded into the
-drug onset time constants of the catalogue.
+documented limitation. HbA1c turnover (red-cell lifespan, weeks) is folded into the drug onset time
+constants of the catalogue (about two months: most of the effect within 4-6 months, Sherifali 2010).
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ ADAG_INTERCEPT = -46.7
 DIABETES_HBA1C = 6.5
 #: ADA Standards of Care: diagnostic fasting plasma glucose threshold for diabetes, mg/dL.
 DIABETES_FPG = 126.0
-#: HbA1c turnover time constant, days (red-cell age distribution; the ~120 d lifespan weights
-#: recent weeks most; de Winter 2006 structure, exact rate uncertain, twin-model.md §2.3).
-HBA1C_TAU_DAYS = 35.0
 
 
 def validate_hba1c(hba1c: FloatArray | float) -> None:
@@ -74,25 +71,22 @@ def rhs(
     ----------
     t : float
         Days (unused; autonomous).
-    y : ndarray, shape (3,)
-        [quasi-steady HbA1c without treatment (%), treatment effect (%), observed HbA1c (%)].
+    y : ndarray, shape (2,)
+        [quasi-steady HbA1c without treatment (%), treatment effect (%)]; HbA1c is their sum.
     drift_per_day : float
         Natural HbA1c drift, %/day.
     target_effect : float
-        Steady-state treatment effect, %.
+        Steady-state treatment effect, % (its time constant includes HbA1c turnover).
     tau_days : float
         Treatment onset time constant, days.
 
     Returns
     -------
-    ndarray, shape (3,)
-        Derivatives, %/day; the observed HbA1c lags the driven value by ``HBA1C_TAU_DAYS``.
+    ndarray, shape (2,)
+        Derivatives, %/day.
     """
     del t
-    driven = y[0] + y[1]
-    return np.array(
-        [drift_per_day, (target_effect - y[1]) / tau_days, (driven - y[2]) / HBA1C_TAU_DAYS]
-    )
+    return np.array([drift_per_day, (target_effect - y[1]) / tau_days])
 
 
 def years_to_threshold(
@@ -115,4 +109,47 @@ def years_to_threshold(
     above = hba1c >= threshold
     first = np.argmax(above, axis=1)
     out: FloatArray = np.where(above.any(axis=1), t_years[first], np.inf)
+    return out
+
+
+def simulate(
+    hba1c0: float,
+    drift_per_year: float,
+    effect: float,
+    tau_days: float,
+    t_eval: FloatArray,
+) -> FloatArray:
+    """Driver: integrate ``rhs`` from day 0 (treatment starting then) with a tight ``solve_ivp``.
+
+    Parameters
+    ----------
+    hba1c0 : float
+        HbA1c at day 0, %.
+    drift_per_year : float
+        Natural drift, %/yr.
+    effect : float
+        Steady-state treatment effect, %.
+    tau_days : float
+        Treatment onset time constant, days.
+    t_eval : ndarray, shape (n,)
+        Days >= 0, increasing.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        HbA1c, %.
+    """
+    from scipy.integrate import solve_ivp
+
+    validate_hba1c(hba1c0)
+    sol = solve_ivp(
+        rhs,
+        (0.0, float(t_eval[-1])),
+        [hba1c0, 0.0],
+        t_eval=t_eval,
+        args=(drift_per_year / 365.25, effect, tau_days),
+        rtol=1e-10,
+        atol=1e-10,
+    )
+    out: FloatArray = sol.y[0] + sol.y[1]
     return out

@@ -66,3 +66,48 @@ def total_cholesterol(
         + np.asarray(triglycerides, dtype=np.float64) / FRIEDEWALD_TG_DIVISOR
     )
     return out
+
+
+def simulate(
+    ldl0: float,
+    slope_log_per_year: float,
+    fraction: float,
+    tau_days: float,
+    t_eval: FloatArray,
+) -> FloatArray:
+    """Driver: integrate ``rhs`` from day 0 (treatment starting then) with a tight ``solve_ivp``.
+
+    Parameters
+    ----------
+    ldl0 : float
+        LDL at day 0, mg/dL.
+    slope_log_per_year : float
+        Natural drift of log LDL per year.
+    fraction : float
+        Steady proportional treatment effect (e.g. -0.5).
+    tau_days : float
+        Onset time constant, days.
+    t_eval : ndarray, shape (n,)
+        Days >= 0, increasing.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        LDL, mg/dL.
+    """
+    from scipy.integrate import solve_ivp
+
+    validate_ldl(ldl0)
+    if not (-1.0 < fraction < 1.0):
+        raise ValueError(f"fraction must be within (-1, 1), got {fraction}")
+    sol = solve_ivp(
+        rhs,
+        (0.0, float(t_eval[-1])),
+        [np.log(ldl0), 0.0],
+        t_eval=t_eval,
+        args=(slope_log_per_year / 365.25, float(np.log1p(fraction)), tau_days),
+        rtol=1e-10,
+        atol=1e-10,
+    )
+    out: FloatArray = np.exp(sol.y[0] + sol.y[1])
+    return out

@@ -108,3 +108,22 @@ def test_a_plan_moves_prevent_risk_through_risk_factors_not_treatment_flags():
         cal, n_samples=200, plan=[PlanItem("thiazide"), PlanItem("statin", intensity="high")]
     )
     assert np.all(treated.risk["total_cvd"][1:] < base.risk["total_cvd"][1:])
+
+
+def test_the_sub_model_drivers_agree_with_the_closed_form_the_forecast_uses():
+    from models_engine.physiology import body, lipids
+    from models_engine.treatments import onset
+
+    t = np.linspace(0.0, 3 * 365.25, 40)
+    yrs = t / 365.25
+    g = onset(t, 0.0, None, 60.0)
+    assert np.allclose(
+        glycaemia.simulate(8.5, 0.12, -1.1, 60.0, t), 8.5 + 0.12 * yrs - 1.1 * g, atol=1e-6
+    )
+    g90 = onset(t, 0.0, None, 90.0)
+    assert np.allclose(
+        body.simulate(90.0, 0.5, -5.0, 90.0, t), 90.0 + 0.5 * yrs - 5.0 * g90, atol=1e-6
+    )
+    g14 = onset(t, 0.0, None, 14.0)
+    expected = np.exp(np.log(160.0) + 0.01 * yrs + np.log1p(-0.52) * g14)
+    assert np.allclose(lipids.simulate(160.0, 0.01, -0.52, 14.0, t), expected, rtol=1e-6)

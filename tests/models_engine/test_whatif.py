@@ -85,3 +85,23 @@ def test_it_refuses_more_than_six_plans():
     plans = {str(i): [PlanItem("thiazide")] for i in range(7)}
     with pytest.raises(ValueError, match="at most 6"):
         compare_plans(cal, plans)
+
+
+def test_it_accepts_plans_as_plain_tuples_and_matches_the_same_plan_items():
+    cal = calibrate(make_history(seed=1))
+    a = compare_plans(cal, {"p": [("ccb", 0.5, 30.0, 400.0)]}, n_samples=50, seed=2)
+    b = compare_plans(
+        cal, {"p": [PlanItem("ccb", dose=0.5, start=30.0, stop=400.0)]}, n_samples=50, seed=2
+    )
+    assert a["p"].sbp_1y == b["p"].sbp_1y
+
+
+def test_the_twin_facade_runs_calibrate_forecast_compare_and_drift():
+    from models_engine.twin import Twin
+
+    twin = Twin.from_history(make_history(seed=6), n_samples=100)
+    fc = twin.forecast(horizon_years=2)
+    outcomes = twin.compare({"arb": [PlanItem("arb")]}, horizon_years=2)
+    drift = twin.drift("sbp", 100.0, 250.0, within=fc)
+    assert set(outcomes) == {CURRENT_CARE, "arb"}
+    assert drift.outside95
