@@ -176,6 +176,9 @@ def merge_courses(
     out: list[tuple[TreatmentExposure, bool]] = []
     running: dict[str, int] = {}
     for exp in sorted(exposures, key=lambda e: e.start):
+        if not (math.isfinite(exp.dose) and exp.dose > 0.0):
+            # a record without a usable dose cannot be simulated; it is left out, not guessed
+            continue
         j = running.get(exp.treatment)
         continues = False
         if j is not None:

@@ -122,3 +122,22 @@ def test_the_robust_solver_rejects_non_positive_noise():
             dof=4.0,
             prior_dof=6.0,
         )
+
+
+def test_a_patient_without_readings_is_calibrated_from_the_priors_alone():
+    import datetime as dt
+
+    from models_engine.history import PatientHistory
+
+    h = PatientHistory(
+        patient_id="empty",
+        sex="female",
+        birth_date=dt.date(1960, 1, 1),
+        reference_date=dt.date(2024, 1, 1),
+        treatments=(TreatmentExposure("thiazide", -100.0, dose=0.0),),
+    )
+    cal = calibrate(h)
+    assert cal.fallback and len(cal.notes) == len(calibration.FIT_VARIABLES)
+    for fit in cal.fits.values():
+        assert np.allclose(fit.mean, fit.prior_mean)
+        assert np.allclose(fit.shrinkage, 1.0)
