@@ -1162,6 +1162,17 @@ def summarise_note(
     return sorted((s for _score, s in best), key=lambda s: s.start)
 
 
+def _sentence_keys(analysis: NoteAnalysis, sentence: Sentence) -> frozenset[str]:
+    """Names of the affirmed problems and drugs a sentence mentions."""
+    return frozenset(
+        _key(e)
+        for e in analysis.entities
+        if sentence.start <= e.start < sentence.end
+        and e.label in ("problem", "medication")
+        and not (e.negated or e.hypothetical or e.family)
+    )
+
+
 def _narrative(
     notes: list[_Note], now: dt.datetime, half_life_days: float, max_sentences: int
 ) -> list[NarrativeSentence]:
@@ -1176,13 +1187,18 @@ def _narrative(
     chosen: list[tuple[float, _Note, Sentence]] = []
     per_note: dict[str, int] = {}
     seen_text: set[str] = set()
+    covered: set[str] = set()
     for score, note, sentence in candidates:
         norm = " ".join(sentence.text.lower().split())
-        # Copy-forward notes repeat sentences; at most two per note keeps the narrative broad.
-        if norm in seen_text or per_note.get(note.note.id, 0) >= 2:
+        keys = _sentence_keys(note.analysis, sentence)
+        # Copy-forward notes repeat sentences, and problem lists restate the history: a sentence
+        # adds nothing if its text or all its problems and drugs are already in the narrative.
+        # At most two per note keeps the narrative broad.
+        if norm in seen_text or (keys and keys <= covered) or per_note.get(note.note.id, 0) >= 2:
             continue
         chosen.append((score, note, sentence))
         seen_text.add(norm)
+        covered |= keys
         per_note[note.note.id] = per_note.get(note.note.id, 0) + 1
         if len(chosen) == max_sentences:
             break

@@ -653,6 +653,30 @@ def test_it_builds_a_narrative_of_at_most_five_verbatim_recent_salient_sentences
     assert times == sorted(times)
 
 
+def test_the_narrative_skips_a_sentence_whose_problems_it_already_covers() -> None:
+    text = "Known hypertension and diabetes. Problems: hypertension, diabetes. New gout flare."
+    notes = [
+        note(
+            "n1",
+            "2026-05-01",
+            "Dr A",
+            "GP",
+            text,
+            prob("hypertension"),
+            prob("diabetes"),
+            prob("hypertension"),
+            prob("diabetes"),
+            prob("gout"),
+        )
+    ]
+    texts = [s.text for s in summarise(notes, now=NOW).narrative]
+    assert (
+        "Problems: hypertension, diabetes." not in texts
+        or "Known hypertension and diabetes." not in texts
+    )
+    assert "New gout flare." in texts
+
+
 def test_it_accepts_dicts_with_iso_times_and_stored_analysis_dicts() -> None:
     text = "Asthma is stable."
     raw = {
