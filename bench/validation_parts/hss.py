@@ -127,7 +127,7 @@ def section(outdir: Path) -> str:
         )
         path = _figure(outdir, scenario, ref, fast)
         images.append(f"![{TITLES[scenario]}](validation/{path.name})")
-        g_1100 = float(ref.G[1100])
+        g_1100 = float(ref.G[np.searchsorted(ref.t, 1100.0)])
         checks.append(
             f"| {scenario} | {g_1100:.1f} | {ref.G.max():.1f} | {ref.G[-1]:.1f} "
             f"| {'diabetic' if ref.G[-1] >= hss2016.DIABETES_FPG_MG_DL else 'normoglycaemic'} |"

@@ -20,8 +20,9 @@ ADAG_SLOPE_MG_DL: Final[float] = 28.7
 #: Intercept of the ADAG regression (mg/dl), same source.
 ADAG_INTERCEPT_MG_DL: Final[float] = -46.7
 
-#: IFCC-NGSP master equation, NGSP (%) = 0.09148 * IFCC (mmol/mol) + 2.152.
-#: Hoelzel W et al., *Clin Chem* 2004;50:166 (as given in reference/twin-model.md §2.3).
+#: IFCC-NGSP master equation, NGSP (%) = 0.09148 * IFCC (mmol/mol) + 2.152: the method
+#: comparison of Hoelzel W et al., *Clin Chem* 2004;50:166, with the coefficients the NGSP
+#: publishes for conversion (reference/twin-model.md §2.3).
 IFCC_SLOPE: Final[float] = 0.09148
 #: Intercept (%) of the IFCC-NGSP master equation, same source.
 IFCC_INTERCEPT_PERCENT: Final[float] = 2.152

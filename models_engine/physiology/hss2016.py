@@ -738,6 +738,7 @@ def _solve_fast(
     gamma_prev: FloatArray,
     q: ParamArrays,
     max_iter: int = 60,
+    g_guess: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """One backward-Euler step of glucose and gamma with insulin at quasi-steady state.
 
@@ -750,7 +751,8 @@ def _solve_fast(
     wherever ``M + gamma > 0`` (any G above about 50 mg/dl), so the root in
     ``(0, (G_prev/h + R0)/(1/h + eg0)]`` is unique; safeguarded Newton finds it.
 
-    ``max_iter`` caps the Newton iterations (the loop stops earlier once every set converged).
+    ``max_iter`` caps the Newton iterations (the loop stops earlier once every set converged);
+    ``g_guess`` is where Newton starts (default ``g_prev``).
 
     Returns
     -------
@@ -762,7 +764,7 @@ def _solve_fast(
     w = (h / q["tau_g"]) / (1.0 + h / q["tau_g"])
     lo = np.zeros_like(rhs0)
     hi = rhs0 / a0
-    g = np.clip(g_prev, 1e-9, hi)
+    g = np.clip(g_prev if g_guess is None else g_guess, 1e-9, hi)
     for _ in range(max_iter):
         s = _sigmoid((g - q["g_s"]) / q["g_n"])
         gam = (1.0 - w) * gamma_prev + w * (q["g_bar"] * s - q["g_shift"])
@@ -908,7 +910,8 @@ def simulate_batch(
         beta = beta * np.exp(lam * h)
         sigma = sinf + (sigma - sinf) * e_sig
         si = si_next
-        g, gamma = _solve_fast(h, g, r0, _insulin_coupling(si, beta, q), sigma, gamma, q)
+        c = _insulin_coupling(si, beta, q)
+        g, gamma = _solve_fast(h, g, r0, c, sigma, gamma, q, g_guess=g_p)
         if t_next == t_reset:
             sigma = np.broadcast_to(q["sigma_reset"], (n,)).copy()
         record(t_next)
