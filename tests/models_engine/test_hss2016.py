@@ -197,6 +197,30 @@ def test_it_keeps_the_fast_driver_close_to_the_reference_for_random_patients() -
     )
 
 
+def test_it_stays_finite_and_positive_over_wide_parameter_ranges() -> None:
+    rng = np.random.default_rng(5)
+    n = 300
+    batch = {
+        "si_target": rng.uniform(0.01, 3.0, n),
+        "si_rate": rng.uniform(0.0, 0.1, n),
+        "r0": rng.uniform(100.0, 3000.0, n),
+        "eg0": rng.uniform(0.1, 5.0, n),
+        "tau_sigma": rng.uniform(10.0, 3000.0, n),
+        "beta0": rng.uniform(0.0, 5000.0, n),
+        "sigma0": rng.uniform(0.0, 2000.0, n),
+        "g0": rng.uniform(40.0, 600.0, n),
+        "si_scale": rng.uniform(0.1, 5.0, n),
+    }
+    out = hss2016.simulate_batch(3650.0, batch, dt=2.0)
+    for name in ("G", "I", "beta", "sigma", "SI"):
+        values = getattr(out, name)
+        assert np.isfinite(values).all(), name
+        assert (values >= 0.0).all(), name
+    # glucose can never exceed the level with no insulin action at all, R0 / EG0
+    ceiling = np.maximum(batch["r0"] / batch["eg0"], batch["g0"]) * (1 + 1e-9)
+    assert np.less_equal(out.G, ceiling).all()
+
+
 def test_it_gives_each_batch_member_the_result_it_gets_alone() -> None:
     targets = np.array([0.15, 0.2, 0.3])
     together = hss2016.simulate_batch(900.0, {"si_target": targets}, t_out=[450.0, 900.0])
