@@ -311,3 +311,8 @@ class ImportBatchAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/patients/importbatch/upload.html", context)
+
+
+admin.site.site_header = "TwinPortal data management"
+admin.site.site_title = "TwinPortal admin"
+admin.site.index_title = "Records, notes, care teams and imports"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
@@ -16,6 +15,7 @@ from accounts.services import user_create
 from patients.cohort.generator import PRACTITIONERS, generate_cohort
 from patients.fhir.bulk import cohort_bulk_load
 from patients.models import CareTeam, ClinicalNote, ImportBatch, Patient
+from patients.services import note_summary_refresh, stale_summary_patient_ids
 
 DEMO_PASSWORD = "twinportal-demo"
 DATA_MANAGERS_GROUP = "Data managers"
@@ -109,6 +109,11 @@ def demo_seed(
         )
 
     _assign_care_teams()
+    stale = stale_summary_patient_ids()
+    if stale:
+        progress(f"Reading the notes of {len(stale)} patients…")
+        for patient_id in stale:
+            note_summary_refresh(patient_id=patient_id, triggered_by="system:demo-seed")
     gp = next(
         (u for u in clinicians.values() if u.professional_role.lower() == "general practitioner"),
         None,
@@ -121,15 +126,16 @@ def demo_seed(
                 f"clinician ({gp.professional_role}, General practice team)",
             )
         )
+    shown_roles = {"general practitioner"}
     for u in clinicians.values():
-        if u.professional_role.lower() in ("cardiologist", "diabetes specialist nurse") and all(
-            u.professional_role != other.description for other in logins
-        ):
+        role = u.professional_role.lower()
+        if role in ("cardiologist", "diabetes specialist nurse") and role not in shown_roles:
+            shown_roles.add(role)
             logins.append(
                 DemoLogin(
                     u.username,
                     DEMO_PASSWORD,
-                    f"clinician ({u.professional_role}, {_team_name(u.professional_role)} team)",
+                    f"clinician ({u.professional_role}, {_team_name(role)} team)",
                 )
             )
     logins.append(DemoLogin(manager.username, DEMO_PASSWORD, "data manager (admin site)"))

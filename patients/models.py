@@ -222,6 +222,12 @@ class Condition(models.Model):
     def __str__(self) -> str:
         return self.display or self.code
 
+    @property
+    def label(self) -> str:
+        """The display without SNOMED's semantic tag ("Essential hypertension (disorder)" → "Essential hypertension")."""
+        text = self.display or self.code
+        return text.rsplit(" (", 1)[0] if text.endswith(")") and " (" in text else text
+
 
 class TreatmentClass(models.TextChoices):
     """The classes the twin understands (keys shared with ``models_engine.history.TREATMENT_CLASSES``)."""
