@@ -61,7 +61,7 @@ _REFER_VERB = (
 _MAX_GAP = 60
 # A return visit needs a due time or a clinician, except these phrases that are one by themselves.
 _EXPLICIT_RETURN = re.compile(r"return\s+to|rtc|come\s+back", re.IGNORECASE)
-_DOCTOR = re.compile(r"\s*with\s+(?P<doctor>Dr\.?\s+[A-Z][A-Za-z'-]+)")
+_DOCTOR = re.compile(r"\s*with\s+(?P<doctor>Dr\.?\s+[A-Z][A-Za-z'-]*)")
 _CUES = (
     "follow", "f/u", "return", "rtc", "come back", "seen", "see ", "revisit", "evaluat",
     "check", "repeat", "order", "obtain", "get ", "draw", "schedul", "arrang", "request",

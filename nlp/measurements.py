@@ -292,7 +292,8 @@ def find_measurements(text: str) -> list[MeasurementMatch]:
     list of MeasurementMatch
         In text order. ``attributes`` holds ``value`` and ``unit`` in canonical units,
         ``original_value`` and ``original_unit`` as written, and for blood pressure
-        ``systolic``, ``diastolic`` and ``value2`` (diastolic), in mmHg. Values outside the
+        ``systolic``, ``diastolic`` and ``value2`` (diastolic), in mmHg; ``unit_assumed`` is True
+        when the note gave no unit and one was inferred (see :func:`convert`). Values outside the
         plausibility limits of ``data/measurements.csv`` are dropped as misreadings.
     """
     specs = load_specs()
@@ -358,4 +359,6 @@ def _reading(
         "original_value": raw_value,
         "original_unit": raw_unit.strip() if raw_unit else None,
     }
+    if raw_unit is None:
+        attributes["unit_assumed"] = True
     return MeasurementMatch(m.start(), m.end(), m.group(0), key, spec.loinc, attributes)

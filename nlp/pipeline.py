@@ -29,7 +29,7 @@ from nlp.medications import (
     find_medications,
     load_drug_lexicon,
 )
-from nlp.problems import TermMatch, TermMatcher, build_term_matcher
+from nlp.problems import TermMatch, TermMatcher, build_term_matcher, find_generic_problems
 from nlp.segment import ClinicalTokenizer, segment
 from nlp.types import Entity, NoteAnalysis, Section, Sentence
 
@@ -146,6 +146,7 @@ def _analyse_doc(
         ),
         *(_term(m, "problem") for m in pipe.problems(doc)),
         *(_term(m, "procedure") for m in pipe.procedures(doc)),
+        *(_term(m, "problem", generic=True) for m in find_generic_problems(text)),
         *(
             Entity(
                 "measurement",
@@ -206,8 +207,11 @@ def _medication(m: MedicationMatch) -> Entity:
     )
 
 
-def _term(m: TermMatch, label: str) -> Entity:
+def _term(m: TermMatch, label: str, *, generic: bool = False) -> Entity:
     category_key = "category" if label == "problem" else "kind"
+    attributes: dict[str, Any] = {category_key: m.term.category}
+    if generic:
+        attributes["generic_match"] = True
     return Entity(
         label,  # type: ignore[arg-type]  # only "problem" or "procedure" are passed
         m.text,
@@ -215,7 +219,7 @@ def _term(m: TermMatch, label: str) -> Entity:
         m.end,
         m.term.normalized,
         m.term.code,
-        attributes={category_key: m.term.category},
+        attributes=attributes,
     )
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import csv
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
@@ -21,6 +23,7 @@ __all__ = [
     "TermMatch",
     "TermMatcher",
     "build_term_matcher",
+    "find_generic_problems",
     "load_terms",
 ]
 
@@ -112,3 +115,70 @@ def _key(tokens: Doc | Span, *, lower: bool) -> str:
 def build_term_matcher(nlp: Language, filename: str, category_column: str) -> TermMatcher:
     """A :class:`TermMatcher` over one lexicon file of ``nlp/data``."""
     return TermMatcher(nlp, load_terms(filename, category_column))
+
+
+# Words built on these endings name a disorder or finding ("arthritis", "hydronephrosis",
+# "thyromegaly", "thrombocytopenia"); the lexicon cannot list them all.
+_SUFFIXES = (
+    "itis", "osis", "iasis", "opathy", "omegaly", "emia", "algia", "plegia", "paresis", "penia",
+    "cytosis", "uria", "rrhea", "rrhoea", "rrhage", "oma", "omas",
+)  # fmt: skip
+_LONG_WORD = re.compile(r"(?<![\w-])[A-Za-z]{6,}(?![\w-])")
+_NOT_FINDINGS = frozenset(
+    {
+        "diagnosis", "prognosis", "anastomosis", "hemostasis", "haemostasis", "osmosis",
+        "symbiosis", "diploma", "oklahoma", "academia", "nostalgia", "stroma", "aroma",
+        "emphysema", "ileostomy", "hypothesis", "synthesis", "analysis", "dialysis",
+    }
+)  # fmt: skip
+# "<modifiers> disease / disorder / syndrome / abuse": keep up to three preceding content words.
+_HEAD = re.compile(r"(?<=\s)(?:disease|disorder|syndrome|abuse|deficiency)(?![\w-])", re.IGNORECASE)
+_MODIFIERS = re.compile(r"(?:[A-Za-z][A-Za-z'-]*\s+){1,3}$")
+_NON_MODIFIERS = frozenset(
+    {
+        "history", "known", "significant", "denies", "denied", "positive", "negative", "patient",
+        "diagnosed", "evidence", "signs", "symptoms", "suspected", "possible", "probable",
+        "consistent", "likely", "secondary", "due", "underlying", "active", "prior", "previous",
+    }
+)  # fmt: skip
+_GENERIC = LexiconTerm(term="", normalized="", code=None, category="finding", case_sensitive=False)
+
+
+def find_generic_problems(text: str) -> list[TermMatch]:
+    """Findings named by a medical word ending or a "<words> disease" phrase, not in the lexicon.
+
+    The matches carry an empty code and their lower-cased text as the normalized name; the
+    pipeline lets a lexicon match of the same span win.
+    """
+    found = [
+        TermMatch(m.start(), m.end(), m.group(0), _as_term(m.group(0)))
+        for m in _LONG_WORD.finditer(text)
+        if m.group(0).lower().endswith(_SUFFIXES) and m.group(0).lower() not in _NOT_FINDINGS
+    ]
+    for head in _HEAD.finditer(text):
+        window_start = max(0, head.start() - 60)
+        mods = _MODIFIERS.search(text, window_start, head.start())
+        start = _first_modifier(mods) if mods else None
+        if start is not None:
+            surface = text[start : head.end()]
+            found.append(TermMatch(start, head.end(), surface, _as_term(surface)))
+    return found
+
+
+def _first_modifier(mods: re.Match[str]) -> int | None:
+    words = list(re.finditer(r"[A-Za-z][A-Za-z'-]*", mods.group(0)))
+    while words and _is_function_word(words[0].group(0)):
+        words.pop(0)
+    if not words:
+        return None
+    return mods.start() + words[0].start()
+
+
+def _is_function_word(word: str) -> bool:
+    lower = word.lower()
+    return lower in STOP_WORDS or lower in _NON_MODIFIERS
+
+
+def _as_term(surface: str) -> LexiconTerm:
+    normalized = " ".join(surface.lower().split())
+    return LexiconTerm(normalized, normalized, None, _GENERIC.category, False)

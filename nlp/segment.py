@@ -285,7 +285,9 @@ def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]
 # Numbers with decimals, dotted abbreviations ("b.i.d."), words with apostrophes ("mother's");
 # anything else is a one-character token, so hyphens and slashes split ("lisinopril/HCTZ",
 # "amoxicillin-clavulanate") as they do in spaCy's English tokenizer.
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|(?:[A-Za-z]\.){2,}[A-Za-z]?|[^\W_]+(?:'[^\W_]+)*|\S")
+_TOKEN_WS = re.compile(
+    r"(\d+(?:[.,]\d+)*|(?:[A-Za-z]\.){2,}[A-Za-z]?|[^\W_]+(?:'[^\W_]+)*|\S)(\s*)"
+)
 
 
 class ClinicalTokenizer:
@@ -302,28 +304,25 @@ class ClinicalTokenizer:
     def __call__(self, text: str) -> Doc:
         words: list[str] = []
         spaces: list[bool] = []
-        pos = 0
-        for m in _TOKEN.finditer(text):
-            if m.start() > pos:
-                _add_gap(text[pos : m.start()], words, spaces)
-            words.append(m.group())
+        lead = len(text) - len(text.lstrip())
+        if lead:
+            words.append(text[:lead])
             spaces.append(False)
-            pos = m.end()
-        if pos < len(text):
-            _add_gap(text[pos:], words, spaces)
+        for token, gap in _TOKEN_WS.findall(text, lead):
+            words.append(token)
+            if not gap:
+                spaces.append(False)
+            elif gap == " ":
+                spaces.append(True)
+            else:
+                # spaCy keeps one trailing space per token; other whitespace is its own token.
+                trailing = gap[0] == " "
+                spaces.append(trailing)
+                words.append(gap[1:] if trailing else gap)
+                spaces.append(False)
         return Doc(self.vocab, words=words, spaces=spaces)
 
     def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterator[Doc]:
         """Tokenize many texts (``batch_size`` is accepted for spaCy compatibility)."""
         for text in texts:
             yield self(text)
-
-
-def _add_gap(gap: str, words: list[str], spaces: list[bool]) -> None:
-    # spaCy keeps one trailing space per token; longer whitespace becomes its own token.
-    if words and gap[0] == " ":
-        spaces[-1] = True
-        gap = gap[1:]
-    if gap:
-        words.append(gap)
-        spaces.append(False)
