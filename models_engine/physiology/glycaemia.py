@@ -21,11 +21,13 @@ from __future__ import annotations
 import numpy as np
 
 from models_engine.history import FloatArray
+from models_engine.physiology.hba1c import ADAG_INTERCEPT_MG_DL, ADAG_SLOPE_MG_DL
 
-#: ADAG regression, Nathan DM et al. Diabetes Care 2008;31:1473: eAG (mg/dL) = 28.7·A1C − 46.7.
-ADAG_SLOPE = 28.7
-#: ADAG intercept, mg/dL.
-ADAG_INTERCEPT = -46.7
+#: ADAG regression (Nathan DM et al. Diabetes Care 2008;31:1473), kept in ``physiology/hba1c.py``.
+#: The conversions below apply it without that module's range checks: posterior samples and
+#: imperfect records legitimately stray outside the range a single measurement is checked against.
+ADAG_SLOPE = ADAG_SLOPE_MG_DL
+ADAG_INTERCEPT = ADAG_INTERCEPT_MG_DL
 #: ADA Standards of Care: diagnostic HbA1c threshold for diabetes, %.
 DIABETES_HBA1C = 6.5
 #: ADA Standards of Care: diagnostic fasting plasma glucose threshold for diabetes, mg/dL.
