@@ -24,7 +24,15 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 def ensure_database() -> None:
     exists = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'"],
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -59,13 +67,26 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     have = Observation.objects.count()
     if have < args.observations:
-        per_patient = max(1, Observation.objects.count() // max(Patient.objects.count(), 1)) if have else 180
+        per_patient = (
+            max(1, Observation.objects.count() // max(Patient.objects.count(), 1)) if have else 180
+        )
         more = int((args.observations - have) / per_patient) + 1
         print(f"loading about {more} synthetic patients ({have} observations so far)…", flush=True)
-        call_command("generate_cohort", "--patients", str(more), "--start", str(Patient.objects.count()), "--no-progress")
+        call_command(
+            "generate_cohort",
+            "--patients",
+            str(more),
+            "--start",
+            str(Patient.objects.count()),
+            "--no-progress",
+        )
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-    n_obs, n_patients, n_notes = Observation.objects.count(), Patient.objects.count(), ClinicalNote.objects.count()
+    n_obs, n_patients, n_notes = (
+        Observation.objects.count(),
+        Patient.objects.count(),
+        ClinicalNote.objects.count(),
+    )
 
     class NaiveObservationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         list_display = ObservationAdmin.list_display
@@ -90,7 +111,9 @@ def main() -> None:
 
     user = User.objects.filter(username="bench.dm").first()
     if user is None:
-        user = User.objects.create_user("bench.dm", password="bench-password-long", role="data_manager", is_staff=True)
+        user = User.objects.create_user(
+            "bench.dm", password="bench-password-long", role="data_manager", is_staff=True
+        )
         user.groups.add(data_managers_group())
     client = Client()
     client.force_login(user)
@@ -110,7 +133,11 @@ def main() -> None:
     rows = []
     for label, ours, theirs in (
         ("observations", "/admin/patients/observation/", "/naive-admin/patients/observation/"),
-        ("observations, search by MRN", "/admin/patients/observation/?q={mrn}", "/naive-admin/patients/observation/?q={mrn}"),
+        (
+            "observations, search by MRN",
+            "/admin/patients/observation/?q={mrn}",
+            "/naive-admin/patients/observation/?q={mrn}",
+        ),
         ("patients", "/admin/patients/patient/", "/naive-admin/patients/patient/"),
         ("notes", "/admin/patients/clinicalnote/", "/naive-admin/patients/clinicalnote/"),
     ):

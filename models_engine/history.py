@@ -64,7 +64,9 @@ class Series:
 
     def __post_init__(self) -> None:
         if self.t.shape != self.y.shape or self.t.ndim != 1:
-            raise ValueError(f"t and y must be 1-D arrays of equal length, got {self.t.shape} and {self.y.shape}")
+            raise ValueError(
+                f"t and y must be 1-D arrays of equal length, got {self.t.shape} and {self.y.shape}"
+            )
 
 
 @dataclass(frozen=True)

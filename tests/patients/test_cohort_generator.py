@@ -616,6 +616,18 @@ def test_nothing_in_a_bundle_is_dated_after_today() -> None:
         bundle = generate_patient(index, seed=7, today=TODAY)
         for entry in bundle["entry"]:
             resource = entry["resource"]
-            for key in ("effectiveDateTime", "date", "authoredOn", "onsetDateTime", "issued", "recordedDate"):
+            for key in (
+                "effectiveDateTime",
+                "date",
+                "authoredOn",
+                "onsetDateTime",
+                "issued",
+                "recordedDate",
+            ):
                 value = resource.get(key)
-                assert not value or value[:10] <= TODAY.isoformat(), (index, resource["resourceType"], key, value)
+                assert not value or value[:10] <= TODAY.isoformat(), (
+                    index,
+                    resource["resourceType"],
+                    key,
+                    value,
+                )
