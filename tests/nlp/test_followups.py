@@ -102,3 +102,10 @@ def test_add_interval_rejects_unknown_units_and_negative_amounts() -> None:
         add_interval(NOTE_DATE, 1, "fortnight")
     with pytest.raises(ValueError, match="amount"):
         add_interval(NOTE_DATE, -1, "days")
+
+
+def test_it_names_the_clinician_of_a_return_visit() -> None:
+    (follow_up,) = _followups("Follow up with Dr. Y in 7 to 10 days.")
+    assert follow_up.attributes["target"] == "Dr. Y"
+    assert follow_up.attributes["due"] == "2026-01-22"
+    assert follow_up.attributes["due_latest"] == "2026-01-25"

@@ -120,3 +120,8 @@ def test_every_conversion_names_its_source_and_applies_to_a_known_key() -> None:
         for row in csv.DictReader(fh):
             assert row["source"].strip()
             assert float(row["min_value"]) < float(row["max_value"])
+
+
+def test_it_flags_a_unit_it_had_to_assume() -> None:
+    assert _one("Weight: 121.4").attributes["unit_assumed"] is True
+    assert "unit_assumed" not in _one("weight 82 kg").attributes

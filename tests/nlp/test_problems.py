@@ -119,3 +119,32 @@ def test_the_problem_lexicon_covers_the_conditions_the_twin_models() -> None:
         "peripheral arterial disease",
     ):
         assert condition in normalized
+
+
+@pytest.mark.parametrize(
+    ("sentence", "normalized"),
+    [
+        ("Ultrasound shows mild hydronephrosis.", "hydronephrosis"),
+        ("No thyromegaly.", "thyromegaly"),
+        ("She has Crohn disease.", "crohn disease"),
+        ("History of bipolar affective disorder.", "bipolar affective disorder"),
+        ("Denies polysubstance abuse.", "polysubstance abuse"),
+    ],
+)
+def test_it_finds_findings_outside_the_lexicon_by_their_form(
+    sentence: str, normalized: str
+) -> None:
+    (problem,) = _problems(sentence)
+    assert problem.normalized == normalized
+    assert problem.code is None
+    assert problem.attributes["generic_match"] is True
+
+
+def test_it_does_not_take_diagnosis_or_prognosis_for_findings() -> None:
+    assert _problems("The diagnosis and prognosis were discussed.") == []
+
+
+def test_a_lexicon_match_wins_over_a_form_match_of_the_same_span() -> None:
+    (problem,) = _problems("Known chronic kidney disease.")
+    assert problem.code == "709044004"
+    assert "generic_match" not in problem.attributes
