@@ -762,31 +762,34 @@ def _solve_fast(
     a0 = 1.0 / h + q["eg0"]
     rhs0 = g_prev / h + r0
     w = (h / q["tau_g"]) / (1.0 + h / q["tau_g"])
+    gamma_kept = (1.0 - w) * gamma_prev - w * q["g_shift"]
+    w_bar = w * q["g_bar"]
+    w_slope = w_bar / q["g_n"]
     lo = np.zeros_like(rhs0)
     hi = rhs0 / a0
     g = np.clip(g_prev if g_guess is None else g_guess, 1e-9, hi)
     for _ in range(max_iter):
         s = _sigmoid((g - q["g_s"]) / q["g_n"])
-        gam = (1.0 - w) * gamma_prev + w * (q["g_bar"] * s - q["g_shift"])
-        dgam = w * q["g_bar"] * s * (1.0 - s) / q["g_n"]
+        gam = gamma_kept + w_bar * s
+        dgam = w_slope * s * (1.0 - s)
         hm, dhm = _hill_and_dx(g, q["alpha_m"], q["k_m"])
-        u = q["m_max"] * hm + gam
-        hu, dhu = _hill_and_dx(u, q["alpha_isr"], q["k_isr"])
-        isr = sigma * hu
-        disr = sigma * dhu * (q["m_max"] * dhm + dgam)
-        f = g * (a0 + c * isr) - rhs0
-        df = a0 + c * isr + g * c * disr
+        hu, dhu = _hill_and_dx(q["m_max"] * hm + gam, q["alpha_isr"], q["k_isr"])
+        c_isr = c * sigma * hu
+        f = g * (a0 + c_isr) - rhs0
+        df = a0 + c_isr + g * c * sigma * dhu * (q["m_max"] * dhm + dgam)
         lo = np.where(f < 0, g, lo)
         hi = np.where(f > 0, g, hi)
-        g_new = g - f / df
-        bad = ~np.isfinite(g_new) | (g_new < lo) | (g_new > hi)
-        g_new = np.where(bad, 0.5 * (lo + hi), g_new)
-        done = np.abs(g_new - g) <= 1e-11 * np.maximum(g, 1.0)
+        step = f / df
+        g_new = g - step
+        # comparisons with nan are false, so a non-finite Newton step also falls back to bisection
+        inside = (g_new >= lo) & (g_new <= hi)
+        g_new = np.where(inside, g_new, 0.5 * (lo + hi))
+        converged = bool(np.max(np.abs(g_new - g) / np.maximum(g, 1.0)) <= 1e-11)
         g = g_new
-        if done.all():
+        if converged:
             break
     s = _sigmoid((g - q["g_s"]) / q["g_n"])
-    return g, (1.0 - w) * gamma_prev + w * (q["g_bar"] * s - q["g_shift"])
+    return g, gamma_kept + w_bar * s
 
 
 def _slow_rates(
