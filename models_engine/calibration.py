@@ -38,6 +38,9 @@ LOG_VARIABLES: frozenset[str] = frozenset({"ldl"})
 PARAMETERS: tuple[str, ...] = ("level", "slope", "response", "offset")
 #: Fewer readings than this and the fit leans on the priors; the result says so.
 MIN_READINGS = 4
+#: A fitted noise scale above this (relative to the measured within-person SD) is reported as
+#: misfit: the scatter is then more than twice what measurement error explains.
+MISFIT_SCALE = 2.0
 #: Prior mean of the gap between ADAG mean glucose and fasting glucose, mg/dL: eAG at a typical
 #: HbA1c of 5.5 % is 111 mg/dL against a typical fasting value of about 95 (assumption).
 GLUCOSE_OFFSET_MEAN = 15.0
@@ -576,6 +579,11 @@ def calibrate_batch(
                 mean[i, 3], cov[i, 3, :], cov[i, :, 3] = o_mean, 0.0, 0.0
                 cov[i, 3, 3] = o_sd**2
             fallback = n_obs < MIN_READINGS
+            if scale[i] > MISFIT_SCALE and n_obs >= MIN_READINGS:
+                notes[i].append(
+                    f"{var}: readings scatter {scale[i]:.1f}x the expected measurement noise around "
+                    "the fitted trend; the patient may be changing faster than the model allows"
+                )
             if fallback:
                 notes[i].append(
                     f"{var}: {n_obs} reading(s); level and slope lean on the population prior"

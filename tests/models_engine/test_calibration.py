@@ -141,3 +141,12 @@ def test_a_patient_without_readings_is_calibrated_from_the_priors_alone():
     for fit in cal.fits.values():
         assert np.allclose(fit.mean, fit.prior_mean)
         assert np.allclose(fit.shrinkage, 1.0)
+
+
+def test_it_reports_misfit_when_readings_change_faster_than_the_model_allows():
+    h = make_history(n=8, span_days=540)
+    t = h.observations["hba1c"].t
+    steep = _with(h, "hba1c", t, np.linspace(6.9, 12.7, t.size))
+    notes = calibrate(steep).notes
+    assert any(n.startswith("hba1c: readings scatter") for n in notes)
+    assert not any(n.startswith("hba1c: readings scatter") for n in calibrate(h).notes)
