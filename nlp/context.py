@@ -183,12 +183,31 @@ def _scopes(text: str, sentence: Sentence, triggers: Sequence[TriggerMatch]) -> 
             if rule.direction in ("forward", "bidirectional"):
                 end = min([b.start for b in barriers if b.start >= trig.end] + [sentence.end])
                 end = _forward_limit(text, trig.end, end, rule.window)
-                scopes.append(_Scope(trig.end, end, trig, rule))
+                scopes.extend(_forward_scopes(text, trig, rule, end))
             if rule.direction in ("backward", "bidirectional"):
                 start = max([b.end for b in barriers if b.end <= trig.start] + [sentence.start])
                 start = _backward_limit(text, start, trig.start, rule.window)
                 scopes.append(_Scope(start, trig.start, trig, rule))
     return scopes
+
+
+# "switched from A to B": A is stopped and B started.
+_SWITCH_FROM = re.compile(r"(?:switch|switched|change|changed|convert|converted)\s+from$", re.I)
+_TO = re.compile(r"(?<![\w-])to(?![\w-])", re.IGNORECASE)
+_SWITCH_TO_RULE = ContextRule("to", "action:start", "forward", 6)
+
+
+def _forward_scopes(text: str, trig: TriggerMatch, rule: ContextRule, end: int) -> list[_Scope]:
+    if rule.category != "action:stop" or not _SWITCH_FROM.search(" ".join(trig.text.split())):
+        return [_Scope(trig.end, end, trig, rule)]
+    to = _TO.search(text, trig.end, end)
+    if to is None:
+        return [_Scope(trig.end, end, trig, rule)]
+    switch_to = TriggerMatch(to.start(), to.end(), to.group(0), (_SWITCH_TO_RULE,))
+    return [
+        _Scope(trig.end, to.start(), trig, rule),
+        _Scope(to.end(), _forward_limit(text, to.end(), end, 6), switch_to, _SWITCH_TO_RULE),
+    ]
 
 
 def apply_context(

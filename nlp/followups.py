@@ -23,6 +23,7 @@ __all__ = [
     "FollowUpMatch",
     "add_interval",
     "find_followups",
+    "parse_absolute_due",
     "parse_due",
 ]
 
@@ -246,6 +247,59 @@ def _in_sentence(text: str, start: int, end: int, note_date: dt.date | None) -> 
     return _dedupe(found)
 
 
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_ABSOLUTE = re.compile(
+    r"(?:due|by|on|before)\s*:?\s*(?:"
+    r"(?P<iso>(?P<iy>\d{4})-(?P<im>\d{1,2})-(?P<id>\d{1,2}))"
+    rf"|(?P<dmy>(?P<dd>\d{{1,2}})\s+(?P<dmon>{_MONTH})\s+(?P<dyear>\d{{4}}))"
+    rf"|(?P<mdy>(?P<mmon>{_MONTH})\s+(?P<md>\d{{1,2}}),?\s+(?P<myear>\d{{4}}))"
+    r"|(?P<slash>(?P<s1>\d{1,2})/(?P<s2>\d{1,2})/(?P<sy>\d{4}))"
+    r")",
+    re.IGNORECASE,
+)
+
+
+def parse_absolute_due(phrase: str) -> dict[str, Any] | None:
+    """An explicit due date such as "due 2026-03-12", "by 12 Mar 2026" or "due 12/03/2026".
+
+    Returns
+    -------
+    dict or None
+        ``due`` (ISO date) and ``due_phrase``; slashed dates are read day first, as the
+        project's notes write them, and ``due_ambiguous`` is True when month first would also
+        have been a valid date. None when the phrase holds no valid date.
+    """
+    m = _ABSOLUTE.search(phrase)
+    if m is None:
+        return None
+    ambiguous = False
+    try:
+        if m.group("iso"):
+            date = dt.date(int(m.group("iy")), int(m.group("im")), int(m.group("id")))
+        elif m.group("dmy"):
+            month = _MONTHS[m.group("dmon")[:3].lower()]
+            date = dt.date(int(m.group("dyear")), month, int(m.group("dd")))
+        elif m.group("mdy"):
+            month = _MONTHS[m.group("mmon")[:3].lower()]
+            date = dt.date(int(m.group("myear")), month, int(m.group("md")))
+        else:
+            first, second = int(m.group("s1")), int(m.group("s2"))
+            date = dt.date(int(m.group("sy")), second, first)
+            ambiguous = first <= 12 and second <= 12 and first != second
+    except ValueError:
+        return None
+    out: dict[str, Any] = {"due": date.isoformat(), "due_phrase": m.group(0)}
+    if ambiguous:
+        out["due_ambiguous"] = True
+    return out
+
+
 def _with_due(
     text: str,
     start: int,
@@ -263,6 +317,14 @@ def _with_due(
     phrase = _DUE.search(text, start, stop)
     if phrase is not None:
         attributes.update(parse_due(phrase.group(0), note_date))
+    # An explicit date ("(due 12/03/2026)") beats one computed from an interval.
+    after = text[stop : min(limit, stop + _MAX_GAP)]
+    absolute = _ABSOLUTE.search(after)
+    if absolute is not None and not re.search(r"[.;]", after[: absolute.start()]):
+        explicit = parse_absolute_due(absolute.group(0))
+        if explicit is not None:
+            attributes.update(explicit)
+            stop += absolute.end()
     return FollowUpMatch(start, stop, text[start:stop], kind, target, attributes)
 
 

@@ -86,7 +86,7 @@ _BOUNDARY = re.compile(
     r"(?P<stop>[.!?]+)[\"')\]]*(?P<space>\s+|,+\s*)(?=[\"'(\[]?[A-Z0-9])"
     r"|(?P<list>,\s*(?=\d{1,2}[.)]\s))"
     r"|(?P<para>\n[ \t]*\n\s*)"
-    r"|(?P<line>\n(?=[ \t]*(?:[-*•]|\d{1,2}[.)])\s))"
+    r"|(?P<line>(?<![,;:])\n(?=[ \t]*(?:(?:[-*•]|\d{1,2}[.)])\s|[A-Z])))"
     r"|(?P<semi>;\s+(?=\d{1,2}[.)]\s))"
 )
 # "1." opening a list item, after a header, a comma, a line break or a previous sentence.
@@ -230,7 +230,8 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     """Sentence spans within ``text[start:end]``.
 
     Splits at sentence-final punctuation followed by a capital or digit (not after titles such as
-    "Dr." or inside "b.i.d." dosing), at numbered list items and at blank lines; decimals such as
+    "Dr." or inside "b.i.d." dosing), at numbered or bulleted list items, at blank lines and at
+    line breaks followed by a capital (unless the line ended with a comma or colon); decimals such as
     "8.2" and fractions such as "150/95" never split because they contain no space.
 
     Returns

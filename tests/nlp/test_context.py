@@ -220,3 +220,17 @@ def test_every_rule_has_a_known_category_direction_and_source() -> None:
             assert row["direction"] in ("forward", "backward", "bidirectional", "none"), row
             assert row["source"].strip(), row
     assert len(load_rules()) > 500
+
+
+def test_a_switch_stops_the_old_drug_and_starts_the_new_one() -> None:
+    text = "Switched from metformin to sitagliptin 100 mg daily because of diarrhoea."
+    assert _entity(text, "metformin").action == "stop"
+    assert _entity(text, "sitagliptin").action == "start"
+
+
+def test_a_conditional_plan_is_hypothetical_and_uncertain() -> None:
+    sitagliptin = _entity(
+        "If HbA1c remains above 58 mmol/mol, consider adding sitagliptin.", "sitagliptin"
+    )
+    assert sitagliptin.hypothetical and sitagliptin.uncertain
+    assert not sitagliptin.negated

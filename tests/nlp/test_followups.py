@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from nlp.followups import add_interval, parse_due
+from nlp.followups import add_interval, parse_absolute_due, parse_due
 from nlp.pipeline import analyse
 from nlp.types import Entity
 
@@ -109,3 +109,25 @@ def test_it_names_the_clinician_of_a_return_visit() -> None:
     assert follow_up.attributes["target"] == "Dr. Y"
     assert follow_up.attributes["due"] == "2026-01-22"
     assert follow_up.attributes["due_latest"] == "2026-01-25"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "due"),
+    [
+        ("Recheck HbA1c in 3 months (due 2026-04-10).", "2026-04-10"),
+        ("Repeat lipid profile in 3 months (due 10 Apr 2026).", "2026-04-10"),
+        ("Recheck HbA1c in 3 months (due 25/04/2026).", "2026-04-25"),
+    ],
+)
+def test_an_explicit_due_date_beats_the_interval(sentence: str, due: str) -> None:
+    (follow_up,) = _followups(sentence)
+    assert follow_up.attributes["due"] == due
+    assert "due_ambiguous" not in follow_up.attributes
+
+
+def test_it_reads_slashed_dates_day_first_and_says_when_that_was_a_guess() -> None:
+    parsed = parse_absolute_due("due 10/04/2026")
+    assert parsed is not None
+    assert parsed["due"] == "2026-04-10"
+    assert parsed["due_ambiguous"] is True
+    assert parse_absolute_due("due 31/02/2026") is None

@@ -123,3 +123,43 @@ def test_a_five_hundred_word_note_takes_milliseconds() -> None:
         timings.append(time.perf_counter() - t0)
     # Generous bound: a few milliseconds on an idle core, allowing for a loaded test machine.
     assert sorted(timings)[2] < 0.1
+
+
+DEMO_NOTE = (
+    "Diabetes review - 2026-01-10\nPatient: Jane Roe    Author: Dr A Khan\n\nHISTORY:\n"
+    "62-year-old woman with type 2 diabetes and hypertension. No chest pain\n"
+    "She reports occasional headaches.\n\nMEDICATIONS:\n- metformin 1 g twice daily\n"
+    "- amlodipine 5 mg once daily\n\nEXAMINATION:\nBP 152/94. Weight 88.2 kg, BMI 31.4. "
+    "No ankle oedema. Results: HbA1c 64 mmol/mol; eGFR 71.\n\nASSESSMENT:\nBP above target.\n\n"
+    "PLAN:\n- Increase amlodipine to 10 mg once daily.\n"
+    "- Recheck HbA1c in 3 months (due 10/04/2026).\n- Refer to ophthalmology for retinal screening.\n"
+    "\nSigned: Dr A Khan\n"
+)
+
+
+def test_it_reads_a_line_broken_note_with_bulleted_lists() -> None:
+    analysis = analyse(DEMO_NOTE)
+    assert [s.name for s in analysis.sections] == [
+        "history",
+        "medications",
+        "exam",
+        "assessment",
+        "plan",
+    ]
+    meds = [
+        (e.normalized, e.action, e.attributes.get("frequency"))
+        for e in analysis.entities
+        if e.label == "medication"
+    ]
+    assert meds == [
+        ("metformin", "continue", "bid"),
+        ("amlodipine", "continue", "daily"),
+        ("amlodipine", "increase", "daily"),
+    ]
+    a1c = next(e for e in analysis.entities if e.normalized == "hba1c" and e.label == "measurement")
+    assert a1c.attributes["value"] == pytest.approx(8.0, abs=0.01)
+    headaches = next(e for e in analysis.entities if e.normalized == "headache")
+    assert not headaches.negated
+    follow_ups = [e for e in analysis.entities if e.label == "follow_up"]
+    assert [f.normalized for f in follow_ups] == ["test:hba1c", "referral:ophthalmology"]
+    assert follow_ups[0].attributes["due"] == "2026-04-10"

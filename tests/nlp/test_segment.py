@@ -138,3 +138,8 @@ def test_the_tokenizer_reproduces_the_text_and_splits_slashes_and_hyphens() -> N
     assert "b.i.d." in words
     assert "8.2" in words
     assert "amoxicillin" in words and "clavulanate" in words
+
+
+def test_a_line_break_before_a_capital_ends_a_sentence_without_punctuation() -> None:
+    text = "HISTORY:\nNo chest pain\nShe reports headaches,\nworse in the morning."
+    assert _sentences(text) == ["No chest pain", "She reports headaches,\nworse in the morning."]
