@@ -6,11 +6,13 @@ Each forecast variable ``v`` follows the structural model (on ``log`` scale for 
 
 ``D_v`` is the summed catalogue effect of the treatments in the history (first-order onset, dose and
 baseline dependence; ``treatments.py``), ``C_v`` the weight-coupled effect of deliberate weight loss
-(``physiology/body.py``). Fasting glucose readings enter the HbA1c fit as ADAG pseudo-readings with
-their own patient offset (``physiology/glycaemia.py``). The likelihood is Student-t (robust to
-outliers), fitted by iteratively reweighted least squares with Gaussian priors from ``priors.csv``
-and a per-patient noise scale with a scaled-inverse-χ² prior. The posterior is the Laplace
-approximation at the MAP. All patients are solved together as stacked 4×4 systems.
+(``physiology/body.py``). Fasting glucose enters the HbA1c fit as ADAG pseudo-readings (with the
+patient's offset as a parameter) when HbA1c readings are sparse, and otherwise only fits that
+offset (``physiology/glycaemia.py``). The likelihood is Student-t (robust to
+outliers and to lasting level jumps), fitted by iteratively reweighted generalised least squares
+with Gaussian priors from ``priors.csv``, a local-trend discrepancy covariance and a per-patient
+noise scale with a scaled-inverse-χ² prior. The posterior is the Laplace approximation at the
+MAP. All patients are solved together as stacked systems.
 """
 
 from __future__ import annotations
@@ -356,6 +358,8 @@ def solve_batch(
     reading: a random walk of variance ``walk_var`` per year plus an integrated random walk whose
     slope diffuses by ``slope_walk_var`` per year, going back in time. The forecast carries the same
     terms forward. Old readings therefore inform the current level and slope less than recent ones.
+    The level walk's increments are Student-t as well (reweighted between readings), so an isolated
+    reading is an outlier while a lasting jump (a new drug, an illness) moves the level.
 
     Parameters
     ----------
@@ -399,13 +403,21 @@ def solve_batch(
     n = mask.sum(axis=1)
     prior_prec = 1.0 / prior_sd**2
     diag = np.arange(n_par)
-    kern = np.zeros(z.shape + z.shape[-1:])
-    if age_years is not None:
-        lo = np.minimum(age_years[:, :, None], age_years[:, None, :])
-        hi = np.maximum(age_years[:, :, None], age_years[:, None, :])
-        # Brownian motion and integrated Brownian motion covariances
-        kern = walk_var * lo + slope_walk_var * lo**2 * (3.0 * hi - lo) / 6.0
-        kern = kern * mask[:, :, None] * mask[:, None, :]
+    both = mask[:, :, None] * mask[:, None, :]
+    slope_kern = np.zeros(z.shape + z.shape[-1:])
+    u = np.zeros(z.shape) if age_years is None else np.where(mask > 0, age_years, 0.0)
+    if slope_walk_var > 0.0:
+        lo = np.minimum(u[:, :, None], u[:, None, :])
+        hi = np.maximum(u[:, :, None], u[:, None, :])
+        slope_kern = slope_walk_var * lo**2 * (3.0 * hi - lo) / 6.0 * both
+    # the level walk has Student-t increments (reweighted like the readings), so a lasting jump
+    # is absorbed by the level instead of bending the slope; increments run back from the last
+    # reading in order of distance
+    order = np.argsort(np.where(mask > 0, u, np.inf), axis=1)
+    rank = np.argsort(order, axis=1)
+    u_sorted = np.take_along_axis(u, order, axis=1)
+    gaps = np.diff(u_sorted, axis=1, prepend=0.0) * np.take_along_axis(mask, order, axis=1)
+    walk_w = np.ones(z.shape)
     w = mask.copy()
     scale2 = np.ones(x.shape[0])
     rows = np.arange(z.shape[1])
@@ -413,8 +425,10 @@ def solve_batch(
     mean = prior_mean.copy()
     a = np.zeros((x.shape[0], n_par, n_par))
     for _ in range(_IRLS_ITERATIONS):
+        cum = np.take_along_axis(np.cumsum(walk_var * gaps / walk_w, axis=1), rank, axis=1)
+        level_kern = np.minimum(cum[:, :, None], cum[:, None, :]) * both
         var = np.where(mask > 0, s_t2 * scale2[:, None] / np.maximum(w, 1e-12), 1.0)
-        sigma = kern.copy()
+        sigma = level_kern + slope_kern
         sigma[:, rows, rows] += var
         sol = np.linalg.solve(sigma, rhs)
         a = np.einsum("pni,pnj->pij", x, sol[:, :, :n_par])
@@ -431,6 +445,12 @@ def solve_batch(
         r2 = eps**2 / s_t2
         w = mask * (dof + 1.0) / (dof + r2 / scale2[:, None])
         scale2 = (prior_dof + (w * r2).sum(axis=1)) / (prior_dof + n)
+        if walk_var > 0.0:
+            level = np.einsum("pij,pj->pi", level_kern, alpha)
+            steps = np.diff(np.take_along_axis(level, order, axis=1), axis=1, prepend=0.0)
+            expected = walk_var * gaps
+            ratio = np.where(expected > 0, steps**2 / np.maximum(expected, 1e-300), 0.0)
+            walk_w = (dof + 1.0) / (dof + ratio)
     cov: FloatArray = np.linalg.inv(a).astype(np.float64)
     scale: FloatArray = np.sqrt(scale2).astype(np.float64)
     return mean, cov, scale

@@ -150,3 +150,12 @@ def test_it_reports_misfit_when_readings_change_faster_than_the_model_allows():
     notes = calibrate(steep).notes
     assert any(n.startswith("hba1c: readings scatter") for n in notes)
     assert not any(n.startswith("hba1c: readings scatter") for n in calibrate(h).notes)
+
+
+def test_it_absorbs_a_lasting_jump_in_the_level_instead_of_bending_the_slope():
+    h = make_history(n=12, span_days=3650, noise=0.0)
+    t = h.observations["hba1c"].t
+    jumped = _with(h, "hba1c", t, np.where(t < -2500, 7.0, 5.6) + 0.02 * np.sin(t))
+    fit = calibrate(jumped).fits["hba1c"]
+    assert fit.mean[0] == pytest.approx(5.6, abs=0.1)
+    assert abs(fit.mean[1]) < 0.02  # a Gaussian walk bends it to about -0.05 %/yr
