@@ -1,10 +1,10 @@
 """Compares treatment plans against current care on the same posterior draws.
 
 Every plan is forecast on one set of common random numbers (``forecast.Draws``), so a difference
-between plans is the plans' effect, not sampling noise. The 10-year PREVENT risk of a plan is
-evaluated per sample at the plan's 10-year mean risk factors, with the current-care treatment flags
-(``forecast.prevent_inputs``: PREVENT's treatment terms mark who is treated; they are not effects),
-and the smoker weight phased as in ``forecast.smoker_fraction``.
+between plans is the plans' effect, not sampling noise. A plan's 10-year risk is the patient's
+PREVENT 10-year total-CVD risk under current care (per posterior sample) times the relative risk
+that trial meta-analyses attach to the plan's paired changes in LDL, SBP, HbA1c and smoking
+(``relative_risk``); the absolute risk reduction is the difference from current care.
 """
 
 from __future__ import annotations
@@ -103,18 +103,34 @@ def _band(x: FloatArray) -> tuple[float, float, float]:
     return float(q[0]), float(q[1]), float(q[2])
 
 
-def _risk_per_sample(cal: Calibration, fc: Forecast, plan: Plan, risk_fn: RiskFn) -> FloatArray:
-    """10-year total-CVD PREVENT risk per sample at the plan's 10-year mean risk factors."""
+#: CTT Collaboration, Lancet 2010;376:1670: major vascular events, rate ratio per 1.0 mmol/L lower
+#: LDL cholesterol (statin trials).
+RR_PER_MMOL_LDL = 0.78
+#: Ettehad D et al., Lancet 2016;387:957: major cardiovascular events, relative risk per 10 mmHg
+#: lower SBP (BP-lowering trials).
+RR_PER_10_MMHG_SBP = 0.80
+#: Turnbull FM et al. (CONTROL), Diabetologia 2009;52:2288: major cardiovascular events HR 0.91 for
+#: an HbA1c 0.88 % lower with intensive glucose control; expressed per 1 % HbA1c.
+RR_PER_PERCENT_HBA1C = 0.91 ** (1.0 / 0.88)
+#: Duncan MS et al., JAMA 2019;322:642: CVD hazard ratio 0.61 within 5 years of quitting vs
+#: continuing to smoke; applied in proportion to the phased-in quit fraction.
+HR_QUIT_SMOKING = 0.61
+#: mg/dL of cholesterol per mmol/L (molar mass of cholesterol, 386.65 g/mol).
+MG_DL_PER_MMOL = 38.67
+
+
+def _ten_year_means(fc: Forecast, m: int) -> dict[str, FloatArray]:
+    """Per sample, each risk factor's mean true value over the first ten years, shape (m,)."""
     t = fc.t_days
     ten = (t - t[0]) <= 10.0 * DAYS_PER_YEAR + 1e-6
-    m = min(RISK_SAMPLES, fc.variables["sbp"].true.shape[0])
-    traj = {v: fc.variables[v].true[:m, ten].mean(axis=1) for v in FIT_VARIABLES}
-    start = np.array([t[0]])
-    inputs = prevent_inputs(cal, exposures_under(cal, plan, t[0]), start, traj)
-    # time-averaged smoker weight, so a quit attempt counts as it phases in
-    inputs["smoker"] = np.full(m, _mean_smoker(cal, plan, t[ten]))
-    # diabetes status at start is a fixed marker; onset during the plan shows in mean HbA1c
-    inputs["diabetes"] = np.full(m, float(cal.history.diabetes))
+    return {v: fc.variables[v].true[:m, ten].mean(axis=1) for v in FIT_VARIABLES}
+
+
+def baseline_risk(cal: Calibration, fc: Forecast, risk_fn: RiskFn, m: int) -> FloatArray:
+    """10-year total-CVD PREVENT risk per sample under current care, at the start of the forecast."""
+    t0 = fc.t_days[:1]
+    start = {v: fc.variables[v].true[:m, 0] for v in FIT_VARIABLES}
+    inputs = prevent_inputs(cal, exposures_under(cal, (), t0[0]), t0, start)
     risk = prevent_risk(cal, inputs, risk_fn)
     out: FloatArray = risk.get("total_cvd", np.full(m, np.nan))
     return out
@@ -122,6 +138,37 @@ def _risk_per_sample(cal: Calibration, fc: Forecast, plan: Plan, risk_fn: RiskFn
 
 def _mean_smoker(cal: Calibration, plan: Plan, t: FloatArray) -> float:
     return float(smoker_fraction(cal, exposures_under(cal, plan, t[0]), t).mean())
+
+
+def relative_risk(
+    cal: Calibration, plan_fc: Forecast, base_fc: Forecast, plan: Plan, m: int
+) -> FloatArray:
+    """Per sample, the plan's 10-year relative risk of major CVD events against current care.
+
+    Risk equations such as PREVENT are associations, not effects (in older women PREVENT even
+    gives lower cholesterol a higher risk), so the plan's benefit comes from the trial
+    meta-analyses above, applied to the paired differences in 10-year mean LDL, SBP and HbA1c on
+    the same draws, and to the phased-in quit fraction for smokers.
+    """
+    plan_means = _ten_year_means(plan_fc, m)
+    base_means = _ten_year_means(base_fc, m)
+    d_ldl = (plan_means["ldl"] - base_means["ldl"]) / MG_DL_PER_MMOL
+    d_sbp = plan_means["sbp"] - base_means["sbp"]
+    d_a1c = plan_means["hba1c"] - base_means["hba1c"]
+    rr = RR_PER_MMOL_LDL ** (-d_ldl) * RR_PER_10_MMHG_SBP ** (-d_sbp / 10.0)
+    rr = rr * RR_PER_PERCENT_HBA1C ** (-d_a1c)
+    if cal.history.smoker:
+        t = plan_fc.t_days
+        ten = t[(t - t[0]) <= 10.0 * DAYS_PER_YEAR + 1e-6]
+        quit_plan = 1.0 - _mean_smoker(cal, plan, ten)
+        quit_base = 1.0 - _mean_smoker(cal, (), ten)
+        rr = (
+            rr
+            * (1.0 - (1.0 - HR_QUIT_SMOKING) * quit_plan)
+            / (1.0 - (1.0 - HR_QUIT_SMOKING) * quit_base)
+        )
+    out: FloatArray = rr
+    return out
 
 
 def compare_plans(
@@ -161,7 +208,9 @@ def compare_plans(
     fn = risk_fn if risk_fn is not None else default_risk_fn()
     all_plans: dict[str, Plan] = {CURRENT_CARE: (), **parsed}
     outcomes: dict[str, PlanOutcome] = {}
-    base_risk: FloatArray | None = None
+    m = min(RISK_SAMPLES, n_samples)
+    base_fc: Forecast | None = None
+    base_risk = np.full(m, np.nan)
     for name, plan in all_plans.items():
         fc = forecast(
             cal,
@@ -180,13 +229,11 @@ def compare_plans(
         first = glycaemia.years_to_threshold(years, hba1c)
         if cal.history.diabetes:
             first = np.zeros_like(first)
-        risk = (
-            _risk_per_sample(cal, fc, plan, fn)
-            if fn is not None
-            else np.full(min(RISK_SAMPLES, n_samples), np.nan)
-        )
-        if base_risk is None:
-            base_risk = risk
+        if base_fc is None:
+            base_fc = fc
+            if fn is not None:
+                base_risk = baseline_risk(cal, fc, fn, m)
+        risk = np.minimum(base_risk * relative_risk(cal, fc, base_fc, plan, m), 1.0)
         ten = years <= 10.0 + 1e-9
         outcomes[name] = PlanOutcome(
             name=name,
