@@ -113,8 +113,9 @@ Acceptance (treatment record as prescribed):
         + """
 
 Caveats: a few dozen held-out readings per variable, so coverage is known to about ±8 points.
-Several Synthea records carry physiologically impossible HbA1c values (2.4–3.0 %) with 3-point
-steps at insulin starts, which no structural model explains; they dominate the HbA1c errors.
+Many Synthea HbA1c series are exactly constant for years (carry-forward's best case, where the
+twin's population drift prior of about +0.1 %/yr costs it a few hundredths), and several carry
+physiologically impossible values (2.4–3.0 %) with 3-point steps at insulin starts.
 """
     )
     write_section("backtest_synthea", body)

@@ -436,7 +436,9 @@ def forecast(
     risk_fn : callable, optional
         PREVENT implementation (default ``models_engine.risk.prevent`` when available).
     with_risk : bool
-        Compute PREVENT along the median trajectory at yearly points.
+        Compute PREVENT along the median trajectory at yearly points. This describes the risk a
+        patient in that state would carry (an association); the effect of a plan on risk comes
+        from ``whatif.compare_plans``.
 
     Returns
     -------

@@ -20,6 +20,7 @@ from models_engine.calibration import DAYS_PER_YEAR, calibrate
 from models_engine.forecast import Draws, exposures_under, forecast, simulate, time_grid
 from models_engine.history import PatientHistory, Series, TreatmentExposure
 from models_engine.treatments import PlanItem
+from models_engine.whatif import compare_plans
 
 CHECKS_FIGURE = "twin_treatment_checks.png"
 REDUCED_FIGURE = "twin_reduced_glycaemia_vs_hss2016.png"
@@ -283,11 +284,14 @@ def _forecast_section(outdir: Path) -> str:
     fig.savefig(outdir / FORECAST_FIGURE, dpi=110)
     plt.close(fig)
     risk = ""
-    if "total_cvd" in base.risk:
+    outcomes = compare_plans(cal, {"plan": plan}, n_samples=400)
+    if np.isfinite(outcomes["plan"].risk_10y):
+        base_risk = outcomes["current care"].risk_10y
+        arr = outcomes["plan"].arr_10y
         risk = (
-            f" PREVENT 10-year total CVD risk at the start {100 * base.risk['total_cvd'][0]:.1f} %; "
-            f"after 5 years on current care {100 * base.risk['total_cvd'][-1]:.1f} %, with the plan "
-            f"{100 * alt.risk['total_cvd'][-1]:.1f} %."
+            f" PREVENT 10-year total CVD risk on current care {100 * base_risk:.1f} %; with the plan "
+            f"{100 * outcomes['plan'].risk_10y:.1f} % (absolute reduction {100 * arr[0]:.1f} points, "
+            f"80 % interval {100 * arr[1]:.1f}–{100 * arr[2]:.1f})."
         )
     return (
         f"### Example forecast\n\nPatient `{h.patient_id[:8]}` ({h.sex}, {h.age_years:.0f} y): "
