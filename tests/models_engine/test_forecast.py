@@ -127,3 +127,20 @@ def test_the_sub_model_drivers_agree_with_the_closed_form_the_forecast_uses():
     g14 = onset(t, 0.0, None, 14.0)
     expected = np.exp(np.log(160.0) + 0.01 * yrs + np.log1p(-0.52) * g14)
     assert np.allclose(lipids.simulate(160.0, 0.01, -0.52, 14.0, t), expected, rtol=1e-6)
+
+
+def test_the_population_forecast_matches_the_single_patient_forecast():
+    from models_engine.forecast import forecast_batch
+
+    hs = [make_history(patient_id=str(i), seed=20 + i) for i in range(3)]
+    cals = calibrate_batch(hs)
+    batch = forecast_batch(cals, n_samples=4000, seed=1)
+    assert batch.bands["sbp"].shape == (3, 5, 11)
+    for i, cal in enumerate(cals):
+        single = forecast(cal, n_samples=4000, step_days=365.25, seed=2, with_risk=False)
+        for v in ("sbp", "hba1c", "ldl", "glucose"):
+            b = batch.bands[v][i]
+            s = single.variables[v]
+            spread = s.hi80 - s.lo80
+            assert np.all(np.abs(b[0] - s.median) < 0.08 * spread)
+            assert np.all(np.abs(b[2] - s.hi80) < 0.1 * spread)
