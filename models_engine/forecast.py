@@ -149,7 +149,9 @@ class Forecast:
             "t_days": self.t_days.tolist(),
             "variables": {k: v.to_dict() for k, v in self.variables.items()},
             "risk_years": self.risk_years.tolist(),
-            "risk": {k: v.tolist() for k, v in self.risk.items()},
+            "risk": {
+                k: [x if np.isfinite(x) else None for x in v.tolist()] for k, v in self.risk.items()
+            },
             "event_probability": {k: v.tolist() for k, v in self.event_probability.items()},
             "notes": list(self.notes),
         }

@@ -83,8 +83,8 @@ class PlanOutcome:
             if np.isinf(self.years_to_diabetes)
             else self.years_to_diabetes,
             "diabetes_10y": self.diabetes_10y,
-            "risk_10y": self.risk_10y,
-            "arr_10y": list(self.arr_10y),
+            "risk_10y": _finite_or_none(self.risk_10y),
+            "arr_10y": [_finite_or_none(x) for x in self.arr_10y],
             "sources": self.sources,
             "forecast": self.forecast.to_dict(),
         }
@@ -96,6 +96,10 @@ def validate_plans(plans: Mapping[str, Sequence[object]]) -> None:
         raise ValueError(f"plans must number at most {MAX_PLANS}, got {len(plans)}")
     if CURRENT_CARE in plans:
         raise ValueError(f"plan name {CURRENT_CARE!r} is reserved")
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if np.isfinite(x) else None
 
 
 def _band(x: FloatArray) -> tuple[float, float, float]:
@@ -117,6 +121,14 @@ RR_PER_PERCENT_HBA1C = 0.91 ** (1.0 / 0.88)
 HR_QUIT_SMOKING = 0.61
 #: mg/dL of cholesterol per mmol/L (molar mass of cholesterol, 386.65 g/mol).
 MG_DL_PER_MMOL = 38.67
+#: Citations of the relative risks, listed with every plan's sources.
+RISK_SOURCES: tuple[str, ...] = (
+    "LDL: CTT Collaboration, Lancet 2010;376:1670 (RR 0.78 per mmol/L)",
+    "SBP: Ettehad D et al., Lancet 2016;387:957 (RR 0.80 per 10 mmHg)",
+    "HbA1c: Turnbull FM et al., Diabetologia 2009;52:2288 (HR 0.91 per 0.88 %)",
+    "smoking: Duncan MS et al., JAMA 2019;322:642 (HR 0.61 after quitting)",
+    "baseline risk: Khan SS et al. (PREVENT), Circulation 2024;149:430",
+)
 
 
 def _ten_year_means(fc: Forecast, m: int) -> dict[str, FloatArray]:
@@ -248,6 +260,9 @@ def compare_plans(
             arr_10y=_band(base_risk - risk)
             if np.isfinite(risk).any()
             else (np.nan, np.nan, np.nan),
-            sources=sources_for([p.intervention for p in plan]),
+            sources={
+                **sources_for([p.intervention for p in plan]),
+                **({"risk": list(RISK_SOURCES)} if plan else {}),
+            },
         )
     return outcomes

@@ -144,3 +144,9 @@ def test_the_population_forecast_matches_the_single_patient_forecast():
             spread = s.hi80 - s.lo80
             assert np.all(np.abs(b[0] - s.median) < 0.08 * spread)
             assert np.all(np.abs(b[2] - s.hi80) < 0.1 * spread)
+
+
+def test_its_json_has_no_nan_where_prevent_is_undefined():
+    young = calibrate(make_history(age=25.0))
+    text = json.dumps(forecast(young, n_samples=50).to_dict(), allow_nan=False)
+    assert '"total_cvd": [null' in text
