@@ -637,7 +637,7 @@ def negation_section(analyses: dict[str, Any], analyse: Callable[[str], Any]) ->
     terms = Counter(r.target.sentence[r.target.start : r.target.end].lower() for r in missed)
     out.errors += [
         "Negation targets not found, by term (count): "
-        + ", ".join(f"{term} {count}" for term, count in terms.most_common()),
+        + (", ".join(f"{term} {count}" for term, count in terms.most_common()) or "none"),
         "",
         # Held-out misses and errors are counted, not listed, so the sample stays blind.
         f"Held-out sample: {sum(not r.found for r in held)} targets not found,"
