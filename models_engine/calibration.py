@@ -325,7 +325,8 @@ def prior_for(
         offset_mean, offset_sd = GLUCOSE_OFFSET_MEAN, p[("glucose", "offset_sd")]
     elif variable == "weight":
         level = p[("weight", f"level_mean_{history.sex}")]
-        slope = p[("weight", "slope_mean")]
+        band = "under_60" if age < 60 else ("60_to_70" if age < 70 else "over_70")
+        slope = p[("weight", f"slope_mean_{band}")]
     elif variable == "ldl":
         level = math.log(p[("ldl", "level_mean")])
         slope = p[("ldl", "slope_mean")]
