@@ -49,6 +49,9 @@ PREVENT_RANGES: dict[str, tuple[float, float]] = {
     "hba1c": (4.5, 15.0),
 }
 PREVENT_AGE = (30.0, 79.0)
+#: Lowest fasting glucose a forecast reports, mg/dL: a physical floor (the lower end of the
+#: measurable range in ``physiology/hba1c.py``), reached only by implausible HbA1c records.
+GLUCOSE_FLOOR = 20.0
 
 RiskFn = Callable[..., Mapping[str, Any]]
 
@@ -232,7 +235,7 @@ def simulate(
             hba1c_theta = theta
     assert hba1c_theta is not None
     offset = hba1c_theta[:, 3:4]
-    g_true = glycaemia.fasting_glucose(out["hba1c"][0], offset)
+    g_true = np.maximum(glycaemia.fasting_glucose(out["hba1c"][0], offset), GLUCOSE_FLOOR)
     g_sd = cal.fits["hba1c"].noise_scale * p[("glucose", "noise_cv")] * g_true
     out["glucose"] = (g_true, g_true + g_sd * draws.noise["glucose"])
     return out
@@ -616,7 +619,7 @@ def forecast_batch(
         if v == "hba1c":
             offset, hba1c_true = theta[:, None, 3, :], true
     assert offset is not None and hba1c_true is not None
-    g_true = glycaemia.fasting_glucose(hba1c_true, offset)
+    g_true = np.maximum(glycaemia.fasting_glucose(hba1c_true, offset), np.float32(GLUCOSE_FLOOR))
     cv = (kappa_a1c * p[("glucose", "noise_cv")])[:, None, None]
     bands["glucose"] = _batch_quantiles(g_true * (1.0 + cv * draws.noise["glucose"].T[None]))
     return BatchForecast(
