@@ -2012,7 +2012,8 @@ class _BundleWriter:
         ]
         if len(low) >= 2 and low[-1] - low[0] >= 90:
             found.append(("ckd3", low[1] if low[1] - low[0] >= 90 else low[-1], None))
-        if sim.cough_onset is not None:
+        # An adverse effect scheduled after the end of the record has not happened yet.
+        if sim.cough_onset is not None and sim.cough_onset < sim.total_days:
             found.append(("cough", sim.cough_onset, sim.cough_resolved))
         for key, onset_day, abated in found:
             code, display, _ = CONDITIONS[key]
