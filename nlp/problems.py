@@ -129,6 +129,7 @@ _NOT_FINDINGS = frozenset(
         "diagnosis", "prognosis", "anastomosis", "hemostasis", "haemostasis", "osmosis",
         "symbiosis", "diploma", "oklahoma", "academia", "nostalgia", "stroma", "aroma",
         "emphysema", "ileostomy", "hypothesis", "synthesis", "analysis", "dialysis",
+        "cardioplegia", "aponeurosis", "zygoma", "diastasis", "epiphysis", "symphysis",
     }
 )  # fmt: skip
 # "<modifiers> disease / disorder / syndrome / abuse": keep up to three preceding content words.
@@ -139,6 +140,7 @@ _NON_MODIFIERS = frozenset(
         "history", "known", "significant", "denies", "denied", "positive", "negative", "patient",
         "diagnosed", "evidence", "signs", "symptoms", "suspected", "possible", "probable",
         "consistent", "likely", "secondary", "due", "underlying", "active", "prior", "previous",
+        "shows", "showed", "developed", "has", "had", "have", "free", "residual", "no",
     }
 )  # fmt: skip
 _GENERIC = LexiconTerm(term="", normalized="", code=None, category="finding", case_sensitive=False)
@@ -166,12 +168,15 @@ def find_generic_problems(text: str) -> list[TermMatch]:
 
 
 def _first_modifier(mods: re.Match[str]) -> int | None:
-    words = list(re.finditer(r"[A-Za-z][A-Za-z'-]*", mods.group(0)))
-    while words and _is_function_word(words[0].group(0)):
-        words.pop(0)
-    if not words:
-        return None
-    return mods.start() + words[0].start()
+    # Walk back from the head word and stop at the first function word, so "free of disease"
+    # and "artery shows no disease" yield nothing and "developed a compartment syndrome" keeps
+    # "compartment syndrome".
+    first: int | None = None
+    for word in reversed(list(re.finditer(r"[A-Za-z][A-Za-z'-]*", mods.group(0)))):
+        if _is_function_word(word.group(0)):
+            break
+        first = mods.start() + word.start()
+    return first
 
 
 def _is_function_word(word: str) -> bool:

@@ -148,3 +148,10 @@ def test_a_lexicon_match_wins_over_a_form_match_of_the_same_span() -> None:
     (problem,) = _problems("Known chronic kidney disease.")
     assert problem.code == "709044004"
     assert "generic_match" not in problem.attributes
+
+
+def test_form_matched_phrases_keep_only_the_words_that_modify_the_head() -> None:
+    (problem,) = _problems("He then developed a compartment syndrome.")
+    assert problem.normalized == "compartment syndrome"
+    assert _problems("The margins are free of disease.") == []
+    assert _problems("Cardioplegia was given; the aponeurosis was closed.") == []
