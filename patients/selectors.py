@@ -73,8 +73,13 @@ def notes_for(*, patient: Patient) -> QuerySet[ClinicalNote]:
     )
 
 
+def can_manage_records(user: User) -> bool:
+    """Data managers and administrators manage all records in the admin site; clinicians none."""
+    return bool(
+        user.is_active and (user.is_superuser or user.role in ("data_manager", "administrator"))
+    )
+
+
 def patients_for_data_management(user: User) -> QuerySet[Patient]:
     """What the admin site shows: all patients to data managers and administrators, none to others."""
-    if user.is_active and (user.is_superuser or user.role in ("data_manager", "administrator")):
-        return Patient.objects.all()
-    return Patient.objects.none()
+    return Patient.objects.all() if can_manage_records(user) else Patient.objects.none()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -110,19 +109,6 @@ def test_it_rejects_bad_inputs() -> None:
         analyse(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="note_date"):
         analyse("Follow up in 2 weeks.", note_date="next Tuesday")
-
-
-def test_a_five_hundred_word_note_takes_milliseconds() -> None:
-    text = " ".join([CLINIC_NOTE] * 5)
-    assert 450 <= len(text.split()) <= 700
-    analyse(text)
-    timings = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        analyse(text)
-        timings.append(time.perf_counter() - t0)
-    # Generous bound: a few milliseconds on an idle core, allowing for a loaded test machine.
-    assert sorted(timings)[2] < 0.1
 
 
 DEMO_NOTE = (

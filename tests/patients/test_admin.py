@@ -97,3 +97,15 @@ def test_the_export_action_returns_a_fhir_bundle(data_manager, imported) -> None
     )
     assert response.status_code == 200 and response["Content-Type"] == "application/fhir+json"
     assert response.json()["resourceType"] == "Bundle"
+
+
+def test_the_observation_list_neither_scans_for_filter_values_nor_searches_case_insensitively(
+    data_manager, imported
+) -> None:
+    client = signed_in(data_manager)
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(reverse("admin:patients_observation_changelist"), {"q": imported[1].mrn})
+    sql = " ".join(q["sql"] for q in ctx.captured_queries)
+    assert "DISTINCT" not in sql
+    assert "UPPER(" not in sql
+    assert f"\"mrn\" = '{imported[1].mrn}'" in sql
