@@ -234,3 +234,14 @@ def test_a_conditional_plan_is_hypothetical_and_uncertain() -> None:
     )
     assert sitagliptin.hypothetical and sitagliptin.uncertain
     assert not sitagliptin.negated
+
+
+def test_a_drug_a_plan_only_considers_is_hypothetical_not_started() -> None:
+    from nlp.pipeline import analyse
+
+    (considered,) = analyse(
+        "Consider hydrochlorothiazide 25 mg if home readings stay high."
+    ).entities
+    assert considered.normalized == "hydrochlorothiazide" and considered.hypothetical
+    (started,) = analyse("Started metformin 500 mg twice daily.").entities
+    assert not started.hypothetical and started.action == "start"
