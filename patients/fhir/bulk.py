@@ -7,7 +7,7 @@ id) are skipped whole, everything else is inserted with bulk statements, one tra
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import fields
 from itertools import islice
 from typing import Any
 
@@ -32,8 +32,10 @@ def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
         yield chunk
 
 
-def _drop(values: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k not in keys}
+def _values(record: Any, *drop: str) -> dict[str, Any]:
+    """A record's fields as model keyword arguments; shallow, unlike ``dataclasses.asdict``, which
+    would deep-copy every nested component only for it to be dropped."""
+    return {f.name: getattr(record, f.name) for f in fields(record) if f.name not in drop}
 
 
 def cohort_bulk_load(
@@ -76,9 +78,7 @@ def _insert(
 ) -> None:
     patients = Patient.objects.bulk_create(
         [
-            Patient(
-                fhir_id=p.patient.fhir_id, import_batch=batch, **_drop(asdict(p.patient), "fhir_id")
-            )
+            Patient(fhir_id=p.patient.fhir_id, import_batch=batch, **_values(p.patient, "fhir_id"))
             for p in parsed
         ]
     )
@@ -91,7 +91,7 @@ def _insert(
                 patient=patient,
                 fhir_id=e.fhir_id,
                 import_batch=batch,
-                **_drop(asdict(e), "fhir_id"),
+                **_values(e, "fhir_id"),
             )
             encounters[e.fhir_id] = enc
             enc_rows.append(enc)
@@ -110,7 +110,7 @@ def _insert(
                 fhir_id=o.fhir_id,
                 encounter=encounters.get(o.encounter_id or ""),
                 import_batch=batch,
-                **_drop(asdict(o), "fhir_id", "components", "encounter_id"),
+                **_values(o, "fhir_id", "components", "encounter_id"),
             )
             parents.append(row)
             children.extend((row, i, c) for i, c in enumerate(o.components))
@@ -121,7 +121,7 @@ def _insert(
                     fhir_id=c.fhir_id,
                     encounter=encounters.get(c.encounter_id or ""),
                     import_batch=batch,
-                    **_drop(asdict(c), "fhir_id", "encounter_id"),
+                    **_values(c, "fhir_id", "encounter_id"),
                 )
             )
         for m in p.medications:
@@ -131,7 +131,7 @@ def _insert(
                     fhir_id=m.fhir_id,
                     encounter=encounters.get(m.encounter_id or ""),
                     import_batch=batch,
-                    **_drop(asdict(m), "fhir_id", "encounter_id"),
+                    **_values(m, "fhir_id", "encounter_id"),
                 )
             )
         for n in p.notes:
@@ -143,7 +143,7 @@ def _insert(
                     author=authors.get(n.author_reference),
                     signed_at=n.written_at if n.status == "signed" else None,
                     import_batch=batch,
-                    **_drop(asdict(n), "fhir_id", "encounter_id", "replaces_id"),
+                    **_values(n, "fhir_id", "encounter_id", "replaces_id"),
                 )
             )
     Observation.objects.bulk_create(parents, batch_size=5000)
@@ -156,7 +156,7 @@ def _insert(
                 component_index=i,
                 encounter=parent.encounter,
                 import_batch=batch,
-                **_drop(asdict(c), "fhir_id", "components", "encounter_id"),
+                **_values(c, "fhir_id", "components", "encounter_id"),
             )
             for parent, i, c in children
         ],

@@ -311,12 +311,21 @@ class _Parser:
                     index, rtype, "resourceType", f"unknown FHIR R4 resource type {rtype!r}"
                 )
                 continue
-            try:
-                model.model_validate(resource)
-            except ValidationError as exc:
-                for err in exc.errors()[:5]:
-                    loc = ".".join(str(p) for p in err["loc"]) or "(resource)"
-                    self.problem(index, rtype, loc, err["msg"])
+            if self.validate:
+                try:
+                    model.model_validate(resource)
+                except ValidationError as exc:
+                    for err in exc.errors()[:5]:
+                        loc = ".".join(str(p) for p in err["loc"]) or "(resource)"
+                        self.problem(index, rtype, loc, err["msg"])
+                    continue
+            if rtype in IMPORTED_TYPES and not resource.get("id"):
+                self.problem(
+                    index,
+                    rtype,
+                    "id",
+                    "every imported resource needs an id (records are keyed on it)",
+                )
                 continue
             counts[rtype] += 1
             resources.append((index, resource))
