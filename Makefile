@@ -48,11 +48,13 @@ pytest: venv services browser
 
 test: venv services browser lint typecheck deploy-check pytest
 
-bench: venv
+bench: venv services
 	$(PY) -m bench.twin_speed
+	$(PY) -m bench.backtest_synthea
 	$(PY) -m bench.hss2016_solver
 	$(PY) -m bench.nlp_eval
 	$(PY) -m bench.cohort_generation
+	$(PY) -m bench.admin_lists
 
 validation: venv
 	$(PY) -m bench.validation

@@ -103,49 +103,35 @@ def _insert(
     conditions: list[Condition] = []
     medications: list[Medication] = []
     notes: list[ClinicalNote] = []
+
+    def row(model: Any, patient: Patient, rec: Any, *drop: str, **extra: Any) -> Any:
+        return model(
+            patient=patient,
+            fhir_id=rec.fhir_id,
+            encounter=encounters.get(rec.encounter_id or ""),
+            import_batch=batch,
+            **extra,
+            **_values(rec, "fhir_id", "encounter_id", *drop),
+        )
+
     for patient, p in zip(patients, parsed, strict=True):
         for o in p.observations:
-            row = Observation(
-                patient=patient,
-                fhir_id=o.fhir_id,
-                encounter=encounters.get(o.encounter_id or ""),
-                import_batch=batch,
-                **_values(o, "fhir_id", "components", "encounter_id"),
+            parent = row(Observation, patient, o, "components")
+            parents.append(parent)
+            children.extend((parent, i, c) for i, c in enumerate(o.components))
+        conditions.extend(row(Condition, patient, c) for c in p.conditions)
+        medications.extend(row(Medication, patient, m) for m in p.medications)
+        notes.extend(
+            row(
+                ClinicalNote,
+                patient,
+                n,
+                "replaces_id",
+                author=authors.get(n.author_reference),
+                signed_at=n.written_at if n.status == "signed" else None,
             )
-            parents.append(row)
-            children.extend((row, i, c) for i, c in enumerate(o.components))
-        for c in p.conditions:
-            conditions.append(
-                Condition(
-                    patient=patient,
-                    fhir_id=c.fhir_id,
-                    encounter=encounters.get(c.encounter_id or ""),
-                    import_batch=batch,
-                    **_values(c, "fhir_id", "encounter_id"),
-                )
-            )
-        for m in p.medications:
-            medications.append(
-                Medication(
-                    patient=patient,
-                    fhir_id=m.fhir_id,
-                    encounter=encounters.get(m.encounter_id or ""),
-                    import_batch=batch,
-                    **_values(m, "fhir_id", "encounter_id"),
-                )
-            )
-        for n in p.notes:
-            notes.append(
-                ClinicalNote(
-                    patient=patient,
-                    fhir_id=n.fhir_id,
-                    encounter=encounters.get(n.encounter_id or ""),
-                    author=authors.get(n.author_reference),
-                    signed_at=n.written_at if n.status == "signed" else None,
-                    import_batch=batch,
-                    **_values(n, "fhir_id", "encounter_id", "replaces_id"),
-                )
-            )
+            for n in p.notes
+        )
     Observation.objects.bulk_create(parents, batch_size=5000)
     Observation.objects.bulk_create(
         [
