@@ -248,3 +248,51 @@ def stale_summary_patient_ids(*, now: dt.datetime | None = None) -> list[int]:
         )
     )
     return list(qs.values_list("pk", flat=True).order_by("pk"))
+
+
+def note_sign(*, note: ClinicalNote, now: dt.datetime | None = None) -> ClinicalNote:
+    """Sign a draft: from then on it never changes (amendments are new versions)."""
+    if note.is_signed:
+        raise ValueError(f"note {note.fhir_id} is already signed")
+    note.status = ClinicalNote.Status.SIGNED
+    note.signed_at = now or timezone.now()
+    note.save(update_fields=["status", "signed_at"])
+    notes_changed(
+        note_ids=[note.pk], triggered_by=note.author.get_username() if note.author else SYSTEM_ACTOR
+    )
+    return note
+
+
+def note_amend(
+    *, note: ClinicalNote, text: str, author: Any, now: dt.datetime | None = None
+) -> ClinicalNote:
+    """Amend a signed note: a new signed version pointing at the one it replaces, which is kept."""
+    if not note.is_signed:
+        raise ValueError(f"note {note.fhir_id} is a draft; edit it instead of amending it")
+    if hasattr(note, "next_version"):
+        raise ValueError(f"note {note.fhir_id} has already been amended; amend its latest version")
+    if not text.strip():
+        raise ValueError("text: an amendment cannot be empty")
+    now = now or timezone.now()
+    with transaction.atomic():
+        amendment = ClinicalNote.objects.create(
+            patient=note.patient,
+            author=author,
+            author_name=author.get_full_name() or author.get_username(),
+            author_role=getattr(author, "professional_role", "") or note.author_role,
+            # A stable Practitioner id, so an exported amendment re-imports with the same author.
+            author_reference=getattr(author, "practitioner_id", "")
+            or f"twinportal-user-{author.pk}",
+            written_at=now,
+            note_type_code=note.note_type_code,
+            note_type=note.note_type,
+            title=note.title,
+            text=text,
+            status=ClinicalNote.Status.SIGNED,
+            signed_at=now,
+            version=note.version + 1,
+            previous_version=note,
+            encounter=note.encounter,
+        )
+        notes_changed(note_ids=[amendment.pk], triggered_by=author.get_username())
+    return amendment

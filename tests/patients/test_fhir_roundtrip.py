@@ -61,18 +61,22 @@ def test_export_then_import_into_an_empty_database_reproduces_the_records() -> N
             else bundles.dumps(bundles.with_note(bundles.load(SYNTHEA[3]), b"Amlodipine started."))
         )
         bundle_import(raw=raw, channel="command")
+    from accounts.services import user_create
+    from patients.services import note_amend
+
+    author = user_create(username="gp.amends", password="a-long-test-password", role="clinician")
+    note_amend(
+        note=ClinicalNote.objects.get(),
+        text="Amlodipine 5 mg started; review in 4 weeks.",
+        author=author,
+    )
     before = snapshot()
+    assert len(before["ClinicalNote"]) == 2
     exported = [json.dumps(patient_bundle(p)).encode() for p in Patient.objects.all()]
 
-    for model in (
-        ClinicalNote,
-        Observation,
-        Medication,
-        Condition,
-        Encounter,
-        Patient,
-        ImportBatch,
-    ):
+    for note in ClinicalNote.objects.order_by("-version"):  # amendments protect what they replace
+        note.delete()
+    for model in (Observation, Medication, Condition, Encounter, Patient, ImportBatch):
         model.objects.all().delete()
     assert Patient.objects.count() == 0
 
