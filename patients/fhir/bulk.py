@@ -7,14 +7,13 @@ id) are skipped whole, everything else is inserted with bulk statements, one tra
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import fields
 from itertools import islice
 from typing import Any
 
 from django.db import transaction
 
 from accounts.models import User
-from patients.fhir.parse import ParsedBundle, parse_bundle
+from patients.fhir.parse import ParsedBundle, parse_bundle, record_values
 from patients.models import (
     ClinicalNote,
     Condition,
@@ -30,12 +29,6 @@ def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
-
-
-def _values(record: Any, *drop: str) -> dict[str, Any]:
-    """A record's fields as model keyword arguments; shallow, unlike ``dataclasses.asdict``, which
-    would deep-copy every nested component only for it to be dropped."""
-    return {f.name: getattr(record, f.name) for f in fields(record) if f.name not in drop}
 
 
 def cohort_bulk_load(
@@ -78,7 +71,9 @@ def _insert(
 ) -> None:
     patients = Patient.objects.bulk_create(
         [
-            Patient(fhir_id=p.patient.fhir_id, import_batch=batch, **_values(p.patient, "fhir_id"))
+            Patient(
+                fhir_id=p.patient.fhir_id, import_batch=batch, **record_values(p.patient, "fhir_id")
+            )
             for p in parsed
         ]
     )
@@ -91,7 +86,7 @@ def _insert(
                 patient=patient,
                 fhir_id=e.fhir_id,
                 import_batch=batch,
-                **_values(e, "fhir_id"),
+                **record_values(e, "fhir_id"),
             )
             encounters[e.fhir_id] = enc
             enc_rows.append(enc)
@@ -111,7 +106,7 @@ def _insert(
             encounter=encounters.get(rec.encounter_id or ""),
             import_batch=batch,
             **extra,
-            **_values(rec, "fhir_id", "encounter_id", *drop),
+            **record_values(rec, "fhir_id", "encounter_id", *drop),
         )
 
     for patient, p in zip(patients, parsed, strict=True):
@@ -142,7 +137,7 @@ def _insert(
                 component_index=i,
                 encounter=parent.encounter,
                 import_batch=batch,
-                **_values(c, "fhir_id", "components", "encounter_id"),
+                **record_values(c, "fhir_id", "components", "encounter_id"),
             )
             for parent, i, c in children
         ],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
 from typing import Any
 
 from django.db import models, transaction
@@ -27,6 +26,7 @@ from patients.fhir.parse import (
     bundle_sha256,
     load_bundle_json,
     parse_bundle,
+    record_values,
 )
 from patients.models import (
     ClinicalNote,
@@ -58,7 +58,6 @@ def _upsert(
     patient: Patient,
     batch: ImportBatch,
     tally: dict[str, int],
-    extra_lookup: dict[str, Any] | None = None,
 ) -> dict[str, models.Model]:
     """Create or update rows keyed on ``fhir_id``; returns them by fhir_id."""
     records = list(records)
@@ -95,16 +94,13 @@ def _upsert(
 
 
 def _observation_values(rec: ObservationRec) -> dict[str, Any]:
-    values = asdict(rec)
-    for key in ("fhir_id", "components", "encounter_id"):
-        values.pop(key)
-    return values
+    return record_values(rec, "fhir_id", "components", "encounter_id")
 
 
 def _write(parsed: ParsedBundle, batch: ImportBatch) -> tuple[Patient, dict[str, dict[str, int]]]:
     tally = _counter()
     p = parsed.patient
-    patient_values = {k: v for k, v in asdict(p).items() if k != "fhir_id"}
+    patient_values = record_values(p, "fhir_id")
     patient = Patient.objects.filter(fhir_id=p.fhir_id).first()
     if patient is None:
         if Patient.objects.filter(mrn=p.mrn).exists():
@@ -125,7 +121,7 @@ def _write(parsed: ParsedBundle, batch: ImportBatch) -> tuple[Patient, dict[str,
     encounters = _upsert(
         Encounter,
         parsed.encounters,
-        fields=lambda r: {k: v for k, v in asdict(r).items() if k != "fhir_id"},
+        fields=lambda r: record_values(r, "fhir_id"),
         patient=patient,
         batch=batch,
         tally=tally["Encounter"],
@@ -169,7 +165,7 @@ def _write(parsed: ParsedBundle, batch: ImportBatch) -> tuple[Patient, dict[str,
         Condition,
         parsed.conditions,
         fields=lambda r: {
-            **{k: v for k, v in asdict(r).items() if k not in ("fhir_id", "encounter_id")},
+            **record_values(r, "fhir_id", "encounter_id"),
             **encounter_of(r),
         },
         patient=patient,
@@ -180,7 +176,7 @@ def _write(parsed: ParsedBundle, batch: ImportBatch) -> tuple[Patient, dict[str,
         Medication,
         parsed.medications,
         fields=lambda r: {
-            **{k: v for k, v in asdict(r).items() if k not in ("fhir_id", "encounter_id")},
+            **record_values(r, "fhir_id", "encounter_id"),
             **encounter_of(r),
         },
         patient=patient,
@@ -229,11 +225,7 @@ def _import_notes(
         return previous.version + 1 if previous else 1
 
     def fields(r: NoteRec) -> dict[str, Any]:
-        values = {
-            k: v
-            for k, v in asdict(r).items()
-            if k not in ("fhir_id", "encounter_id", "replaces_id")
-        }
+        values = record_values(r, "fhir_id", "encounter_id", "replaces_id")
         values["version"] = version_of(r)
         values["author"] = authors.get(r.author_reference)
         values["encounter"] = encounters.get(r.encounter_id) if r.encounter_id else None

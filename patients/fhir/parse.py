@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -183,6 +183,15 @@ class ParsedBundle:
     @property
     def imported_counts(self) -> dict[str, int]:
         return {t: self.resource_counts.get(t, 0) for t in IMPORTED_TYPES}
+
+
+def record_values(record: Any, *drop: str) -> dict[str, Any]:
+    """A record's fields as model keyword arguments, leaving out ``drop``.
+
+    Shallow, unlike ``dataclasses.asdict``, which would deep-copy nested components only for the
+    caller to drop them.
+    """
+    return {f.name: getattr(record, f.name) for f in fields(record) if f.name not in drop}
 
 
 def bundle_sha256(raw: bytes) -> str:
