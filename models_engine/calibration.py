@@ -55,6 +55,9 @@ BASELINE_WINDOW_DAYS = 365.0
 #: A new period of a class starting within this many days of the last one's end continues it.
 COURSE_GAP_DAYS = 31.0
 _OUTER_ITERATIONS = 3
+#: Search range of the empirical-Bayes log multipliers (±ln 1000): a numerical guard only, far
+#: outside what the log-normal hyperprior allows.
+_HYPER_LOG_BOUND = math.log(1000.0)
 
 
 @functools.cache
@@ -107,7 +110,8 @@ class VariableFit:
     """Posterior of one variable's parameters (level at day 0, slope per year, response, offset).
 
     ``mean`` has shape (4,) and ``cov`` shape (4, 4), on the model scale. ``noise_scale``
-    multiplies the prior measurement SD. ``fallback`` is True when fewer than ``MIN_READINGS``
+    multiplies the prior measurement SD. ``walk_var`` and ``slope_walk_var`` are the local-trend
+    variances the fit used (``None``: those of priors.csv). ``fallback`` is True when fewer than ``MIN_READINGS``
     readings were available and the priors dominate.
     """
 
@@ -120,6 +124,22 @@ class VariableFit:
     n_obs: int
     t_last: float
     fallback: bool
+    walk_var: float | None = None
+    slope_walk_var: float | None = None
+
+    def walk_variances(self) -> tuple[float, float]:
+        """Level random-walk and slope-diffusion variances per year (model scale) of this fit.
+
+        The batch's empirical-Bayes estimates when calibration made them, else priors.csv.
+        """
+        p = priors()
+        q = p[(self.variable, "rw_var")] if self.walk_var is None else self.walk_var
+        qs = (
+            p[(self.variable, "slope_rw_var")]
+            if self.slope_walk_var is None
+            else self.slope_walk_var
+        )
+        return q, qs
 
     @property
     def shrinkage(self) -> FloatArray:
@@ -457,6 +477,143 @@ def solve_batch(
     return mean, cov, scale
 
 
+def validate_hyper(name: str, value: float) -> None:
+    """Raise ``ValueError`` unless a hyperparameter is finite and > 0."""
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+
+
+def _neg_log_posterior(
+    theta: FloatArray, d2: FloatArray, s2: FloatArray, gap: FloatArray, q0: float, dof: float
+) -> float:
+    log_k, log_q = float(theta[0]), float(theta[1])
+    var = math.exp(2.0 * log_k) * s2 + q0 * math.exp(log_q) * gap
+    scale2 = var * (dof - 2.0) / dof
+    nll = float(np.sum(0.5 * np.log(scale2) + 0.5 * (dof + 1.0) * np.log1p(d2 / (dof * scale2))))
+    tau = priors()[("all", "hyper_log_sd")]
+    return nll + 0.5 * (log_k**2 + log_q**2) / tau**2
+
+
+def estimate_noise_and_walk(
+    pairs: Sequence[tuple[FloatArray, FloatArray, FloatArray]],
+    *,
+    walk_var_prior: float,
+    dof: float,
+) -> tuple[float, float]:
+    """Empirical-Bayes noise multiplier and level random-walk variance from training readings.
+
+    Under the local-level model the difference of two readings of one patient ``Δt`` years apart
+    has variance ``k²(s_i² + s_j²) + q·Δt`` (measurement noise of both plus the walk between them;
+    Harvey, *Forecasting, structural time series models and the Kalman filter*, 1989, 2.7: the
+    variogram of a random walk plus noise). ``k`` (multiplier of the priors.csv measurement SD)
+    and ``q`` are the posterior mode over every consecutive pair of the batch: Student-t
+    differences (as the readings) and log-normal hyperpriors centred on priors.csv with log-SD
+    ``hyper_log_sd``, so a small batch stays near the documented values and a large one speaks for
+    itself. Only readings before each patient's cut-off enter, with the catalogue's drug effects
+    removed at their population mean response.
+
+    Parameters
+    ----------
+    pairs : sequence of (t, r, s)
+        Per patient, reading days (shape (n,)), residuals on the model scale after the mean
+        structure (shape (n,)) and priors.csv measurement SDs (shape (n,)).
+    walk_var_prior : float
+        priors.csv random-walk variance, model-scale units² per year (> 0).
+    dof : float
+        Student-t degrees of freedom (> 2).
+
+    Returns
+    -------
+    k : float
+        Multiplier of the measurement SD (dimensionless).
+    q : float
+        Random-walk variance, model-scale units² per year.
+    """
+    from scipy.optimize import minimize
+
+    validate_hyper("walk_var_prior", walk_var_prior)
+    if dof <= 2:
+        raise ValueError(f"dof must be > 2, got {dof}")
+    d2s, s2s, gaps = [], [], []
+    for t, r, s in pairs:
+        if t.size < 2:
+            continue
+        o = np.argsort(t, kind="stable")
+        d2s.append(np.diff(r[o]) ** 2)
+        s2s.append(s[o][1:] ** 2 + s[o][:-1] ** 2)
+        gaps.append(np.diff(t[o]) / DAYS_PER_YEAR)
+    if not d2s:
+        return 1.0, walk_var_prior
+    d2, s2, gap = np.concatenate(d2s), np.concatenate(s2s), np.concatenate(gaps)
+    bound = _HYPER_LOG_BOUND
+    res = minimize(
+        _neg_log_posterior,
+        np.zeros(2),
+        args=(d2, s2, gap, walk_var_prior, dof),
+        method="L-BFGS-B",
+        bounds=[(-bound, bound), (-bound, bound)],
+    )
+    return math.exp(float(res.x[0])), walk_var_prior * math.exp(float(res.x[1]))
+
+
+def patient_noise_multipliers(
+    pairs: Sequence[tuple[FloatArray, FloatArray, FloatArray]],
+    *,
+    k_batch: float,
+    walk_var: float,
+    dof: float,
+) -> FloatArray:
+    """Each patient's own noise multiplier, shrunk toward the batch's (hierarchical EB step).
+
+    Same variogram likelihood as ``estimate_noise_and_walk`` with the batch's walk variance
+    fixed, restricted to one patient's consecutive readings, and a log-normal prior centred on
+    the batch multiplier with log-SD ``hyper_log_sd``: patients whose readings are exactly
+    repeated get small noise, patients whose readings scatter get large noise, and a patient
+    with few readings keeps the batch value. Posterior mode on a grid of ``log k``.
+
+    Parameters
+    ----------
+    pairs : sequence of (t, r, s)
+        As ``estimate_noise_and_walk``; one entry per patient (P in all).
+    k_batch : float
+        The batch's noise multiplier (> 0).
+    walk_var : float
+        The batch's random-walk variance, model-scale units² per year (> 0).
+    dof : float
+        Student-t degrees of freedom (> 2).
+
+    Returns
+    -------
+    ndarray, shape (P,)
+        Noise multipliers (dimensionless).
+    """
+    validate_hyper("k_batch", k_batch)
+    validate_hyper("walk_var", walk_var)
+    tau = priors()[("all", "hyper_log_sd")]
+    grid = math.log(k_batch) + np.linspace(-3.0 * tau, 3.0 * tau, 61)
+    owner, d2s, s2s, gaps = [], [], [], []
+    for i, (t, r, s) in enumerate(pairs):
+        if t.size < 2:
+            continue
+        o = np.argsort(t, kind="stable")
+        d2s.append(np.diff(r[o]) ** 2)
+        s2s.append(s[o][1:] ** 2 + s[o][:-1] ** 2)
+        gaps.append(np.diff(t[o]) / DAYS_PER_YEAR)
+        owner.append(np.full(t.size - 1, i))
+    log_post = np.broadcast_to(-0.5 * ((grid - math.log(k_batch)) / tau) ** 2, (len(pairs), 61))
+    if owner:
+        who = np.concatenate(owner)
+        d2, s2, gap = np.concatenate(d2s), np.concatenate(s2s), np.concatenate(gaps)
+        var = np.exp(2.0 * grid)[None, :] * s2[:, None] + walk_var * gap[:, None]
+        scale2 = var * (dof - 2.0) / dof
+        ll = -0.5 * np.log(scale2) - 0.5 * (dof + 1.0) * np.log1p(d2[:, None] / (dof * scale2))
+        per = np.zeros((len(pairs), grid.size))
+        np.add.at(per, who, ll)
+        log_post = log_post + per
+    out: FloatArray = np.exp(grid[np.argmax(log_post, axis=1)])
+    return out
+
+
 def glucose_offset(
     history: PatientHistory, fit_mean: FloatArray, until: float
 ) -> tuple[float, float]:
@@ -502,6 +659,7 @@ def calibrate_batch(
     until: Sequence[float] | float = 0.0,
     dof: float | None = None,
     noise_prior_dof: float | None = None,
+    empirical_bayes: bool = True,
 ) -> list[Calibration]:
     """Calibrate many patients at once (stacked IRLS per variable).
 
@@ -560,6 +718,9 @@ def calibrate_batch(
         zc *= mask
         t_end = np.where(mask > 0, tt, -np.inf).max(axis=1, initial=-np.inf)
         back = np.where(mask > 0, (t_end[:, None] - tt) / DAYS_PER_YEAR, 0.0)
+        k_noise, walk_var = 1.0, priors()[(var, "rw_var")]
+        k_each = np.ones(n_pat)
+        sd_fit = sd
         for it in range(_OUTER_ITERATIONS):
             previous = x[:, :, 2].copy()
             for i, h in enumerate(histories):
@@ -578,17 +739,33 @@ def calibrate_batch(
                     )
             if it > 0 and np.allclose(x[:, :, 2], previous, rtol=0.0, atol=1e-6):
                 break
+            if it == 0 and empirical_bayes:
+                # drug effects at the population mean response are mean structure, not walk
+                resid = zc - x[:, :, 2]
+                own = (mask > 0) & (flag == 0)
+                k_noise, walk_var = estimate_noise_and_walk(
+                    [(tt[i, own[i]], resid[i, own[i]], sd[i, own[i]]) for i in range(n_pat)],
+                    walk_var_prior=priors()[(var, "rw_var")],
+                    dof=dof,
+                )
+                k_each = patient_noise_multipliers(
+                    [(tt[i, own[i]], resid[i, own[i]], sd[i, own[i]]) for i in range(n_pat)],
+                    k_batch=k_noise,
+                    walk_var=walk_var,
+                    dof=dof,
+                )
+                sd_fit = np.where(flag == 0, sd * k_each[:, None], sd)
             mean, cov, scale = solve_batch(
                 x,
                 zc,
-                sd,
+                sd_fit,
                 mask,
                 m0,
                 s0,
                 dof=dof,
                 prior_dof=prior_dof,
                 age_years=back,
-                walk_var=priors()[(var, "rw_var")],
+                walk_var=walk_var,
                 slope_walk_var=priors()[(var, "slope_rw_var")],
             )
             if not any(has_tx):
@@ -600,9 +777,9 @@ def calibrate_batch(
                 mean[i, 3], cov[i, 3, :], cov[i, :, 3] = o_mean, 0.0, 0.0
                 cov[i, 3, 3] = o_sd**2
             fallback = n_obs < MIN_READINGS
-            if scale[i] > MISFIT_SCALE and n_obs >= MIN_READINGS:
+            if scale[i] * k_each[i] > MISFIT_SCALE and n_obs >= MIN_READINGS:
                 notes[i].append(
-                    f"{var}: readings scatter {scale[i]:.1f}x the expected measurement noise around "
+                    f"{var}: readings scatter {scale[i] * k_each[i]:.1f}x the expected measurement noise around "
                     "the fitted trend; the patient may be changing faster than the model allows"
                 )
             if fallback:
@@ -615,10 +792,11 @@ def calibrate_batch(
                 cov=cov[i],
                 prior_mean=m0[i],
                 prior_sd=s0[i],
-                noise_scale=float(scale[i]),
+                noise_scale=float(scale[i] * k_each[i]),
                 n_obs=n_obs,
                 t_last=float(t_i.max()) if t_i.size else float(cutoffs[i]),
                 fallback=fallback,
+                walk_var=walk_var,
             )
     return [
         Calibration(

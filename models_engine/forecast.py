@@ -9,7 +9,6 @@ time-stepping error (``bench/twin_speed.py`` reports the check against ``solve_i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,8 +221,7 @@ def simulate(
             fit.t_last,
             draws.walk[v],
             draws.slope_walk[v],
-            p[(v, "rw_var")],
-            p[(v, "slope_rw_var")],
+            *fit.walk_variances(),
         )
         true = from_model_scale(v, z)
         if v == "egfr":
@@ -663,15 +661,21 @@ def _add_batch_local_trend(
     steps = np.diff(grid_years, prepend=0.0)
     walk = draws.walk[variable].T
     swalk = draws.slope_walk[variable].T
-    q, qs = p[(variable, "rw_var")], p[(variable, "slope_rw_var")]
+    # each calibration batch has its own empirical-Bayes walk variances
+    qq = np.array([c.fits[variable].walk_variances() for c in cals]).reshape(-1, 2)
+    rq, rqs = np.sqrt(qq[:, 0]), np.sqrt(qq[:, 1])
     shared_slope = np.cumsum(swalk * np.sqrt(steps)[:, None], axis=0)
     shared_slope[0] = 0.0
     prev = np.vstack([np.zeros((1, walk.shape[1])), shared_slope[:-1]])
-    shared = math.sqrt(q) * np.cumsum(walk * np.sqrt(steps)[:, None], axis=0)
-    shared += math.sqrt(qs) * np.cumsum(0.5 * (prev + shared_slope) * steps[:, None], axis=0)
+    level_part = np.cumsum(walk * np.sqrt(steps)[:, None], axis=0)
+    slope_part = np.cumsum(0.5 * (prev + shared_slope) * steps[:, None], axis=0)
     root = np.sqrt(gap)
     f32 = np.float32
-    z += shared.astype(f32)[None, :, :]
-    z += (math.sqrt(q) * root).astype(f32)[:, None, None] * walk[0].astype(f32)[None, None, :]
-    lever = (math.sqrt(qs) * root)[:, None] * (0.5 * gap[:, None] + grid_years[None, :])
+    if np.ptp(rq) == 0.0 and np.ptp(rqs) == 0.0:
+        z += (rq[0] * level_part + rqs[0] * slope_part).astype(f32)[None, :, :]
+    else:
+        z += rq.astype(f32)[:, None, None] * level_part.astype(f32)[None, :, :]
+        z += rqs.astype(f32)[:, None, None] * slope_part.astype(f32)[None, :, :]
+    z += (rq * root).astype(f32)[:, None, None] * walk[0].astype(f32)[None, None, :]
+    lever = (rqs * root)[:, None] * (0.5 * gap[:, None] + grid_years[None, :])
     z += lever.astype(f32)[:, :, None] * swalk[0].astype(f32)[None, None, :]

@@ -74,11 +74,11 @@ def test_it_attributes_a_step_at_a_treatment_start_to_the_treatment():
     assert response > 1.0
 
 
-def test_calibrating_a_batch_matches_calibrating_each_patient():
+def test_calibrating_a_batch_matches_calibrating_each_patient_with_fixed_hyperparameters():
     hs = [make_history(patient_id=f"p{i}", seed=i, n=4 + 3 * i) for i in range(3)]
-    batch = calibrate_batch(hs)
+    batch = calibrate_batch(hs, empirical_bayes=False)
     for h, b in zip(hs, batch, strict=True):
-        single = calibrate(h)
+        single = calibrate_batch([h], empirical_bayes=False)[0]
         for v in calibration.FIT_VARIABLES:
             assert np.allclose(single.fits[v].mean, b.fits[v].mean, rtol=1e-4, atol=1e-4)
             assert np.allclose(single.fits[v].cov, b.fits[v].cov, rtol=1e-3, atol=1e-6)
@@ -159,3 +159,42 @@ def test_it_absorbs_a_lasting_jump_in_the_level_instead_of_bending_the_slope():
     fit = calibrate(jumped).fits["hba1c"]
     assert fit.mean[0] == pytest.approx(5.6, abs=0.1)
     assert abs(fit.mean[1]) < 0.02  # a Gaussian walk bends it to about -0.05 %/yr
+
+
+def _walk_plus_noise(
+    n_pat: int, q: float, sigma: float, seed: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_pat):
+        t = np.sort(rng.uniform(-3650.0, 0.0, 12))
+        steps = np.diff(t, prepend=t[0]) / calibration.DAYS_PER_YEAR
+        level = np.cumsum(rng.normal(0.0, np.sqrt(q * steps)))
+        out.append((t, level + rng.normal(0.0, sigma, t.size), np.full(t.size, 10.0)))
+    return out
+
+
+def test_it_recovers_the_noise_and_walk_of_a_simulated_batch_by_empirical_bayes():
+    # truth: noise half the stated SD of 10, walk 4x the prior of 9 per year
+    pairs = _walk_plus_noise(400, q=36.0, sigma=5.0, seed=1)
+    k, q = calibration.estimate_noise_and_walk(pairs, walk_var_prior=9.0, dof=1e6)
+    assert k == pytest.approx(0.5, rel=0.1)
+    assert q == pytest.approx(36.0, rel=0.3)
+
+
+def test_it_keeps_the_documented_hyperparameters_when_the_batch_has_no_pairs():
+    single = [(np.array([0.0]), np.array([1.0]), np.array([1.0]))]
+    assert calibration.estimate_noise_and_walk(single, walk_var_prior=9.0, dof=4.0) == (1.0, 9.0)
+
+
+def test_it_gives_repeated_readings_less_noise_than_scattered_ones():
+    pairs = _walk_plus_noise(50, q=9.0, sigma=10.0, seed=2)
+    pairs[0] = (pairs[0][0], np.full(12, 130.0), pairs[0][2])
+    pairs[1] = (pairs[1][0], pairs[1][1] * 3.0, pairs[1][2])
+    k = calibration.patient_noise_multipliers(pairs, k_batch=1.0, walk_var=9.0, dof=4.0)
+    assert k[0] < 0.5 < 1.5 < k[1]
+
+
+def test_it_rejects_a_non_positive_walk_variance():
+    with pytest.raises(ValueError, match="walk_var_prior"):
+        calibration.estimate_noise_and_walk([], walk_var_prior=0.0, dof=4.0)
