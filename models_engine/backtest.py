@@ -80,6 +80,7 @@ def run_backtest(
     n_samples: int = 400,
     seed: int = 0,
     treatments_known: bool = True,
+    empirical_bayes: bool = True,
 ) -> dict[str, dict[str, float | int | None]]:
     """Backtest the twin against carry-forward and linear-trend baselines.
 
@@ -94,6 +95,9 @@ def run_backtest(
         Seed of the common random numbers.
     treatments_known : bool
         Give the twin the treatment record after the cut-off (default) or only what was known then.
+    empirical_bayes : bool
+        Estimate noise and random-walk hyperparameters from the batch's training readings
+        (default; see ``calibrate_batch``) or take priors.csv's values.
 
     Returns
     -------
@@ -109,7 +113,9 @@ def run_backtest(
         if math.isfinite(last):
             cutoff = last - holdout_days
             usable.append((h if treatments_known else known_at(h, cutoff), cutoff))
-    cals = calibrate_batch([h for h, _ in usable], until=[c for _, c in usable])
+    cals = calibrate_batch(
+        [h for h, _ in usable], until=[c for _, c in usable], empirical_bayes=empirical_bayes
+    )
     err: dict[str, dict[str, list[FloatArray]]] = {
         v: {"twin": [], "locf": [], "trend": []} for v in BACKTEST_VARIABLES
     }

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from models_engine.history import FloatArray, PatientHistory, TreatmentExposure
 from models_engine.physiology import body, bp, glycaemia
@@ -55,6 +56,9 @@ BASELINE_WINDOW_DAYS = 365.0
 #: A new period of a class starting within this many days of the last one's end continues it.
 COURSE_GAP_DAYS = 31.0
 _OUTER_ITERATIONS = 3
+#: Consecutive readings closer than this (days) are not used by the empirical-Bayes variogram: the
+#: model's noise is visit-to-visit variability, and visits are weeks to months apart.
+MIN_PAIR_GAP_DAYS = 28.0
 #: Search range of the empirical-Bayes log multipliers (±ln 1000): a numerical guard only, far
 #: outside what the log-normal hyperprior allows.
 _HYPER_LOG_BOUND = math.log(1000.0)
@@ -494,8 +498,53 @@ def _neg_log_posterior(
     return nll + 0.5 * (log_k**2 + log_q**2) / tau**2
 
 
+def consecutive_differences(
+    pairs: Sequence[tuple[FloatArray, ...]],
+) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.intp]]:
+    """Squared differences of consecutive readings, their summed variances, gaps and owners.
+
+    Each entry is ``(t, r, s)`` or ``(t, r, s, e)``: days, model-scale residuals, measurement SDs
+    and, optionally, the treatment effect of the mean structure at each reading. A pair across
+    which that effect changes by more than half its measurement SD is left out, because its
+    difference then mostly measures how well the drug catalogue fits this patient, not noise or
+    drift.
+
+    Returns
+    -------
+    d2, s2, gap : ndarray, shape (M,)
+        Squared differences, ``s_i² + s_j²`` (model-scale units²) and gaps (years).
+    owner : ndarray of int, shape (M,)
+        Index of the entry each pair came from.
+    """
+    d2s, s2s, gaps, owner = [], [], [], []
+    for i, entry in enumerate(pairs):
+        t, r, s = entry[0], entry[1], entry[2]
+        if t.size < 2:
+            continue
+        o = np.argsort(t, kind="stable")
+        pair_s2 = s[o][1:] ** 2 + s[o][:-1] ** 2
+        # readings of the same week share their short-term state, so they understate the
+        # visit-to-visit noise the model means (Muntner 2015 contrasts the two)
+        keep = np.diff(t[o]) >= MIN_PAIR_GAP_DAYS
+        if len(entry) > 3:
+            keep &= np.diff(entry[3][o]) ** 2 <= 0.25 * pair_s2
+        d2s.append((np.diff(r[o]) ** 2)[keep])
+        s2s.append(pair_s2[keep])
+        gaps.append((np.diff(t[o]) / DAYS_PER_YEAR)[keep])
+        owner.append(np.full(int(keep.sum()), i, dtype=np.intp))
+    if not d2s:
+        empty = np.empty(0)
+        return empty, empty, empty, np.empty(0, dtype=np.intp)
+    return (
+        np.concatenate(d2s),
+        np.concatenate(s2s),
+        np.concatenate(gaps),
+        np.concatenate(owner),
+    )
+
+
 def estimate_noise_and_walk(
-    pairs: Sequence[tuple[FloatArray, FloatArray, FloatArray]],
+    pairs: Sequence[tuple[FloatArray, ...]],
     *,
     walk_var_prior: float,
     dof: float,
@@ -534,17 +583,9 @@ def estimate_noise_and_walk(
     validate_hyper("walk_var_prior", walk_var_prior)
     if dof <= 2:
         raise ValueError(f"dof must be > 2, got {dof}")
-    d2s, s2s, gaps = [], [], []
-    for t, r, s in pairs:
-        if t.size < 2:
-            continue
-        o = np.argsort(t, kind="stable")
-        d2s.append(np.diff(r[o]) ** 2)
-        s2s.append(s[o][1:] ** 2 + s[o][:-1] ** 2)
-        gaps.append(np.diff(t[o]) / DAYS_PER_YEAR)
-    if not d2s:
+    d2, s2, gap, _ = consecutive_differences(pairs)
+    if d2.size == 0:
         return 1.0, walk_var_prior
-    d2, s2, gap = np.concatenate(d2s), np.concatenate(s2s), np.concatenate(gaps)
     bound = _HYPER_LOG_BOUND
     res = minimize(
         _neg_log_posterior,
@@ -557,7 +598,7 @@ def estimate_noise_and_walk(
 
 
 def patient_noise_multipliers(
-    pairs: Sequence[tuple[FloatArray, FloatArray, FloatArray]],
+    pairs: Sequence[tuple[FloatArray, ...]],
     *,
     k_batch: float,
     walk_var: float,
@@ -591,19 +632,9 @@ def patient_noise_multipliers(
     validate_hyper("walk_var", walk_var)
     tau = priors()[("all", "hyper_log_sd")]
     grid = math.log(k_batch) + np.linspace(-3.0 * tau, 3.0 * tau, 61)
-    owner, d2s, s2s, gaps = [], [], [], []
-    for i, (t, r, s) in enumerate(pairs):
-        if t.size < 2:
-            continue
-        o = np.argsort(t, kind="stable")
-        d2s.append(np.diff(r[o]) ** 2)
-        s2s.append(s[o][1:] ** 2 + s[o][:-1] ** 2)
-        gaps.append(np.diff(t[o]) / DAYS_PER_YEAR)
-        owner.append(np.full(t.size - 1, i))
+    d2, s2, gap, who = consecutive_differences(pairs)
     log_post = np.broadcast_to(-0.5 * ((grid - math.log(k_batch)) / tau) ** 2, (len(pairs), 61))
-    if owner:
-        who = np.concatenate(owner)
-        d2, s2, gap = np.concatenate(d2s), np.concatenate(s2s), np.concatenate(gaps)
+    if d2.size:
         var = np.exp(2.0 * grid)[None, :] * s2[:, None] + walk_var * gap[:, None]
         scale2 = var * (dof - 2.0) / dof
         ll = -0.5 * np.log(scale2) - 0.5 * (dof + 1.0) * np.log1p(d2[:, None] / (dof * scale2))
@@ -743,13 +774,17 @@ def calibrate_batch(
                 # drug effects at the population mean response are mean structure, not walk
                 resid = zc - x[:, :, 2]
                 own = (mask > 0) & (flag == 0)
+                series = [
+                    (tt[i, own[i]], resid[i, own[i]], sd[i, own[i]], x[i, own[i], 2])
+                    for i in range(n_pat)
+                ]
                 k_noise, walk_var = estimate_noise_and_walk(
-                    [(tt[i, own[i]], resid[i, own[i]], sd[i, own[i]]) for i in range(n_pat)],
+                    series,
                     walk_var_prior=priors()[(var, "rw_var")],
                     dof=dof,
                 )
                 k_each = patient_noise_multipliers(
-                    [(tt[i, own[i]], resid[i, own[i]], sd[i, own[i]]) for i in range(n_pat)],
+                    series,
                     k_batch=k_noise,
                     walk_var=walk_var,
                     dof=dof,
