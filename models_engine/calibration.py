@@ -62,6 +62,10 @@ MIN_PAIR_GAP_DAYS = 28.0
 #: Search range of the empirical-Bayes log multipliers (±ln 1000): a numerical guard only, far
 #: outside what the log-normal hyperprior allows.
 _HYPER_LOG_BOUND = math.log(1000.0)
+#: Points per axis of each patient's (noise, walk) grid over ±3 hyperprior SDs (0.25 SD apart).
+_PATIENT_GRID = 25
+#: Variogram pairs evaluated per block on that grid (bounds the memory of a large batch).
+_PAIR_CHUNK = 20_000
 
 
 @functools.cache
@@ -373,7 +377,7 @@ def solve_batch(
     dof: float,
     prior_dof: float,
     age_years: FloatArray | None = None,
-    walk_var: float = 0.0,
+    walk_var: float | FloatArray = 0.0,
     slope_walk_var: float = 0.0,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Robust MAP of many stacked linear problems with a local-trend discrepancy (IRLS + GLS).
@@ -405,8 +409,8 @@ def solve_batch(
     age_years : ndarray, shape (P, N), optional
         Years between each reading and the patient's last reading (>= 0); needed when
         ``walk_var > 0``.
-    walk_var : float
-        Random-walk variance per year, model-scale units squared.
+    walk_var : float or ndarray, shape (P,)
+        Random-walk variance per year, model-scale units squared; one for all or one per patient.
     slope_walk_var : float
         Slope diffusion, (model-scale units per year)² per year.
 
@@ -423,6 +427,7 @@ def solve_batch(
     if dof <= 2:
         raise ValueError(f"dof must be > 2, got {dof}")
     n_par = x.shape[2]
+    q_walk = np.broadcast_to(np.asarray(walk_var, dtype=np.float64), (x.shape[0],))[:, None]
     # t-distribution scale that gives the stated SD
     s_t2 = sd**2 * (dof - 2.0) / dof
     n = mask.sum(axis=1)
@@ -450,7 +455,7 @@ def solve_batch(
     mean = prior_mean.copy()
     a = np.zeros((x.shape[0], n_par, n_par))
     for _ in range(_IRLS_ITERATIONS):
-        cum = np.take_along_axis(np.cumsum(walk_var * gaps / walk_w, axis=1), rank, axis=1)
+        cum = np.take_along_axis(np.cumsum(q_walk * gaps / walk_w, axis=1), rank, axis=1)
         level_kern = np.minimum(cum[:, :, None], cum[:, None, :]) * both
         var = np.where(mask > 0, s_t2 * scale2[:, None] / np.maximum(w, 1e-12), 1.0)
         sigma = level_kern + slope_kern
@@ -470,10 +475,10 @@ def solve_batch(
         r2 = eps**2 / s_t2
         w = mask * (dof + 1.0) / (dof + r2 / scale2[:, None])
         scale2 = (prior_dof + (w * r2).sum(axis=1)) / (prior_dof + n)
-        if walk_var > 0.0:
+        if np.any(q_walk > 0.0):
             level = np.einsum("pij,pj->pi", level_kern, alpha)
             steps = np.diff(np.take_along_axis(level, order, axis=1), axis=1, prepend=0.0)
-            expected = walk_var * gaps
+            expected = q_walk * gaps
             ratio = np.where(expected > 0, steps**2 / np.maximum(expected, 1e-300), 0.0)
             walk_w = (dof + 1.0) / (dof + ratio)
     cov: FloatArray = np.linalg.inv(a).astype(np.float64)
@@ -597,24 +602,26 @@ def estimate_noise_and_walk(
     return math.exp(float(res.x[0])), walk_var_prior * math.exp(float(res.x[1]))
 
 
-def patient_noise_multipliers(
+def patient_noise_and_walk(
     pairs: Sequence[tuple[FloatArray, ...]],
     *,
     k_batch: float,
     walk_var: float,
     dof: float,
-) -> FloatArray:
-    """Each patient's own noise multiplier, shrunk toward the batch's (hierarchical EB step).
+) -> tuple[FloatArray, FloatArray]:
+    """Each patient's own noise multiplier and walk variance, shrunk toward the batch's.
 
-    Same variogram likelihood as ``estimate_noise_and_walk`` with the batch's walk variance
-    fixed, restricted to one patient's consecutive readings, and a log-normal prior centred on
-    the batch multiplier with log-SD ``hyper_log_sd``: patients whose readings are exactly
-    repeated get small noise, patients whose readings scatter get large noise, and a patient
-    with few readings keeps the batch value. Posterior mode on a grid of ``log k``.
+    The hierarchical empirical-Bayes step after ``estimate_noise_and_walk``: the same variogram
+    likelihood restricted to one patient's consecutive readings, with independent log-normal
+    priors centred on the batch's ``k`` and ``q`` (log-SD ``hyper_log_sd``). Patients whose
+    readings are exactly repeated get little noise and little walk (so their own flat record, not
+    the population slope, carries the forecast), patients whose readings scatter get more, and a
+    patient with few readings keeps the batch values. Joint posterior mode on a grid of
+    ``(log k, log q)`` over ±3 prior SDs.
 
     Parameters
     ----------
-    pairs : sequence of (t, r, s)
+    pairs : sequence of (t, r, s[, e])
         As ``estimate_noise_and_walk``; one entry per patient (P in all).
     k_batch : float
         The batch's noise multiplier (> 0).
@@ -625,24 +632,31 @@ def patient_noise_multipliers(
 
     Returns
     -------
-    ndarray, shape (P,)
+    k : ndarray, shape (P,)
         Noise multipliers (dimensionless).
+    q : ndarray, shape (P,)
+        Random-walk variances, model-scale units² per year.
     """
     validate_hyper("k_batch", k_batch)
     validate_hyper("walk_var", walk_var)
     tau = priors()[("all", "hyper_log_sd")]
-    grid = math.log(k_batch) + np.linspace(-3.0 * tau, 3.0 * tau, 61)
+    step = np.linspace(-3.0 * tau, 3.0 * tau, _PATIENT_GRID)
+    # grid points (log k offset, log q offset), flattened
+    dk, dq = (g.ravel() for g in np.meshgrid(step, step, indexing="ij"))
+    log_prior = -0.5 * (dk**2 + dq**2) / tau**2
+    post = np.broadcast_to(log_prior, (len(pairs), dk.size)).copy()
     d2, s2, gap, who = consecutive_differences(pairs)
-    log_post = np.broadcast_to(-0.5 * ((grid - math.log(k_batch)) / tau) ** 2, (len(pairs), 61))
-    if d2.size:
-        var = np.exp(2.0 * grid)[None, :] * s2[:, None] + walk_var * gap[:, None]
-        scale2 = var * (dof - 2.0) / dof
-        ll = -0.5 * np.log(scale2) - 0.5 * (dof + 1.0) * np.log1p(d2[:, None] / (dof * scale2))
-        per = np.zeros((len(pairs), grid.size))
-        np.add.at(per, who, ll)
-        log_post = log_post + per
-    out: FloatArray = np.exp(grid[np.argmax(log_post, axis=1)])
-    return out
+    k2 = k_batch**2 * np.exp(2.0 * dk)
+    q = walk_var * np.exp(dq)
+    for lo in range(0, d2.size, _PAIR_CHUNK):
+        sl = slice(lo, lo + _PAIR_CHUNK)
+        scale2 = (k2[None, :] * s2[sl, None] + q[None, :] * gap[sl, None]) * (dof - 2.0) / dof
+        ll = -0.5 * np.log(scale2) - 0.5 * (dof + 1.0) * np.log1p(d2[sl, None] / (dof * scale2))
+        np.add.at(post, who[sl], ll)
+    best = np.argmax(post, axis=1)
+    k_out: FloatArray = k_batch * np.exp(dk[best])
+    q_out: FloatArray = walk_var * np.exp(dq[best])
+    return k_out, q_out
 
 
 def glucose_offset(
@@ -751,6 +765,7 @@ def calibrate_batch(
         back = np.where(mask > 0, (t_end[:, None] - tt) / DAYS_PER_YEAR, 0.0)
         k_noise, walk_var = 1.0, priors()[(var, "rw_var")]
         k_each = np.ones(n_pat)
+        walk_each = np.full(n_pat, walk_var)
         sd_fit = sd
         for it in range(_OUTER_ITERATIONS):
             previous = x[:, :, 2].copy()
@@ -783,7 +798,7 @@ def calibrate_batch(
                     walk_var_prior=priors()[(var, "rw_var")],
                     dof=dof,
                 )
-                k_each = patient_noise_multipliers(
+                k_each, walk_each = patient_noise_and_walk(
                     series,
                     k_batch=k_noise,
                     walk_var=walk_var,
@@ -800,7 +815,7 @@ def calibrate_batch(
                 dof=dof,
                 prior_dof=prior_dof,
                 age_years=back,
-                walk_var=walk_var,
+                walk_var=walk_each,
                 slope_walk_var=priors()[(var, "slope_rw_var")],
             )
             if not any(has_tx):
@@ -831,7 +846,7 @@ def calibrate_batch(
                 n_obs=n_obs,
                 t_last=float(t_i.max()) if t_i.size else float(cutoffs[i]),
                 fallback=fallback,
-                walk_var=walk_var,
+                walk_var=float(walk_each[i]),
             )
     return [
         Calibration(

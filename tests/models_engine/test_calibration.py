@@ -191,8 +191,27 @@ def test_it_gives_repeated_readings_less_noise_than_scattered_ones():
     pairs = _walk_plus_noise(50, q=9.0, sigma=10.0, seed=2)
     pairs[0] = (pairs[0][0], np.full(12, 130.0), pairs[0][2])
     pairs[1] = (pairs[1][0], pairs[1][1] * 3.0, pairs[1][2])
-    k = calibration.patient_noise_multipliers(pairs, k_batch=1.0, walk_var=9.0, dof=4.0)
+    k, q = calibration.patient_noise_and_walk(pairs, k_batch=1.0, walk_var=9.0, dof=4.0)
     assert k[0] < 0.5 < 1.5 < k[1]
+    assert q[0] < 9.0 <= q[1]
+
+
+def test_a_patient_without_pairs_keeps_the_batch_noise_and_walk():
+    pairs = _walk_plus_noise(20, q=9.0, sigma=10.0, seed=3)
+    pairs.append((np.array([0.0]), np.array([120.0]), np.array([10.0])))
+    k, q = calibration.patient_noise_and_walk(pairs, k_batch=0.8, walk_var=5.0, dof=4.0)
+    assert (k[-1], q[-1]) == pytest.approx((0.8, 5.0))
+
+
+def test_a_flat_record_forecasts_flat_despite_the_population_slope():
+    # eight identical annual HbA1c readings of a patient with diabetes: the patient's own record,
+    # not the +0.12 %/yr population prior, should carry the five-year forecast
+    flat = make_history(
+        patient_id="flat", n=8, span_days=7 * 365.25, hba1c=(7.1, 0.0), noise=0.0, diabetes=True
+    )
+    others = [make_history(patient_id=f"p{i}", hba1c=(6.5, 0.1), seed=i) for i in range(30)]
+    fit = calibrate_batch([flat, *others])[0].fits["hba1c"]
+    assert fit.mean[0] + 5.0 * fit.mean[1] == pytest.approx(7.1, abs=0.05)
 
 
 def test_it_rejects_a_non_positive_walk_variance():
