@@ -231,7 +231,7 @@ def naive_timing(n: int) -> tuple[float, float, float]:
     t0 = time.perf_counter()
     naive = [naive_patient(cal) for cal in cals]
     per = (time.perf_counter() - t0) / n
-    gaussian = calibrate_batch(hs, dof=1e9, noise_prior_dof=1e12)
+    gaussian = calibrate_batch(hs, dof=1e9, noise_prior_dof=1e12, empirical_bayes=False)
     theta_gap, path_gap = 0.0, 0.0
     for cal, nv in zip(gaussian, naive, strict=True):
         for var, (theta, _) in nv.items():

@@ -62,9 +62,7 @@ MIN_PAIR_GAP_DAYS = 28.0
 #: Search range of the empirical-Bayes log multipliers (±ln 1000): a numerical guard only, far
 #: outside what the log-normal hyperprior allows.
 _HYPER_LOG_BOUND = math.log(1000.0)
-#: Points per axis of each patient's (noise, walk) grid over ±3 hyperprior SDs (0.25 SD apart).
-_PATIENT_GRID = 25
-#: Variogram pairs evaluated per block on that grid (bounds the memory of a large batch).
+#: Variogram pairs evaluated together on each patient's (noise, walk) grid (bounds the memory).
 _PAIR_CHUNK = 20_000
 
 
@@ -503,53 +501,84 @@ def _neg_log_posterior(
     return nll + 0.5 * (log_k**2 + log_q**2) / tau**2
 
 
-def consecutive_differences(
-    pairs: Sequence[tuple[FloatArray, ...]],
-) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.intp]]:
-    """Squared differences of consecutive readings, their summed variances, gaps and owners.
+@dataclass(frozen=True)
+class Differences:
+    """Variogram pairs of a batch: consecutive readings of each patient.
 
-    Each entry is ``(t, r, s)`` or ``(t, r, s, e)``: days, model-scale residuals, measurement SDs
-    and, optionally, the treatment effect of the mean structure at each reading. A pair across
-    which that effect changes by more than half its measurement SD is left out, because its
-    difference then mostly measures how well the drug catalogue fits this patient, not noise or
-    drift.
-
-    Returns
-    -------
-    d2, s2, gap : ndarray, shape (M,)
-        Squared differences, ``s_i² + s_j²`` (model-scale units²) and gaps (years).
-    owner : ndarray of int, shape (M,)
-        Index of the entry each pair came from.
+    ``d2``, ``s2`` and ``gap`` (shape (M,)) are the squared differences, ``s_i² + s_j²``
+    (model-scale units²) and gaps (years); ``owner`` (shape (M,), ascending) the patient each pair
+    belongs to, of ``n_patients``.
     """
-    d2s, s2s, gaps, owner = [], [], [], []
-    for i, entry in enumerate(pairs):
-        t, r, s = entry[0], entry[1], entry[2]
-        if t.size < 2:
-            continue
-        o = np.argsort(t, kind="stable")
-        pair_s2 = s[o][1:] ** 2 + s[o][:-1] ** 2
-        # readings of the same week share their short-term state, so they understate the
-        # visit-to-visit noise the model means (Muntner 2015 contrasts the two)
-        keep = np.diff(t[o]) >= MIN_PAIR_GAP_DAYS
-        if len(entry) > 3:
-            keep &= np.diff(entry[3][o]) ** 2 <= 0.25 * pair_s2
-        d2s.append((np.diff(r[o]) ** 2)[keep])
-        s2s.append(pair_s2[keep])
-        gaps.append((np.diff(t[o]) / DAYS_PER_YEAR)[keep])
-        owner.append(np.full(int(keep.sum()), i, dtype=np.intp))
-    if not d2s:
+
+    d2: FloatArray
+    s2: FloatArray
+    gap: FloatArray
+    owner: npt.NDArray[np.intp]
+    n_patients: int
+
+
+def padded_differences(
+    t: FloatArray,
+    r: FloatArray,
+    s: FloatArray,
+    use: npt.NDArray[np.bool_],
+    effect: FloatArray | None = None,
+) -> Differences:
+    """Consecutive-reading pairs of a batch held as padded (P, N) arrays.
+
+    ``t`` days, ``r`` model-scale residuals, ``s`` measurement SDs, ``use`` which cells are
+    readings to pair, ``effect`` optionally the treatment effect of the mean structure at each
+    reading. Pairs less than ``MIN_PAIR_GAP_DAYS`` apart are left out: readings of the same week
+    share their short-term state, so they understate the visit-to-visit noise the model means
+    (Muntner 2015 contrasts the two). A pair across which the effect changes by more than half its
+    measurement SD is left out too, because its difference then mostly measures how well the drug
+    catalogue fits this patient, not noise or drift.
+    """
+    n_pat = t.shape[0]
+    if t.shape[1] < 2:
         empty = np.empty(0)
-        return empty, empty, empty, np.empty(0, dtype=np.intp)
-    return (
-        np.concatenate(d2s),
-        np.concatenate(s2s),
-        np.concatenate(gaps),
-        np.concatenate(owner),
+        return Differences(empty, empty, empty, np.empty(0, dtype=np.intp), n_pat)
+    order = np.argsort(np.where(use, t, np.inf), axis=1, kind="stable")
+
+    def sort(a: FloatArray) -> FloatArray:
+        out: FloatArray = np.take_along_axis(a, order, axis=1)
+        return out
+
+    ts, rs, ss = sort(t), sort(r), sort(s)
+    both = np.take_along_axis(use, order, axis=1)
+    dt = np.diff(ts, axis=1)
+    pair_s2 = ss[:, 1:] ** 2 + ss[:, :-1] ** 2
+    keep = both[:, 1:] & both[:, :-1]
+    keep &= np.where(keep, dt, 0.0) >= MIN_PAIR_GAP_DAYS
+    if effect is not None:
+        keep &= np.diff(sort(effect), axis=1) ** 2 <= 0.25 * pair_s2
+    owner = np.nonzero(keep)[0].astype(np.intp)
+    return Differences(
+        d2=(np.diff(rs, axis=1) ** 2)[keep],
+        s2=pair_s2[keep],
+        gap=dt[keep] / DAYS_PER_YEAR,
+        owner=owner,
+        n_patients=n_pat,
     )
 
 
+def consecutive_differences(pairs: Sequence[tuple[FloatArray, ...]]) -> Differences:
+    """``padded_differences`` of per-patient series ``(t, r, s)`` or ``(t, r, s, e)``."""
+    width = max([2, *(entry[0].size for entry in pairs)])
+    n_pat = len(pairs)
+    t, r, s, e = (np.zeros((n_pat, width)) for _ in range(4))
+    use = np.zeros((n_pat, width), dtype=bool)
+    for i, entry in enumerate(pairs):
+        k = entry[0].size
+        t[i, :k], r[i, :k], s[i, :k], use[i, :k] = entry[0], entry[1], entry[2], True
+        if len(entry) > 3:
+            e[i, :k] = entry[3]
+    with_effect = any(len(entry) > 3 for entry in pairs)
+    return padded_differences(t, r, s, use, e if with_effect else None)
+
+
 def estimate_noise_and_walk(
-    pairs: Sequence[tuple[FloatArray, ...]],
+    diffs: Differences,
     *,
     walk_var_prior: float,
     dof: float,
@@ -568,9 +597,8 @@ def estimate_noise_and_walk(
 
     Parameters
     ----------
-    pairs : sequence of (t, r, s)
-        Per patient, reading days (shape (n,)), residuals on the model scale after the mean
-        structure (shape (n,)) and priors.csv measurement SDs (shape (n,)).
+    diffs : Differences
+        The batch's consecutive-reading pairs (``padded_differences``).
     walk_var_prior : float
         priors.csv random-walk variance, model-scale units² per year (> 0).
     dof : float
@@ -588,22 +616,54 @@ def estimate_noise_and_walk(
     validate_hyper("walk_var_prior", walk_var_prior)
     if dof <= 2:
         raise ValueError(f"dof must be > 2, got {dof}")
-    d2, s2, gap, _ = consecutive_differences(pairs)
-    if d2.size == 0:
+    if diffs.d2.size == 0:
         return 1.0, walk_var_prior
     bound = _HYPER_LOG_BOUND
     res = minimize(
         _neg_log_posterior,
         np.zeros(2),
-        args=(d2, s2, gap, walk_var_prior, dof),
+        args=(diffs.d2, diffs.s2, diffs.gap, walk_var_prior, dof),
         method="L-BFGS-B",
         bounds=[(-bound, bound), (-bound, bound)],
     )
     return math.exp(float(res.x[0])), walk_var_prior * math.exp(float(res.x[1]))
 
 
+def _grid_log_posterior(
+    diffs: Differences,
+    dk: FloatArray,
+    dq: FloatArray,
+    *,
+    k_batch: float,
+    walk_var: float,
+    dof: float,
+) -> FloatArray:
+    """Log posterior (P, G) of per-patient offsets ``dk``, ``dq`` (each (P, G), log scale)."""
+    tau = priors()[("all", "hyper_log_sd")]
+    post: FloatArray = -0.5 * (dk**2 + dq**2) / tau**2
+    if diffs.d2.size == 0:
+        return post
+    starts = np.flatnonzero(np.r_[True, np.diff(diffs.owner) > 0])
+    owners = diffs.owner[starts]
+    ends = np.r_[starts[1:], diffs.d2.size]
+    lo = 0
+    while lo < starts.size:
+        # whole patients per block, about _PAIR_CHUNK pairs, so a block reduces to its patients
+        hi = max(lo + 1, int(np.searchsorted(ends, starts[lo] + _PAIR_CHUNK, side="right")))
+        first, stop = int(starts[lo]), int(ends[hi - 1])
+        who = diffs.owner[first:stop]
+        k2 = k_batch**2 * np.exp(2.0 * dk[who])
+        q = walk_var * np.exp(dq[who])
+        d2, s2, gap = (a[first:stop, None] for a in (diffs.d2, diffs.s2, diffs.gap))
+        scale2 = (k2 * s2 + q * gap) * (dof - 2.0) / dof
+        ll = -0.5 * np.log(scale2) - 0.5 * (dof + 1.0) * np.log1p(d2 / (dof * scale2))
+        post[owners[lo:hi]] += np.add.reduceat(ll, starts[lo:hi] - first, axis=0)
+        lo = hi
+    return post
+
+
 def patient_noise_and_walk(
-    pairs: Sequence[tuple[FloatArray, ...]],
+    diffs: Differences,
     *,
     k_batch: float,
     walk_var: float,
@@ -616,13 +676,14 @@ def patient_noise_and_walk(
     priors centred on the batch's ``k`` and ``q`` (log-SD ``hyper_log_sd``). Patients whose
     readings are exactly repeated get little noise and little walk (so their own flat record, not
     the population slope, carries the forecast), patients whose readings scatter get more, and a
-    patient with few readings keeps the batch values. Joint posterior mode on a grid of
-    ``(log k, log q)`` over ±3 prior SDs.
+    patient with few readings keeps the batch values. Joint posterior mode of ``(log k, log q)``
+    over ±3 prior SDs: a coarse grid (half an SD apart), then a fine one (an eighth) around its
+    best point.
 
     Parameters
     ----------
-    pairs : sequence of (t, r, s[, e])
-        As ``estimate_noise_and_walk``; one entry per patient (P in all).
+    diffs : Differences
+        The batch's consecutive-reading pairs (``padded_differences``), P patients.
     k_batch : float
         The batch's noise multiplier (> 0).
     walk_var : float
@@ -640,22 +701,19 @@ def patient_noise_and_walk(
     validate_hyper("k_batch", k_batch)
     validate_hyper("walk_var", walk_var)
     tau = priors()[("all", "hyper_log_sd")]
-    step = np.linspace(-3.0 * tau, 3.0 * tau, _PATIENT_GRID)
-    # grid points (log k offset, log q offset), flattened
-    dk, dq = (g.ravel() for g in np.meshgrid(step, step, indexing="ij"))
-    log_prior = -0.5 * (dk**2 + dq**2) / tau**2
-    post = np.broadcast_to(log_prior, (len(pairs), dk.size)).copy()
-    d2, s2, gap, who = consecutive_differences(pairs)
-    k2 = k_batch**2 * np.exp(2.0 * dk)
-    q = walk_var * np.exp(dq)
-    for lo in range(0, d2.size, _PAIR_CHUNK):
-        sl = slice(lo, lo + _PAIR_CHUNK)
-        scale2 = (k2[None, :] * s2[sl, None] + q[None, :] * gap[sl, None]) * (dof - 2.0) / dof
-        ll = -0.5 * np.log(scale2) - 0.5 * (dof + 1.0) * np.log1p(d2[sl, None] / (dof * scale2))
-        np.add.at(post, who[sl], ll)
-    best = np.argmax(post, axis=1)
-    k_out: FloatArray = k_batch * np.exp(dk[best])
-    q_out: FloatArray = walk_var * np.exp(dq[best])
+    n_pat = diffs.n_patients
+    centre_k, centre_q = np.zeros((n_pat, 1)), np.zeros((n_pat, 1))
+    for step, half_width in ((0.5 * tau, 3.0 * tau), (0.125 * tau, 0.5 * tau)):
+        axis = np.arange(-half_width, half_width + 0.5 * step, step)
+        ok, oq = (g.ravel()[None, :] for g in np.meshgrid(axis, axis, indexing="ij"))
+        dk = np.clip(centre_k + ok, -3.0 * tau, 3.0 * tau)
+        dq = np.clip(centre_q + oq, -3.0 * tau, 3.0 * tau)
+        post = _grid_log_posterior(diffs, dk, dq, k_batch=k_batch, walk_var=walk_var, dof=dof)
+        best = np.argmax(post, axis=1)[:, None]
+        centre_k = np.take_along_axis(dk, best, axis=1)
+        centre_q = np.take_along_axis(dq, best, axis=1)
+    k_out: FloatArray = k_batch * np.exp(centre_k[:, 0])
+    q_out: FloatArray = walk_var * np.exp(centre_q[:, 0])
     return k_out, q_out
 
 
@@ -789,17 +847,14 @@ def calibrate_batch(
                 # drug effects at the population mean response are mean structure, not walk
                 resid = zc - x[:, :, 2]
                 own = (mask > 0) & (flag == 0)
-                series = [
-                    (tt[i, own[i]], resid[i, own[i]], sd[i, own[i]], x[i, own[i], 2])
-                    for i in range(n_pat)
-                ]
+                diffs = padded_differences(tt, resid, sd, own, x[:, :, 2])
                 k_noise, walk_var = estimate_noise_and_walk(
-                    series,
+                    diffs,
                     walk_var_prior=priors()[(var, "rw_var")],
                     dof=dof,
                 )
                 k_each, walk_each = patient_noise_and_walk(
-                    series,
+                    diffs,
                     k_batch=k_noise,
                     walk_var=walk_var,
                     dof=dof,

@@ -177,21 +177,27 @@ def _walk_plus_noise(
 def test_it_recovers_the_noise_and_walk_of_a_simulated_batch_by_empirical_bayes():
     # truth: noise half the stated SD of 10, walk 4x the prior of 9 per year
     pairs = _walk_plus_noise(400, q=36.0, sigma=5.0, seed=1)
-    k, q = calibration.estimate_noise_and_walk(pairs, walk_var_prior=9.0, dof=1e6)
+    k, q = calibration.estimate_noise_and_walk(
+        calibration.consecutive_differences(pairs), walk_var_prior=9.0, dof=1e6
+    )
     assert k == pytest.approx(0.5, rel=0.1)
     assert q == pytest.approx(36.0, rel=0.3)
 
 
 def test_it_keeps_the_documented_hyperparameters_when_the_batch_has_no_pairs():
     single = [(np.array([0.0]), np.array([1.0]), np.array([1.0]))]
-    assert calibration.estimate_noise_and_walk(single, walk_var_prior=9.0, dof=4.0) == (1.0, 9.0)
+    assert calibration.estimate_noise_and_walk(
+        calibration.consecutive_differences(single), walk_var_prior=9.0, dof=4.0
+    ) == (1.0, 9.0)
 
 
 def test_it_gives_repeated_readings_less_noise_than_scattered_ones():
     pairs = _walk_plus_noise(50, q=9.0, sigma=10.0, seed=2)
     pairs[0] = (pairs[0][0], np.full(12, 130.0), pairs[0][2])
     pairs[1] = (pairs[1][0], pairs[1][1] * 3.0, pairs[1][2])
-    k, q = calibration.patient_noise_and_walk(pairs, k_batch=1.0, walk_var=9.0, dof=4.0)
+    k, q = calibration.patient_noise_and_walk(
+        calibration.consecutive_differences(pairs), k_batch=1.0, walk_var=9.0, dof=4.0
+    )
     assert k[0] < 0.5 < 1.5 < k[1]
     assert q[0] < 9.0 <= q[1]
 
@@ -199,7 +205,9 @@ def test_it_gives_repeated_readings_less_noise_than_scattered_ones():
 def test_a_patient_without_pairs_keeps_the_batch_noise_and_walk():
     pairs = _walk_plus_noise(20, q=9.0, sigma=10.0, seed=3)
     pairs.append((np.array([0.0]), np.array([120.0]), np.array([10.0])))
-    k, q = calibration.patient_noise_and_walk(pairs, k_batch=0.8, walk_var=5.0, dof=4.0)
+    k, q = calibration.patient_noise_and_walk(
+        calibration.consecutive_differences(pairs), k_batch=0.8, walk_var=5.0, dof=4.0
+    )
     assert (k[-1], q[-1]) == pytest.approx((0.8, 5.0))
 
 
@@ -216,4 +224,6 @@ def test_a_flat_record_forecasts_flat_despite_the_population_slope():
 
 def test_it_rejects_a_non_positive_walk_variance():
     with pytest.raises(ValueError, match="walk_var_prior"):
-        calibration.estimate_noise_and_walk([], walk_var_prior=0.0, dof=4.0)
+        calibration.estimate_noise_and_walk(
+            calibration.consecutive_differences([]), walk_var_prior=0.0, dof=4.0
+        )
