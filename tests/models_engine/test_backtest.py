@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models_engine.backtest import BACKTEST_VARIABLES, known_at, run_backtest, trend_prediction
+from models_engine.backtest import (
+    BACKTEST_VARIABLES,
+    gain_interval,
+    known_at,
+    run_backtest,
+    trend_prediction,
+)
 from models_engine.history import TreatmentExposure
 from tests.fixtures.twin.factories import make_history
 
@@ -54,12 +60,15 @@ def test_it_beats_carry_forward_on_noisy_readings_and_reports_every_field():
         "rmse_trend",
         "coverage80",
         "coverage95",
+        "gain_low",
+        "gain_high",
     }
     for row in report.values():
         assert fields <= set(row)
     sbp = report["sbp"]
     assert sbp["n"] >= 200
     assert sbp["mae_twin"] < sbp["mae_locf"]
+    assert sbp["gain_low"] < 1 - sbp["mae_twin"] / sbp["mae_locf"] < sbp["gain_high"]
     assert 0.0 <= sbp["coverage80"] <= sbp["coverage95"] <= 1.0
 
 
@@ -76,3 +85,17 @@ def test_it_runs_on_real_synthea_bundles():
     report = run_backtest(hs, holdout_days=365, n_samples=200)
     assert report["sbp"]["n"] >= len(bundles)
     assert all(report["sbp"][k] is not None for k in ("mae_twin", "mae_locf", "coverage80"))
+
+
+def test_the_gain_interval_is_exact_when_every_patient_gains_the_same():
+    locf = [np.array([2.0, -4.0]), np.array([1.0]), np.array([-3.0, 3.0, 1.0])]
+    twin = [0.5 * e for e in locf]
+    assert gain_interval(twin, locf) == pytest.approx((0.5, 0.5))
+
+
+def test_the_gain_interval_widens_when_patients_disagree():
+    rng = np.random.default_rng(4)
+    locf = [rng.normal(size=3) for _ in range(20)]
+    twin = [e * (0.2 if i % 2 else 1.6) for i, e in enumerate(locf)]
+    lo, hi = gain_interval(twin, locf)
+    assert lo < 0.1 < hi and hi - lo > 0.3
