@@ -268,7 +268,7 @@ def _forecast_section(outdir: Path) -> str:
         ax.plot(s.t[recent] / DAYS_PER_YEAR, s.y[recent], "ko", ms=3, label="readings")
         for fc, colour, name in (
             (base, "#3b6ea5", "current care"),
-            (alt, "#c0504d", "+ ARB + metformin"),
+            (alt, "#c0504d", "+ ARB + SGLT2 inhibitor"),
         ):
             v = fc.variables[var]
             yrs = fc.t_days / DAYS_PER_YEAR
@@ -283,6 +283,13 @@ def _forecast_section(outdir: Path) -> str:
     fig.tight_layout()
     fig.savefig(outdir / FORECAST_FIGURE, dpi=110)
     plt.close(fig)
+    a1c = h.observations["hba1c"]
+    last_a1c = float(a1c.y[np.argmax(a1c.t)])
+    one_year = int(np.searchsorted(base.t_days, base.t_days[0] + DAYS_PER_YEAR))
+    a1c_change = float(
+        np.median(alt.variables["hba1c"].true[:, one_year])
+        - np.median(base.variables["hba1c"].true[:, one_year])
+    )
     risk = ""
     outcomes = compare_plans(cal, {"plan": plan}, n_samples=400)
     if np.isfinite(outcomes["plan"].risk_10y):
@@ -296,7 +303,10 @@ def _forecast_section(outdir: Path) -> str:
     return (
         f"### Example forecast\n\nPatient `{h.patient_id[:8]}` ({h.sex}, {h.age_years:.0f} y): "
         "readings of the last six years, then 5-year forecasts for current care and for adding an ARB "
-        "and an SGLT2 inhibitor: median of the true value, and 80 % and 95 % bands for a new reading."
+        "and an SGLT2 inhibitor: median of the true value, and 80 % and 95 % bands for a new reading. "
+        "The glycaemic effect of the SGLT2 inhibitor shrinks with the baseline HbA1c (Sherifali 2010, "
+        f"0.5 points per 1 % of baseline): at this patient's last HbA1c of {last_a1c:.1f} % the plan "
+        f"changes the 1-year median HbA1c by {a1c_change:+.2f} points; its SBP effect adds to the ARB's."
         + risk
         + f"\n\n![example forecast](validation/{FORECAST_FIGURE})\n"
     )
