@@ -19,6 +19,12 @@ from patients import coding
 #: A stopped prescription without an end date (Synthea 2.x writes none) is assumed to have run
 #: until the same ingredient was prescribed again, or for this long: a year's supply, an assumption.
 ASSUMED_COURSE_WITHOUT_END = dt.timedelta(days=365)
+#: FHIR R4 ObservationStatus codes that carry no usable result: nothing measured yet
+#: (registered), aborted (cancelled) or recorded by mistake (entered-in-error). The twin never
+#: calibrates on them.
+NOT_A_RESULT = frozenset({"registered", "cancelled", "entered-in-error"})
+#: Condition verification statuses that mean the patient does not have the condition.
+NOT_A_DIAGNOSIS = frozenset({"refuted", "entered-in-error"})
 
 _TWIN_VARIABLES = (
     "sbp",
@@ -44,6 +50,7 @@ class ObservationPoint:
     effective_at: dt.datetime
     value: float | None
     value_code: str = ""
+    status: str = "final"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class ConditionSpan:
     onset_at: dt.datetime | None
     abatement_at: dt.datetime | None
     clinical_status: str
+    verification_status: str = ""
 
 
 def _days(when: dt.datetime, reference: dt.datetime) -> float:
@@ -134,7 +142,11 @@ def build_history(
 
     ``reference`` (t = 0) defaults to the last observation kept.
     """
-    points = [o for o in observations if cutoff is None or o.effective_at <= cutoff]
+    points = [
+        o
+        for o in observations
+        if (cutoff is None or o.effective_at <= cutoff) and o.status not in NOT_A_RESULT
+    ]
     if reference is None:
         times = [o.effective_at for o in points]
         reference = max(times) if times else (cutoff or dt.datetime.now(dt.UTC))
@@ -158,6 +170,8 @@ def build_history(
 
     diabetes = False
     for c in conditions:
+        if c.verification_status in NOT_A_DIAGNOSIS:
+            continue
         if c.code in coding.CONDITION_GROUPS["type2_diabetes"]:
             began = c.onset_at is None or c.onset_at <= reference
             ended = c.abatement_at is not None and c.abatement_at <= reference

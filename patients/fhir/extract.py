@@ -15,9 +15,12 @@ def history_from_parsed(
 ) -> PatientHistory:
     points: list[ObservationPoint] = []
     for obs in parsed.observations:
-        points.append(ObservationPoint(obs.code, obs.effective_at, obs.value, obs.value_code))
+        points.append(
+            ObservationPoint(obs.code, obs.effective_at, obs.value, obs.value_code, obs.status)
+        )
         points.extend(
-            ObservationPoint(c.code, c.effective_at, c.value, c.value_code) for c in obs.components
+            ObservationPoint(c.code, c.effective_at, c.value, c.value_code, obs.status)
+            for c in obs.components
         )
     return build_history(
         patient_id=parsed.patient.fhir_id,
@@ -29,7 +32,9 @@ def history_from_parsed(
             for m in parsed.medications
         ],
         conditions=[
-            ConditionSpan(c.code, c.onset_at, c.abatement_at, c.clinical_status)
+            ConditionSpan(
+                c.code, c.onset_at, c.abatement_at, c.clinical_status, c.verification_status
+            )
             for c in parsed.conditions
         ],
         race=parsed.patient.race,

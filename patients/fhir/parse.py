@@ -35,6 +35,29 @@ IMPORTED_TYPES = (
 SOURCE_TAG_SYSTEM = "https://twinportal.example.org/fhir/observation-source"
 _SOURCE_FROM_TAG = {"home-device": "home_device", "clinic": "clinic", "import": "import"}
 MAX_PROBLEMS = 50
+#: Codes of the FHIR R4 elements with a *required* binding that TwinPortal reads
+#: (hl7.org/fhir/R4: ObservationStatus, EncounterStatus, condition-clinical, condition-ver-status,
+#: medicationrequest-status); any other code is a schema violation of the bundle.
+REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
+    ("Observation", "status"): frozenset(
+        {"registered", "preliminary", "final", "amended", "corrected", "cancelled"}
+        | {"entered-in-error", "unknown"}
+    ),
+    ("Encounter", "status"): frozenset(
+        {"planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled"}
+        | {"entered-in-error", "unknown"}
+    ),
+    ("Condition", "clinicalStatus"): frozenset(
+        {"active", "recurrence", "relapse", "inactive", "remission", "resolved"}
+    ),
+    ("Condition", "verificationStatus"): frozenset(
+        {"unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"}
+    ),
+    ("MedicationRequest", "status"): frozenset(
+        {"active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft"}
+        | {"unknown"}
+    ),
+}
 #: Clock skew tolerated before a time counts as "in the future".
 FUTURE_TOLERANCE = dt.timedelta(days=1)
 
@@ -280,6 +303,13 @@ class _Parser:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(entry, rtype, fld, message))
 
+    def bound_code(self, entry: int, rtype: str, fld: str, value: str) -> str:
+        """``value`` if it is in the required value set of ``rtype.fld`` (or empty), else a problem."""
+        allowed = REQUIRED_CODES[(rtype, fld)]
+        if value and value not in allowed:
+            self.problem(entry, rtype, fld, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+        return value
+
     def date(
         self, entry: int, rtype: str, fld: str, value: Any, *, future_ok: bool = False
     ) -> dt.datetime | None:
@@ -502,7 +532,7 @@ class _Parser:
         )
         return EncounterRec(
             fhir_id=str(res["id"]),
-            status=str(res.get("status", "")),
+            status=self.bound_code(index, "Encounter", "status", str(res.get("status", ""))),
             class_code=str((res.get("class") or {}).get("code", "")),
             type_code=str(type_coding.get("code", "")),
             type_display=str(type_coding.get("display", "")),
@@ -559,7 +589,7 @@ class _Parser:
             code=code,
             display=str(code_c.get("display") or (res.get("code") or {}).get("text", "")),
             category=str(_coding(_first(res.get("category"))).get("code", "")),
-            status=str(res.get("status", "")),
+            status=self.bound_code(index, "Observation", "status", str(res.get("status", ""))),
             effective_at=effective_at,
             issued_at=self.date(index, "Observation", "issued", res.get("issued"), future_ok=True),
             source=source,
@@ -619,8 +649,18 @@ class _Parser:
             fhir_id=str(res["id"]),
             code=str(c.get("code", "")),
             display=str(c.get("display") or (res.get("code") or {}).get("text", "")),
-            clinical_status=str(_coding(res.get("clinicalStatus")).get("code", "")),
-            verification_status=str(_coding(res.get("verificationStatus")).get("code", "")),
+            clinical_status=self.bound_code(
+                index,
+                "Condition",
+                "clinicalStatus",
+                str(_coding(res.get("clinicalStatus")).get("code", "")),
+            ),
+            verification_status=self.bound_code(
+                index,
+                "Condition",
+                "verificationStatus",
+                str(_coding(res.get("verificationStatus")).get("code", "")),
+            ),
             onset_at=self.date(index, "Condition", "onsetDateTime", onset),
             abatement_at=self.date(index, "Condition", "abatementDateTime", abatement),
             recorded_at=self.date(index, "Condition", "recordedDate", res.get("recordedDate")),
@@ -698,7 +738,9 @@ class _Parser:
             start=start,
             stop=stop,
             authored_on=authored,
-            status=str(res.get("status", "unknown")),
+            status=self.bound_code(
+                index, "MedicationRequest", "status", str(res.get("status", "unknown"))
+            ),
             treatment_class=first.treatment_class if first else "",
             statin_intensity=first.statin_intensity if first else "",
             dose_multiple=first.dose_multiple if first else None,

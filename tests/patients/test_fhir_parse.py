@@ -152,3 +152,42 @@ def test_it_lists_several_problems_at_once() -> None:
     assert len(problems_of(dumps(b))) == 1  # schema problems stop before mapping
     b["entry"][bp_index(b)]["resource"]["status"] = "final"
     assert len(problems_of(dumps(b))) == 1
+
+
+@pytest.mark.parametrize(
+    ("rtype", "field", "path"),
+    [
+        ("Observation", "status", ("status",)),
+        ("Encounter", "status", ("status",)),
+        ("MedicationRequest", "status", ("status",)),
+        ("Condition", "clinicalStatus", ("clinicalStatus", "coding", 0, "code")),
+    ],
+)
+def test_it_refuses_a_code_outside_a_required_value_set(rtype, field, path) -> None:
+    b = load()
+    i = first_index(b, rtype)
+    holder = b["entry"][i]["resource"]
+    for key in path[:-1]:
+        holder = holder[key]
+    holder[path[-1]] = "bogus"
+    (message,) = problems_of(dumps(b))
+    assert message.startswith(f"entry {i} ({rtype}), field {field}: 'bogus' is not one of")
+
+
+def test_the_twin_ignores_readings_entered_in_error_and_refuted_diagnoses() -> None:
+    from patients.fhir.extract import history_from_bundle
+
+    b = load(bundles.FIXTURES / "Emery_Purdy_298c62e6-b204-4a14-8e21-73d5be0ce22e.json")
+    clean = history_from_bundle(copy.deepcopy(b))
+    assert clean.diabetes is True
+    i = weight_index(b)
+    b["entry"][i]["resource"]["status"] = "entered-in-error"
+    b["entry"][i]["resource"]["valueQuantity"]["value"] = 250.0
+    for e in b["entry"]:
+        r = e["resource"]
+        if r["resourceType"] == "Condition":
+            r["verificationStatus"] = {"coding": [{"code": "refuted"}]}
+    h = history_from_bundle(b)
+    assert h.observations["weight"].y.size == clean.observations["weight"].y.size - 1
+    assert 250.0 not in h.observations["weight"].y
+    assert h.diabetes is False
