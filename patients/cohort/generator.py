@@ -2298,7 +2298,8 @@ class _BundleWriter:
         date = sim._date(visit.day)
         sbp_text = visit.sbp
         if rng.random() < parameters()["p_note_transcription_slip"]:
-            sbp_text = visit.sbp + rng.choice((-10, 10))
+            # a wrong tens digit: 10 mmHg off stays within the summariser's tolerance, 20 does not
+            sbp_text = visit.sbp + rng.choice((-20, -10, 10, 20))
         wv, wu = convert("weight", visit.weight, visit.weight_lb)
         bmi = round(visit.weight / (person.height_cm / 100) ** 2, 1)
         labs = [
