@@ -7,7 +7,6 @@ Run: ``.venv/bin/python -m bench.validation``. Each module ``bench/validation_pa
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ def build(docs: Path = DOCS) -> Path:
         print(f"validation: {name} done in {time.perf_counter() - t0:.1f} s")
     text = (
         HEADER
-        + f"\n_Built {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine_line()}._\n\n"
+        + f"\n_Built {machine_line()}._\n\n"
         + "\n\n".join(sections)
         + "\n"
     )
