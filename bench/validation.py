@@ -39,12 +39,7 @@ def build(docs: Path = DOCS) -> Path:
         t0 = time.perf_counter()
         sections.append(module.section(outdir).strip())
         print(f"validation: {name} done in {time.perf_counter() - t0:.1f} s")
-    text = (
-        HEADER
-        + f"\n_Built {machine_line()}._\n\n"
-        + "\n\n".join(sections)
-        + "\n"
-    )
+    text = HEADER + f"\n_Built {machine_line()}._\n\n" + "\n\n".join(sections) + "\n"
     path = docs / "validation.md"
     path.write_text(text, encoding="utf-8")
     return path

@@ -117,7 +117,7 @@ class Encounter(models.Model):
     status = models.CharField(max_length=20, default="finished")
     class_code = models.CharField(max_length=20, blank=True)
     type_code = models.CharField(max_length=40, blank=True)
-    type_display = models.CharField(max_length=255, blank=True)
+    type_display = models.TextField(blank=True)
     start = models.DateTimeField()
     end = models.DateTimeField(null=True, blank=True)
     practitioner = models.CharField(
@@ -145,13 +145,14 @@ class Observation(models.Model):
         IMPORT = "import", "Import"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="observations")
-    fhir_id = models.CharField(max_length=64, unique=True, default=new_fhir_id)
+    # a component row's id is its panel's FHIR id (up to 64 characters) plus "#<index>"
+    fhir_id = models.CharField(max_length=72, unique=True, default=new_fhir_id)
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="components"
     )
     component_index = models.PositiveSmallIntegerField(null=True, blank=True)
     code = models.CharField("LOINC code", max_length=20)
-    display = models.CharField(max_length=255, blank=True)
+    display = models.TextField(blank=True)
     category = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=20, default="final")
     value = models.FloatField(null=True, blank=True, help_text="In the canonical unit of the code.")
@@ -160,7 +161,7 @@ class Observation(models.Model):
     original_unit = models.CharField(max_length=40, blank=True)
     value_code = models.CharField(max_length=40, blank=True)
     value_code_system = models.CharField(max_length=255, blank=True)
-    value_display = models.CharField(max_length=255, blank=True)
+    value_display = models.TextField(blank=True)
     value_string = models.TextField(blank=True)
     effective_at = models.DateTimeField()
     issued_at = models.DateTimeField(null=True, blank=True)
@@ -194,7 +195,7 @@ class Condition(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="conditions")
     fhir_id = models.CharField(max_length=64, unique=True, default=new_fhir_id)
     code = models.CharField("SNOMED CT code", max_length=40)
-    display = models.CharField(max_length=255, blank=True)
+    display = models.TextField(blank=True)
     clinical_status = models.CharField(max_length=20, default="active")
     verification_status = models.CharField(max_length=20, blank=True)
     onset_at = models.DateTimeField(null=True, blank=True)
@@ -275,7 +276,7 @@ class Medication(models.Model):
     frequency = models.CharField(
         max_length=80, blank=True, help_text="E.g. 'once daily', '2 per 1 d'."
     )
-    dosage_text = models.CharField(max_length=255, blank=True)
+    dosage_text = models.TextField(blank=True)
     start = models.DateTimeField(null=True, blank=True)
     stop = models.DateTimeField(null=True, blank=True)
     authored_on = models.DateTimeField(null=True, blank=True)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.db import models, transaction
+from django.db import DataError, models, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -307,6 +307,11 @@ def bundle_import(
     except ImportConflictError as exc:
         _record_failure(batch, [Problem(None, "", "id", str(exc)).as_dict()])
         raise BundleError([Problem(None, "", "id", str(exc))]) from exc
+    except DataError as exc:
+        # the parser checks every length and range it knows of; this is the last line of defence
+        problem = Problem(None, "", "(database)", f"the database refused a value: {exc}".strip())
+        _record_failure(batch, [problem.as_dict()])
+        raise BundleError([problem]) from exc
     logger.info(
         "bundle imported",
         extra={"import_batch": batch.pk, "status": batch.status, "sha256": sha, "channel": channel},

@@ -58,6 +58,61 @@ REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
         | {"unknown"}
     ),
 }
+#: Longest value each stored code or name may have, with the FHIR path a problem names. They are
+#: the column widths of ``patients.models`` (a test keeps the two equal); free text (displays,
+#: dosage text, note text) has no limit.
+FIELD_LIMITS: dict[str, dict[str, tuple[int, str]]] = {
+    "Patient": {
+        "fhir_id": (64, "id"),
+        "mrn": (64, "identifier.value"),
+        "mrn_system": (255, "identifier.system"),
+        "given_name": (120, "name.given"),
+        "family_name": (120, "name.family"),
+        "race": (80, "extension(us-core-race)"),
+        "ethnicity": (80, "extension(us-core-ethnicity)"),
+    },
+    "Encounter": {
+        "fhir_id": (64, "id"),
+        "status": (20, "status"),
+        "class_code": (20, "class.code"),
+        "type_code": (40, "type[0].coding[0].code"),
+        "practitioner": (255, "participant[0].individual"),
+    },
+    "Observation": {
+        "fhir_id": (72, "id"),
+        "code": (20, "code.coding[0].code"),
+        "category": (40, "category[0].coding[0].code"),
+        "status": (20, "status"),
+        "unit": (40, "valueQuantity.code"),
+        "original_unit": (40, "valueQuantity.code"),
+        "value_code": (40, "valueCodeableConcept.coding[0].code"),
+        "value_code_system": (255, "valueCodeableConcept.coding[0].system"),
+    },
+    "Condition": {
+        "fhir_id": (64, "id"),
+        "code": (40, "code.coding[0].code"),
+        "clinical_status": (20, "clinicalStatus"),
+        "verification_status": (20, "verificationStatus"),
+    },
+    "MedicationRequest": {
+        "fhir_id": (64, "id"),
+        "rxnorm_code": (20, "medicationCodeableConcept.coding[0].code"),
+        "name": (255, "medicationCodeableConcept.text"),
+        "dose_unit": (40, "dosageInstruction[0].doseAndRate[0].doseQuantity.unit"),
+        "frequency": (80, "dosageInstruction[0].timing.repeat"),
+        "status": (20, "status"),
+        "requester": (255, "requester"),
+    },
+    "DocumentReference": {
+        "fhir_id": (64, "id"),
+        "author_name": (200, "author"),
+        "author_role": (120, "author(PractitionerRole).code"),
+        "author_reference": (120, "author.reference"),
+        "note_type_code": (20, "type.coding[0].code"),
+        "note_type": (120, "type.coding[0].display"),
+        "title": (255, "description"),
+    },
+}
 #: Clock skew tolerated before a time counts as "in the future".
 FUTURE_TOLERANCE = dt.timedelta(days=1)
 
@@ -345,7 +400,7 @@ class _Parser:
             rtype = str(resource.get("resourceType", ""))
             try:
                 model = get_fhir_model_class(rtype)
-            except KeyError:
+            except (KeyError, ValueError):
                 self.problem(
                     index, rtype, "resourceType", f"unknown FHIR R4 resource type {rtype!r}"
                 )
@@ -357,6 +412,16 @@ class _Parser:
                     for err in exc.errors()[:5]:
                         loc = ".".join(str(p) for p in err["loc"]) or "(resource)"
                         self.problem(index, rtype, loc, err["msg"])
+                    continue
+                except (KeyError, TypeError, ValueError) as exc:
+                    # the R4B models raise these (not ValidationError) for a contained resource
+                    # whose resourceType is not a FHIR type
+                    self.problem(
+                        index,
+                        rtype,
+                        "contained",
+                        f"not a valid {rtype}: {exc.__class__.__name__} {exc}",
+                    )
                     continue
             if rtype in IMPORTED_TYPES and not resource.get("id"):
                 self.problem(
@@ -393,7 +458,7 @@ class _Parser:
                 ]
             )
         p_index, p_res = patients[0]
-        patient = self.patient(p_index, p_res)
+        patient = self.check_lengths(p_index, "Patient", self.patient(p_index, p_res))
         patient_refs = {ref for ref, (_i, r) in self.by_ref.items() if r is p_res}
 
         parsed = ParsedBundle(self.sha256, patient, [], [], [], [], [], dict(counts))
@@ -411,15 +476,25 @@ class _Parser:
                 )
                 continue
             if rtype == "Encounter":
-                self.append(parsed.encounters, self.encounter(index, res))
+                self.append(
+                    parsed.encounters, self.check_lengths(index, rtype, self.encounter(index, res))
+                )
             elif rtype == "Observation":
-                self.append(parsed.observations, self.observation(index, res))
+                self.append(
+                    parsed.observations,
+                    self.check_lengths(index, rtype, self.observation(index, res)),
+                )
             elif rtype == "Condition":
-                self.append(parsed.conditions, self.condition(index, res))
+                self.append(
+                    parsed.conditions, self.check_lengths(index, rtype, self.condition(index, res))
+                )
             elif rtype == "MedicationRequest":
-                self.append(parsed.medications, self.medication(index, res))
+                self.append(
+                    parsed.medications,
+                    self.check_lengths(index, rtype, self.medication(index, res)),
+                )
             elif rtype == "DocumentReference":
-                self.append(parsed.notes, self.note(index, res))
+                self.append(parsed.notes, self.check_lengths(index, rtype, self.note(index, res)))
         if self.problems:
             raise BundleError(self.problems)
         return parsed
@@ -428,6 +503,20 @@ class _Parser:
     def append(target: list[Any], item: Any) -> None:
         if item is not None:
             target.append(item)
+
+    def check_lengths(self, index: int, rtype: str, rec: Any) -> Any:
+        """Report every code or name of ``rec`` longer than its column (``FIELD_LIMITS``)."""
+        if rec is None:
+            return None
+        for attr, (limit, path) in FIELD_LIMITS[rtype].items():
+            value = getattr(rec, attr)
+            if isinstance(value, str) and len(value) > limit:
+                self.problem(
+                    index, rtype, path, f"{value[:40]!r}… is longer than {limit} characters"
+                )
+        for component in getattr(rec, "components", ()):
+            self.check_lengths(index, rtype, component)
+        return rec
 
     def ref_id(self, reference: Any) -> str | None:
         """The ``id`` of the resource a reference points to, when it is in the bundle."""
@@ -625,20 +714,19 @@ class _Parser:
     def value(
         self, index: int, code: str, prefix: str, holder: dict[str, Any], rec: ObservationRec
     ) -> None:
-        if "valueQuantity" in holder:
-            self.quantity(index, code, f"{prefix}valueQuantity", holder["valueQuantity"], rec)
-        elif "valueCodeableConcept" in holder:
-            c = _coding(holder["valueCodeableConcept"])
+        quantity, concept = holder.get("valueQuantity"), holder.get("valueCodeableConcept")
+        if isinstance(quantity, dict):
+            self.quantity(index, code, f"{prefix}valueQuantity", quantity, rec)
+        elif isinstance(concept, dict):
+            c = _coding(concept)
             rec.value_code = str(c.get("code", ""))
             rec.value_code_system = str(c.get("system", ""))
-            rec.value_display = str(
-                c.get("display") or holder["valueCodeableConcept"].get("text", "")
-            )
-        elif "valueString" in holder:
+            rec.value_display = str(c.get("display") or concept.get("text", ""))
+        elif holder.get("valueString") is not None:
             rec.value_string = str(holder["valueString"])
         else:
             for key in ("valueInteger", "valueBoolean", "valueDateTime"):
-                if key in holder:
+                if holder.get(key) is not None:
                     rec.value_string = str(holder[key])
 
     def condition(self, index: int, res: dict[str, Any]) -> ConditionRec:

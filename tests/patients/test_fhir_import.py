@@ -193,3 +193,50 @@ def test_a_signed_note_cannot_be_changed_by_a_later_bundle() -> None:
     with pytest.raises(BundleError, match="signed note"):
         bundle_import(raw=dumps(changed), channel="command")
     assert ClinicalNote.objects.get().text == "Original text."
+
+
+def test_the_parsers_length_limits_are_the_columns_widths() -> None:
+    from patients.fhir.parse import FIELD_LIMITS
+
+    models_by_type = {
+        "Patient": Patient,
+        "Encounter": Encounter,
+        "Observation": Observation,
+        "Condition": Condition,
+        "MedicationRequest": Medication,
+        "DocumentReference": ClinicalNote,
+    }
+    for rtype, limits in FIELD_LIMITS.items():
+        model = models_by_type[rtype]
+        for attr, (limit, _path) in limits.items():
+            assert model._meta.get_field(attr).max_length == limit, (rtype, attr)
+        # every other bounded column holds a value the parser chooses from a fixed set
+        bounded = {
+            f.name
+            for f in model._meta.get_fields()
+            if getattr(f, "max_length", None) and f.get_internal_type() == "CharField"
+        }
+        assert bounded - set(limits) <= {"sex", "source", "treatment_class", "statin_intensity"} | {
+            "status"
+        }, rtype
+
+
+def test_long_descriptions_import_and_an_over_long_code_is_refused_by_entry() -> None:
+    b = load()
+    i = bp_index(b)
+    b["entry"][i]["resource"]["code"]["text"] = "a very long description " * 30
+    b["entry"][i]["resource"]["code"]["coding"][0]["display"] = "long display " * 40
+    bundle_import(raw=dumps(b), channel=ImportBatch.Channel.COMMAND)
+    obs = Observation.objects.get(fhir_id=b["entry"][i]["resource"]["id"])
+    assert len(obs.display) > 255
+
+    before = record_counts()
+    bad = load()
+    bad["entry"][i]["resource"]["code"]["coding"][0]["code"] = "X" * 30
+    with pytest.raises(BundleError) as caught:
+        bundle_import(raw=dumps(bad), channel=ImportBatch.Channel.COMMAND)
+    assert str(caught.value.problems[0]).startswith(
+        f"entry {i} (Observation), field code.coding[0].code:"
+    )
+    assert "longer than 20 characters" in str(caught.value)
+    assert record_counts() == before
