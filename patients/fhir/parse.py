@@ -332,9 +332,16 @@ def _first(items: Any) -> Any:
     return items[0] if isinstance(items, list) and items else None
 
 
+def _text(holder: Any, key: str) -> str:
+    """``holder[key]`` as text; "" when the element is absent or null."""
+    value = holder.get(key) if isinstance(holder, dict) else None
+    return "" if value is None else str(value)
+
+
 def _coding(concept: Any, system: str | None = None) -> dict[str, Any]:
     """The first coding of a CodeableConcept, preferring ``system``."""
-    codings = (concept or {}).get("coding") or []
+    raw = concept.get("coding") if isinstance(concept, dict) else None
+    codings = [c for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
     if system:
         for c in codings:
             if c.get("system") == system:
@@ -384,7 +391,7 @@ class _Parser:
         b = self.bundle
         if b.get("resourceType") != "Bundle":
             raise BundleError(
-                [Problem(None, str(b.get("resourceType", "")), "resourceType", "must be 'Bundle'")]
+                [Problem(None, _text(b, "resourceType"), "resourceType", "must be 'Bundle'")]
             )
         entries = b.get("entry")
         if not isinstance(entries, list) or not entries:
@@ -397,7 +404,7 @@ class _Parser:
             if not isinstance(resource, dict):
                 self.problem(index, "", "resource", "entry has no resource")
                 continue
-            rtype = str(resource.get("resourceType", ""))
+            rtype = _text(resource, "resourceType")
             try:
                 model = get_fhir_model_class(rtype)
             except (KeyError, ValueError):
@@ -548,14 +555,14 @@ class _Parser:
         text = name.get("text") or " ".join(
             [*(name.get("prefix") or []), *(name.get("given") or []), name.get("family", "")]
         )
-        return (text.strip(), role, str(res.get("id", "")))
+        return (text.strip(), role, _text(res, "id"))
 
     # -- resources ----------------------------------------------------------------------------------
     def patient(self, index: int, res: dict[str, Any]) -> PatientRec:
         mrn, mrn_system = "", ""
         for ident in res.get("identifier") or []:
             if _coding(ident.get("type")).get("code") == "MR":
-                mrn, mrn_system = str(ident.get("value", "")), str(ident.get("system", ""))
+                mrn, mrn_system = _text(ident, "value"), _text(ident, "system")
                 break
         if not mrn:
             mrn = str(res.get("id") or "")
@@ -576,12 +583,12 @@ class _Parser:
             birth_date = parsed.date() if parsed else None
         race = ethnicity = ""
         for ext in res.get("extension") or []:
-            url = ext.get("url", "")
+            url = str(ext.get("url") or "")
             if url.endswith("us-core-race") or url.endswith("us-core-ethnicity"):
                 text = next(
                     (
-                        e.get("valueString", "")
-                        for e in ext.get("extension", [])
+                        str(e.get("valueString") or "")
+                        for e in ext.get("extension") or []
                         if e.get("url") == "text"
                     ),
                     "",
@@ -598,7 +605,7 @@ class _Parser:
             mrn=mrn,
             mrn_system=mrn_system,
             given_name=" ".join(name.get("given") or []),
-            family_name=str(name.get("family", "")),
+            family_name=_text(name, "family"),
             sex=res.get("gender") or "unknown",
             birth_date=birth_date,
             deceased_at=self.date(
@@ -621,10 +628,10 @@ class _Parser:
         )
         return EncounterRec(
             fhir_id=str(res["id"]),
-            status=self.bound_code(index, "Encounter", "status", str(res.get("status", ""))),
-            class_code=str((res.get("class") or {}).get("code", "")),
-            type_code=str(type_coding.get("code", "")),
-            type_display=str(type_coding.get("display", "")),
+            status=self.bound_code(index, "Encounter", "status", _text(res, "status")),
+            class_code=_text(res.get("class"), "code"),
+            type_code=_text(type_coding, "code"),
+            type_display=_text(type_coding, "display"),
             start=start,
             end=self.date(index, "Encounter", "period.end", period.get("end")),
             practitioner=name,
@@ -658,7 +665,7 @@ class _Parser:
 
     def observation(self, index: int, res: dict[str, Any]) -> ObservationRec | None:
         code_c = _coding(res.get("code"), coding.LOINC)
-        code = str(code_c.get("code", ""))
+        code = _text(code_c, "code")
         effective = (
             res.get("effectiveDateTime")
             or (res.get("effectivePeriod") or {}).get("start")
@@ -676,9 +683,9 @@ class _Parser:
         rec = ObservationRec(
             fhir_id=str(res["id"]),
             code=code,
-            display=str(code_c.get("display") or (res.get("code") or {}).get("text", "")),
-            category=str(_coding(_first(res.get("category"))).get("code", "")),
-            status=self.bound_code(index, "Observation", "status", str(res.get("status", ""))),
+            display=_text(code_c, "display") or _text(res.get("code"), "text"),
+            category=_text(_coding(_first(res.get("category"))), "code"),
+            status=self.bound_code(index, "Observation", "status", _text(res, "status")),
             effective_at=effective_at,
             issued_at=self.date(index, "Observation", "issued", res.get("issued"), future_ok=True),
             source=source,
@@ -689,8 +696,8 @@ class _Parser:
             c_code = _coding(comp.get("code"), coding.LOINC)
             child = ObservationRec(
                 fhir_id=f"{rec.fhir_id}#{c_index}",
-                code=str(c_code.get("code", "")),
-                display=str(c_code.get("display", "")),
+                code=_text(c_code, "code"),
+                display=_text(c_code, "display"),
                 category=rec.category,
                 status=rec.status,
                 effective_at=effective_at,
@@ -719,9 +726,9 @@ class _Parser:
             self.quantity(index, code, f"{prefix}valueQuantity", quantity, rec)
         elif isinstance(concept, dict):
             c = _coding(concept)
-            rec.value_code = str(c.get("code", ""))
-            rec.value_code_system = str(c.get("system", ""))
-            rec.value_display = str(c.get("display") or concept.get("text", ""))
+            rec.value_code = _text(c, "code")
+            rec.value_code_system = _text(c, "system")
+            rec.value_display = _text(c, "display") or _text(concept, "text")
         elif holder.get("valueString") is not None:
             rec.value_string = str(holder["valueString"])
         else:
@@ -735,19 +742,19 @@ class _Parser:
         abatement = res.get("abatementDateTime") or (res.get("abatementPeriod") or {}).get("start")
         rec = ConditionRec(
             fhir_id=str(res["id"]),
-            code=str(c.get("code", "")),
-            display=str(c.get("display") or (res.get("code") or {}).get("text", "")),
+            code=_text(c, "code"),
+            display=_text(c, "display") or _text(res.get("code"), "text"),
             clinical_status=self.bound_code(
                 index,
                 "Condition",
                 "clinicalStatus",
-                str(_coding(res.get("clinicalStatus")).get("code", "")),
+                _text(_coding(res.get("clinicalStatus")), "code"),
             ),
             verification_status=self.bound_code(
                 index,
                 "Condition",
                 "verificationStatus",
-                str(_coding(res.get("verificationStatus")).get("code", "")),
+                _text(_coding(res.get("verificationStatus")), "code"),
             ),
             onset_at=self.date(index, "Condition", "onsetDateTime", onset),
             abatement_at=self.date(index, "Condition", "abatementDateTime", abatement),
@@ -817,12 +824,12 @@ class _Parser:
         )
         return MedicationRec(
             fhir_id=str(res["id"]),
-            rxnorm_code=str(c.get("code", "")),
+            rxnorm_code=_text(c, "code"),
             name=name,
             dose_value=float(dose["value"]) if dose.get("value") is not None else None,
             dose_unit=str(dose.get("unit") or dose.get("code") or ""),
             frequency=frequency,
-            dosage_text=str(dosage.get("text", "")),
+            dosage_text=_text(dosage, "text"),
             start=start,
             stop=stop,
             authored_on=authored,
@@ -895,9 +902,9 @@ class _Parser:
             author_role=role,
             author_reference=practitioner_id,
             written_at=written,
-            note_type_code=str(type_c.get("code", "")),
-            note_type=str(type_c.get("display") or (res.get("type") or {}).get("text", "")),
-            title=str(attachment.get("title", "")),
+            note_type_code=_text(type_c, "code"),
+            note_type=_text(type_c, "display") or _text(res.get("type"), "text"),
+            title=_text(attachment, "title"),
             text=text,
             status="draft" if res.get("docStatus") == "preliminary" else "signed",
             encounter_id=self.ref_id(encounter_ref.get("reference")),

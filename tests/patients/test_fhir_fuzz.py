@@ -56,3 +56,19 @@ def test_an_entry_with_a_bad_resource_type_is_named(resource_type: Any) -> None:
     with pytest.raises(BundleError) as caught:
         parse_bundle(dumps(bundle))
     assert str(caught.value.problems[0]).startswith("entry 3")
+
+
+def test_null_elements_read_as_absent_not_as_the_text_none() -> None:
+    bundle = load()
+    patient = next(
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
+    for ext in patient.get("extension", []):
+        ext["extension"] = None
+    encounter = next(
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    )
+    encounter["class"]["code"] = None
+    parsed = parse_bundle(dumps(bundle), validate=False)
+    assert parsed.patient.race == ""
+    assert parsed.encounters[0].class_code == ""
