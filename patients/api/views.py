@@ -9,7 +9,12 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -72,6 +77,34 @@ class ObservationOutput(serializers.ModelSerializer[Observation]):
         ]
 
 
+ErrorOutput = inline_serializer("Error", fields={"detail": serializers.CharField()})
+FieldErrors = inline_serializer(
+    "FieldErrors",
+    fields={"code": serializers.ListField(child=serializers.CharField(), required=False)},
+)
+#: Responses every authenticated endpoint can give besides its own.
+COMMON_ERRORS: dict[int, Any] = {
+    401: OpenApiResponse(ErrorOutput, description="No or invalid credentials"),
+    403: OpenApiResponse(ErrorOutput, description="Authenticated but not allowed"),
+}
+NOT_FOUND = OpenApiResponse(
+    ErrorOutput, description="No such patient on the caller's care teams (never a 403)"
+)
+
+
+def _page(name: str, item: type[serializers.Serializer[Any]]) -> Any:
+    """The schema of one ``LimitOffsetPagination`` page of ``item``."""
+    return inline_serializer(
+        name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item(many=True),
+        },
+    )
+
+
 class PatientListApi(APIView):
     class Pagination(LimitOffsetPagination):
         default_limit = 100
@@ -81,7 +114,8 @@ class PatientListApi(APIView):
         parameters=[
             OpenApiParameter("search", str, description="Family or given name, or exact MRN")
         ],
-        responses=PatientOutput(many=True),
+        operation_id="patients_list",
+        responses={200: _page("PatientPage", PatientOutput), **COMMON_ERRORS},
         summary="Patients on the caller's care teams",
     )
     def get(self, request: Request) -> Response:
@@ -95,7 +129,9 @@ class PatientListApi(APIView):
 
 class PatientDetailApi(APIView):
     @extend_schema(
-        responses=PatientOutput, summary="One patient (404 outside the caller's care teams)"
+        operation_id="patients_retrieve",
+        responses={200: PatientOutput, 404: NOT_FOUND, **COMMON_ERRORS},
+        summary="One patient (404 outside the caller's care teams)",
     )
     def get(self, request: Request, patient_id: int) -> Response:
         return Response(PatientOutput(_patient_or_404(request, patient_id)).data)
@@ -109,10 +145,21 @@ class PatientObservationsApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "code", str, required=True, description="LOINC code, e.g. 8480-6 for systolic BP"
+                "code",
+                str,
+                required=True,
+                allow_blank=False,
+                pattern=r"\S",
+                description="LOINC code, e.g. 8480-6 for systolic BP",
             )
         ],
-        responses=ObservationOutput(many=True),
+        operation_id="patient_observations_list",
+        responses={
+            200: _page("ObservationPage", ObservationOutput),
+            400: OpenApiResponse(FieldErrors, description="The code parameter is missing"),
+            404: NOT_FOUND,
+            **COMMON_ERRORS,
+        },
         summary="One patient's readings of one LOINC code, oldest first",
     )
     def get(self, request: Request, patient_id: int) -> Response:
@@ -129,7 +176,12 @@ class PatientObservationsApi(APIView):
 
 class PatientExportApi(APIView):
     @extend_schema(
-        responses={(200, "application/fhir+json"): OpenApiTypes.OBJECT},
+        operation_id="patient_fhir_export",
+        responses={
+            (200, "application/fhir+json"): OpenApiTypes.OBJECT,
+            404: NOT_FOUND,
+            **COMMON_ERRORS,
+        },
         summary="The patient's whole record as a FHIR R4 Bundle",
     )
     def get(self, request: Request, patient_id: int) -> Response:
@@ -150,15 +202,39 @@ class _RawFhirJSONParser(_RawJSONParser):
     media_type = "application/fhir+json"
 
 
-ImportProblem = inline_serializer(
-    "ImportProblem",
-    fields={
-        "entry": serializers.IntegerField(allow_null=True),
-        "resource_type": serializers.CharField(),
-        "field": serializers.CharField(),
-        "message": serializers.CharField(),
+class ImportProblem(serializers.Serializer[Any]):
+    entry = serializers.IntegerField(allow_null=True, help_text="Index in Bundle.entry, if any")
+    resource_type = serializers.CharField()
+    field = serializers.CharField(help_text="FHIR path of the offending element")
+    message = serializers.CharField()
+
+
+#: The shape of what the endpoint accepts; full FHIR R4 validity is checked on import.
+BUNDLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A FHIR R4 Bundle holding one Patient and that patient's resources.",
+    "required": ["resourceType", "entry"],
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["Bundle"]},
+        "type": {"type": "string", "example": "transaction"},
+        "entry": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["resource"],
+                "properties": {
+                    "fullUrl": {"type": "string"},
+                    "resource": {
+                        "type": "object",
+                        "required": ["resourceType"],
+                        "properties": {"resourceType": {"type": "string"}},
+                    },
+                },
+            },
+        },
     },
-)
+}
 
 
 class BundleImportApi(APIView):
@@ -170,18 +246,16 @@ class BundleImportApi(APIView):
             fields = ["id", "status", "sha256", "patient", "counts", "started_at", "finished_at"]
 
     @extend_schema(
-        request={
-            "application/fhir+json": OpenApiTypes.OBJECT,
-            "application/json": OpenApiTypes.OBJECT,
-        },
+        operation_id="fhir_bundle_import",
+        request={"application/fhir+json": BUNDLE_SCHEMA, "application/json": BUNDLE_SCHEMA},
         responses={
             201: Output,
             200: Output,
             400: inline_serializer(
                 "ImportFailure",
-                fields={"detail": serializers.CharField(), "problems": ImportProblem},
+                fields={"detail": serializers.CharField(), "problems": ImportProblem(many=True)},
             ),
-            403: OpenApiTypes.OBJECT,
+            **COMMON_ERRORS,
         },
         summary="Import one FHIR R4 Bundle (all or nothing; re-sending the same bundle changes nothing)",
     )

@@ -62,10 +62,13 @@ def test_the_api_list_counts_only_care_team_patients(clinician, care_team, impor
 
 def test_unauthenticated_api_calls_are_refused_and_pages_redirect_to_login(imported) -> None:
     client = Client()
-    assert client.get(reverse("patients-api:patient-list")).status_code in (401, 403)
-    assert client.get(
-        reverse("patients-api:patient-detail", args=[imported[0].pk])
-    ).status_code in (401, 403)
+    refused = client.get(reverse("patients-api:patient-list"))
+    assert refused.status_code == 401 and refused["WWW-Authenticate"] == "Token"
+    assert (
+        client.get(reverse("patients-api:patient-detail", args=[imported[0].pk])).status_code == 401
+    )
+    bad_token = client.get(reverse("patients-api:patient-list"), HTTP_AUTHORIZATION="Token nope")
+    assert bad_token.status_code == 401
     response = client.get(reverse("patients:list"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
@@ -116,3 +119,34 @@ def test_the_openapi_schema_documents_the_patient_endpoints(clinician) -> None:
     assert response.status_code == 200
     paths = json.loads(response.content)["paths"]
     assert "/api/v1/patients/{patient_id}/fhir/" in paths and "/api/v1/fhir/bundles/" in paths
+
+
+def test_an_unknown_api_address_is_a_json_404(clinician) -> None:
+    response = signed_in(clinician).get("/api/v1/patients/not-a-number/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_the_openapi_schema_documents_pages_and_errors_as_they_are_returned(
+    clinician, care_team, imported
+) -> None:
+    import yaml
+
+    client = signed_in(clinician)
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    listing = schema["paths"]["/api/v1/patients/"]["get"]["responses"]
+    page = listing["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][page]["properties"]) == {
+        "count",
+        "next",
+        "previous",
+        "results",
+    }
+    assert set(client.get(reverse("patients-api:patient-list")).json()) == {
+        "count",
+        "next",
+        "previous",
+        "results",
+    }
+    detail = schema["paths"]["/api/v1/patients/{patient_id}/"]["get"]["responses"]
+    assert {"200", "401", "403", "404"} <= set(detail)
