@@ -29,7 +29,7 @@ from models_engine.calibration import (
 )
 from models_engine.history import VARIABLE_UNITS, FloatArray, TreatmentExposure
 from models_engine.physiology import body, glycaemia, lipids, renal
-from models_engine.treatments import PlanItem, effects_for, onset
+from models_engine.treatments import PlanItem, describe, effects_for, label_for, onset, strength
 
 #: Forecast variables: the calibrated ones plus fasting glucose derived from HbA1c.
 FORECAST_VARIABLES: tuple[str, ...] = (*FIT_VARIABLES, "glucose")
@@ -167,16 +167,51 @@ def time_grid(start: float, horizon_years: float, step_days: float) -> FloatArra
     return out
 
 
+def plan_exposures(
+    cal: Calibration, plan: Sequence[PlanItem]
+) -> tuple[tuple[TreatmentExposure, ...], tuple[str, ...]]:
+    """Current care continued plus the plan's items, and notes on what the plan does to courses
+    the patient is already on.
+
+    A plan item of a class the patient already takes at its start is a change of that course
+    (``calibration.merge_courses``: same pretreatment baseline, new dose) only when it gives more
+    (a higher dose, or for a statin a higher intensity): "add an ACE inhibitor" for a patient on a
+    double-dose ACE inhibitor changes nothing, rather than silently halving the dose. Each such
+    item is named in the notes.
+    """
+    current = cal.history.treatments
+    out = list(current)
+    notes: list[str] = []
+    for item in plan:
+        running = [
+            e
+            for e in current
+            if e.treatment == item.intervention
+            and e.start <= item.start
+            and (e.stop is None or e.stop > item.start)
+        ]
+        if running:
+            course = max(running, key=lambda e: e.start)
+            label = label_for(item.intervention)
+            if strength(item) <= strength(course):
+                notes.append(
+                    f"{label}: already taken ({describe(course)}); the plan's {describe(item)} "
+                    "adds nothing and is left out"
+                )
+                continue
+            notes.append(
+                f"{label}: already taken ({describe(course)}); the plan raises it to {describe(item)}"
+            )
+        out.append(item.as_exposure())
+    return tuple(out), tuple(notes)
+
+
 def exposures_under(
     cal: Calibration, plan: Sequence[PlanItem], start: float
 ) -> tuple[TreatmentExposure, ...]:
-    """Current care continued, plus the plan's items.
-
-    An item of a class the patient already takes becomes a change of that course from the item's
-    start (``calibration.merge_courses``): the same pretreatment baseline at the new dose.
-    """
+    """Current care continued, plus the plan's items (see ``plan_exposures``)."""
     del start
-    return (*cal.history.treatments, *(item.as_exposure() for item in plan))
+    return plan_exposures(cal, plan)[0]
 
 
 def simulate(
@@ -227,7 +262,8 @@ def simulate(
         if v == "egfr":
             true = np.maximum(true, renal.EGFR_FLOOR)
         noise = fit.noise_scale * observation_sd(v, true) * draws.noise[v]
-        observed = from_model_scale(v, z + noise) if v == "ldl" else true + noise
+        # every forecast variable is a positive quantity; a reading's band stops at zero
+        observed = from_model_scale(v, z + noise) if v == "ldl" else np.maximum(true + noise, 0.0)
         out[v] = (true, observed)
         if v == "hba1c":
             hba1c_theta = theta
@@ -235,7 +271,7 @@ def simulate(
     offset = hba1c_theta[:, 3:4]
     g_true = np.maximum(glycaemia.fasting_glucose(out["hba1c"][0], offset), GLUCOSE_FLOOR)
     g_sd = cal.fits["hba1c"].noise_scale * p[("glucose", "noise_cv")] * g_true
-    out["glucose"] = (g_true, g_true + g_sd * draws.noise["glucose"])
+    out["glucose"] = (g_true, np.maximum(g_true + g_sd * draws.noise["glucose"], 0.0))
     return out
 
 
@@ -452,7 +488,7 @@ def forecast(
     t = time_grid(t0, horizon_years, step_days)
     if draws is None:
         draws = Draws.make(n_samples, t.size, seed)
-    exposures = exposures_under(cal, plan, t0)
+    exposures, plan_notes = plan_exposures(cal, plan)
     sims = simulate(cal, t, exposures, draws)
     variables: dict[str, VariableForecast] = {}
     for v, (true, observed) in sims.items():
@@ -461,7 +497,7 @@ def forecast(
     years = (t - t0) / DAYS_PER_YEAR
     yearly = np.searchsorted(years, np.arange(0, int(np.floor(horizon_years + 1e-9)) + 1) - 1e-9)
     events = event_probabilities(cal, sims, years, yearly)
-    notes = list(cal.notes)
+    notes = [*cal.notes, *plan_notes]
     risk: dict[str, FloatArray] = {}
     fn = risk_fn if risk_fn is not None else default_risk_fn()
     if with_risk and fn is not None:

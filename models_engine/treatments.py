@@ -146,6 +146,26 @@ def _check_catalogue(rows: Sequence[Effect]) -> None:
             raise ValueError(f"{row.key}: every catalogue row needs a source")
 
 
+#: Order of statin intensities (ACC/AHA 2018 cholesterol guideline, Table 3).
+INTENSITY_RANK: dict[str, int] = {"low": 0, "moderate": 1, "high": 2}
+
+
+def label_for(key: str) -> str:
+    """The catalogue's human label of a treatment key (the key itself if unknown)."""
+    return next((row.label for row in catalogue() if row.key == key), key)
+
+
+def strength(exposure: TreatmentExposure | PlanItem) -> tuple[int, float]:
+    """How much of a treatment an exposure gives: statin intensity first, then dose."""
+    return INTENSITY_RANK[exposure.intensity or DEFAULT_STATIN_INTENSITY], float(exposure.dose)
+
+
+def describe(exposure: TreatmentExposure | PlanItem) -> str:
+    """E.g. "2× standard dose" or "high intensity, 1× standard dose"."""
+    dose = f"{float(exposure.dose):g}× standard dose"
+    return f"{exposure.intensity} intensity, {dose}" if exposure.intensity else dose
+
+
 @functools.cache
 def effects_for(key: str, variable: str, intensity: str | None = None) -> tuple[Effect, ...]:
     """Catalogue rows of ``key`` acting on ``variable`` (statins: the row of the given intensity)."""

@@ -154,3 +154,10 @@ def test_its_json_has_no_nan_where_prevent_is_undefined():
     young = calibrate(make_history(age=25.0))
     text = json.dumps(forecast(young, n_samples=50).to_dict(), allow_nan=False)
     assert '"total_cvd": [null' in text
+
+
+def test_reading_bands_never_go_below_zero_for_a_failing_kidney():
+    h = make_history(egfr=(12.0, -3.0), noise=4.0, seed=8)
+    fc = forecast(calibrate(h), horizon_years=10, n_samples=200)
+    assert float(fc.variables["egfr"].lo95.min()) >= 0.0
+    assert float(fc.variables["egfr"].observed.min()) >= 0.0

@@ -124,3 +124,52 @@ def test_a_statin_lowers_risk_even_where_prevent_alone_would_not():
         calibrate(h), {"statin": [PlanItem("statin", intensity="high")]}, n_samples=200
     )
     assert out["statin"].arr_10y[1] > 0.0
+
+
+def test_adding_a_class_the_patient_already_takes_at_the_same_dose_changes_nothing():
+    from models_engine.history import TreatmentExposure
+
+    on_double = make_history(
+        sbp=(150.0, 0.3),
+        seed=4,
+        treatments=(TreatmentExposure("ace_inhibitor", -1500.0, None, 1.0),),
+    )
+    cal = calibrate(on_double)
+    out = compare_plans(
+        cal,
+        {
+            "add ACE inhibitor": [PlanItem("ace_inhibitor")],
+            "add at half dose": [PlanItem("ace_inhibitor", dose=0.5)],
+            "raise to 2x": [PlanItem("ace_inhibitor", dose=2.0)],
+        },
+        n_samples=200,
+        seed=1,
+    )
+    current = out[CURRENT_CARE].sbp_1y[0]
+    for name in ("add ACE inhibitor", "add at half dose"):
+        assert out[name].sbp_1y[0] == pytest.approx(current)
+        assert any("adds nothing" in n for n in out[name].forecast.notes)
+    assert out["raise to 2x"].sbp_1y[0] < current - 1.0
+    assert any("raises it to 2" in n for n in out["raise to 2x"].forecast.notes)
+
+
+def test_a_stronger_statin_is_an_escalation_and_a_weaker_one_is_left_out():
+    from models_engine.history import TreatmentExposure
+
+    h = make_history(
+        ldl=(150.0, 0.0),
+        seed=6,
+        treatments=(TreatmentExposure("statin", -900.0, None, 1.0, "moderate"),),
+    )
+    out = compare_plans(
+        calibrate(h),
+        {
+            "high": [PlanItem("statin", intensity="high")],
+            "low": [PlanItem("statin", intensity="low")],
+        },
+        n_samples=200,
+        seed=2,
+    )
+    ldl_1y = {k: float(np.median(o.forecast.variables["ldl"].true[:, 12])) for k, o in out.items()}
+    assert ldl_1y["high"] < ldl_1y[CURRENT_CARE] - 5.0
+    assert ldl_1y["low"] == pytest.approx(ldl_1y[CURRENT_CARE])
