@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -465,13 +466,21 @@ class _Parser:
                 ]
             )
         p_index, p_res = patients[0]
-        patient = self.check_lengths(p_index, "Patient", self.patient(p_index, p_res))
+        patient = self.patient(p_index, p_res)
+        self.check_lengths(p_index, "Patient", patient)
         patient_refs = {ref for ref, (_i, r) in self.by_ref.items() if r is p_res}
 
         parsed = ParsedBundle(self.sha256, patient, [], [], [], [], [], dict(counts))
+        readers: dict[str, tuple[Callable[[int, dict[str, Any]], Any], list[Any]]] = {
+            "Encounter": (self.encounter, parsed.encounters),
+            "Observation": (self.observation, parsed.observations),
+            "Condition": (self.condition, parsed.conditions),
+            "MedicationRequest": (self.medication, parsed.medications),
+            "DocumentReference": (self.note, parsed.notes),
+        }
         for index, res in resources:
             rtype = res["resourceType"]
-            if rtype not in IMPORTED_TYPES or rtype == "Patient":
+            if rtype not in readers:
                 continue
             subject = (res.get("subject") or {}).get("reference")
             if subject not in patient_refs:
@@ -482,39 +491,17 @@ class _Parser:
                     f"does not refer to the bundle's patient ({subject!r})",
                 )
                 continue
-            if rtype == "Encounter":
-                self.append(
-                    parsed.encounters, self.check_lengths(index, rtype, self.encounter(index, res))
-                )
-            elif rtype == "Observation":
-                self.append(
-                    parsed.observations,
-                    self.check_lengths(index, rtype, self.observation(index, res)),
-                )
-            elif rtype == "Condition":
-                self.append(
-                    parsed.conditions, self.check_lengths(index, rtype, self.condition(index, res))
-                )
-            elif rtype == "MedicationRequest":
-                self.append(
-                    parsed.medications,
-                    self.check_lengths(index, rtype, self.medication(index, res)),
-                )
-            elif rtype == "DocumentReference":
-                self.append(parsed.notes, self.check_lengths(index, rtype, self.note(index, res)))
+            read, target = readers[rtype]
+            rec = read(index, res)
+            if rec is not None:
+                self.check_lengths(index, rtype, rec)
+                target.append(rec)
         if self.problems:
             raise BundleError(self.problems)
         return parsed
 
-    @staticmethod
-    def append(target: list[Any], item: Any) -> None:
-        if item is not None:
-            target.append(item)
-
-    def check_lengths(self, index: int, rtype: str, rec: Any) -> Any:
+    def check_lengths(self, index: int, rtype: str, rec: Any) -> None:
         """Report every code or name of ``rec`` longer than its column (``FIELD_LIMITS``)."""
-        if rec is None:
-            return None
         for attr, (limit, path) in FIELD_LIMITS[rtype].items():
             value = getattr(rec, attr)
             if isinstance(value, str) and len(value) > limit:
@@ -523,7 +510,6 @@ class _Parser:
                 )
         for component in getattr(rec, "components", ()):
             self.check_lengths(index, rtype, component)
-        return rec
 
     def ref_id(self, reference: Any) -> str | None:
         """The ``id`` of the resource a reference points to, when it is in the bundle."""
@@ -583,11 +569,11 @@ class _Parser:
             birth_date = parsed.date() if parsed else None
         race = ethnicity = ""
         for ext in res.get("extension") or []:
-            url = str(ext.get("url") or "")
+            url = _text(ext, "url")
             if url.endswith("us-core-race") or url.endswith("us-core-ethnicity"):
                 text = next(
                     (
-                        str(e.get("valueString") or "")
+                        _text(e, "valueString")
                         for e in ext.get("extension") or []
                         if e.get("url") == "text"
                     ),
