@@ -490,13 +490,19 @@ def validate_hyper(name: str, value: float) -> None:
         raise ValueError(f"{name} must be finite and > 0, got {value}")
 
 
+def _pair_log_lik(d2: FloatArray, var: FloatArray, dof: float) -> FloatArray:
+    """Student-t log density (up to a constant) of squared differences ``d2`` with variance ``var``."""
+    scale2 = var * (dof - 2.0) / dof
+    out: FloatArray = -0.5 * np.log(scale2) - 0.5 * (dof + 1.0) * np.log1p(d2 / (dof * scale2))
+    return out
+
+
 def _neg_log_posterior(
     theta: FloatArray, d2: FloatArray, s2: FloatArray, gap: FloatArray, q0: float, dof: float
 ) -> float:
     log_k, log_q = float(theta[0]), float(theta[1])
     var = math.exp(2.0 * log_k) * s2 + q0 * math.exp(log_q) * gap
-    scale2 = var * (dof - 2.0) / dof
-    nll = float(np.sum(0.5 * np.log(scale2) + 0.5 * (dof + 1.0) * np.log1p(d2 / (dof * scale2))))
+    nll = -float(np.sum(_pair_log_lik(d2, var, dof)))
     tau = priors()[("all", "hyper_log_sd")]
     return nll + 0.5 * (log_k**2 + log_q**2) / tau**2
 
@@ -655,8 +661,7 @@ def _grid_log_posterior(
         k2 = k_batch**2 * np.exp(2.0 * dk[who])
         q = walk_var * np.exp(dq[who])
         d2, s2, gap = (a[first:stop, None] for a in (diffs.d2, diffs.s2, diffs.gap))
-        scale2 = (k2 * s2 + q * gap) * (dof - 2.0) / dof
-        ll = -0.5 * np.log(scale2) - 0.5 * (dof + 1.0) * np.log1p(d2 / (dof * scale2))
+        ll = _pair_log_lik(d2, k2 * s2 + q * gap, dof)
         post[owners[lo:hi]] += np.add.reduceat(ll, starts[lo:hi] - first, axis=0)
         lo = hi
     return post

@@ -29,6 +29,8 @@ EFFECT_VARIABLES: tuple[str, ...] = ("sbp", "dbp", "hba1c", "weight", "ldl", "eg
 
 #: Default statin intensity when a record gives none (the commonest prescription class).
 DEFAULT_STATIN_INTENSITY = "moderate"
+#: Order of statin intensities (ACC/AHA 2018 cholesterol guideline, Table 3).
+INTENSITY_RANK: dict[str, int] = {"low": 0, "moderate": 1, "high": 2}
 
 #: Doses are capped at twice standard: beyond that the catalogue has no trial data.
 MAX_DOSE = 2.0
@@ -73,7 +75,7 @@ class PlanItem:
         validate_dose(self.dose)
         if self.stop is not None and self.stop <= self.start:
             raise ValueError(f"stop must be after start, got start={self.start}, stop={self.stop}")
-        if self.intensity is not None and self.intensity not in ("low", "moderate", "high"):
+        if self.intensity is not None and self.intensity not in INTENSITY_RANK:
             raise ValueError(f"intensity must be low, moderate or high, got {self.intensity!r}")
 
     def as_exposure(self) -> TreatmentExposure:
@@ -144,10 +146,6 @@ def _check_catalogue(rows: Sequence[Effect]) -> None:
             raise ValueError(f"{row.key}: tau_days must be > 0, got {row.tau_days}")
         if not row.source.strip():
             raise ValueError(f"{row.key}: every catalogue row needs a source")
-
-
-#: Order of statin intensities (ACC/AHA 2018 cholesterol guideline, Table 3).
-INTENSITY_RANK: dict[str, int] = {"low": 0, "moderate": 1, "high": 2}
 
 
 def label_for(key: str) -> str:
