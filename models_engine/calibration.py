@@ -62,6 +62,10 @@ MIN_PAIR_GAP_DAYS = 28.0
 #: Search range of the empirical-Bayes log multipliers (±ln 1000): a numerical guard only, far
 #: outside what the log-normal hyperprior allows.
 _HYPER_LOG_BOUND = math.log(1000.0)
+#: Fewer patients with variogram pairs than this and the batch keeps priors.csv's noise and walk:
+#: a batch estimate from a handful of patients would mostly re-use each one's own readings, which
+#: ``patient_noise_and_walk`` then counts a second time (a batch of one counts them twice).
+MIN_EB_PATIENTS = 10
 #: Variogram pairs evaluated together on each patient's (noise, walk) grid (bounds the memory).
 _PAIR_CHUNK = 20_000
 
@@ -386,7 +390,11 @@ def solve_batch(
     slope diffuses by ``slope_walk_var`` per year, going back in time. The forecast carries the same
     terms forward. Old readings therefore inform the current level and slope less than recent ones.
     The level walk's increments are Student-t as well (reweighted between readings), so an isolated
-    reading is an outlier while a lasting jump (a new drug, an illness) moves the level.
+    reading is an outlier while a lasting jump (a new drug, an illness) moves the level. A patient
+    with fewer than ``MIN_READINGS`` readings gets Gaussian weights and keeps the prior noise
+    scale: one to three readings are no majority to call one an outlier, and against the
+    population prior alone a Student-t weight would discard a high reading the more, the higher it
+    is.
 
     Parameters
     ----------
@@ -429,6 +437,8 @@ def solve_batch(
     # t-distribution scale that gives the stated SD
     s_t2 = sd**2 * (dof - 2.0) / dof
     n = mask.sum(axis=1)
+    # too few readings to tell an outlier from the patient's level: Gaussian weights
+    robust = (n >= MIN_READINGS)[:, None]
     prior_prec = 1.0 / prior_sd**2
     diag = np.arange(n_par)
     both = mask[:, :, None] * mask[:, None, :]
@@ -471,14 +481,14 @@ def solve_batch(
         # the part of the residual the walk does not explain is the measurement error
         eps = var * alpha * mask
         r2 = eps**2 / s_t2
-        w = mask * (dof + 1.0) / (dof + r2 / scale2[:, None])
-        scale2 = (prior_dof + (w * r2).sum(axis=1)) / (prior_dof + n)
+        w = np.where(robust, mask * (dof + 1.0) / (dof + r2 / scale2[:, None]), mask)
+        scale2 = np.where(robust[:, 0], (prior_dof + (w * r2).sum(axis=1)) / (prior_dof + n), 1.0)
         if np.any(q_walk > 0.0):
             level = np.einsum("pij,pj->pi", level_kern, alpha)
             steps = np.diff(np.take_along_axis(level, order, axis=1), axis=1, prepend=0.0)
             expected = q_walk * gaps
             ratio = np.where(expected > 0, steps**2 / np.maximum(expected, 1e-300), 0.0)
-            walk_w = (dof + 1.0) / (dof + ratio)
+            walk_w = np.where(robust, (dof + 1.0) / (dof + ratio), 1.0)
     cov: FloatArray = np.linalg.inv(a).astype(np.float64)
     scale: FloatArray = np.sqrt(scale2).astype(np.float64)
     return mean, cov, scale
@@ -599,7 +609,9 @@ def estimate_noise_and_walk(
     differences (as the readings) and log-normal hyperpriors centred on priors.csv with log-SD
     ``hyper_log_sd``, so a small batch stays near the documented values and a large one speaks for
     itself. Only readings before each patient's cut-off enter, with the catalogue's drug effects
-    removed at their population mean response.
+    removed at their population mean response. With pairs from fewer than ``MIN_EB_PATIENTS``
+    patients (a patient calibrated alone, say) there is no population to learn from, and the
+    priors.csv values are returned.
 
     Parameters
     ----------
@@ -622,7 +634,7 @@ def estimate_noise_and_walk(
     validate_hyper("walk_var_prior", walk_var_prior)
     if dof <= 2:
         raise ValueError(f"dof must be > 2, got {dof}")
-    if diffs.d2.size == 0:
+    if np.unique(diffs.owner).size < MIN_EB_PATIENTS:
         return 1.0, walk_var_prior
     bound = _HYPER_LOG_BOUND
     res = minimize(
@@ -864,6 +876,10 @@ def calibrate_batch(
                     walk_var=walk_var,
                     dof=dof,
                 )
+                # fewer readings than MIN_READINGS: the batch's values, like the other priors
+                sparse = ((mask > 0) & (flag == 0)).sum(axis=1) < MIN_READINGS
+                k_each = np.where(sparse, k_noise, k_each)
+                walk_each = np.where(sparse, walk_var, walk_each)
                 sd_fit = np.where(flag == 0, sd * k_each[:, None], sd)
             mean, cov, scale = solve_batch(
                 x,

@@ -49,6 +49,40 @@ def test_a_patient_with_two_readings_falls_back_to_the_prior_and_says_so():
     assert cal.fits["sbp"].shrinkage[1] > 0.8
 
 
+def test_a_single_high_reading_raises_the_fit_the_higher_it_is():
+    # one reading is no majority to call an outlier: against the population prior it is evidence,
+    # so a higher reading may never give a lower fitted level (a Student-t weight would discard it)
+    base = make_history(n=1, span_days=0.0)
+    levels = []
+    for value in (160.0, 190.0, 220.0, 250.0):
+        h = _with(base, "sbp", [-30.0], [value])
+        levels.append(calibrate(h).fits["sbp"].mean[0])
+    assert np.all(np.diff(levels) > 0)
+    prior_level = calibration.prior_for(base, "sbp", 0.0)[0][0]
+    assert levels[-1] > prior_level + 0.5 * (250.0 - prior_level)
+
+
+def test_a_patient_calibrated_alone_keeps_the_documented_noise_of_two_repeated_readings():
+    # a batch of one has no population to learn the noise from; counting the same two readings in
+    # the batch estimate and again in the patient's own would make two repeats look noise-free
+    h = _with(make_history(n=2), "sbp", [-400.0, -30.0], [150.0, 150.0])
+    fit = calibrate(h).fits["sbp"]
+    assert fit.noise_scale == pytest.approx(1.0)
+    assert fit.walk_var == pytest.approx(calibration.priors()[("sbp", "rw_var")])
+
+
+def test_a_batch_of_a_few_patients_keeps_the_documented_hyperparameters():
+    few = _walk_plus_noise(calibration.MIN_EB_PATIENTS - 1, q=36.0, sigma=5.0, seed=4)
+    assert calibration.estimate_noise_and_walk(
+        calibration.consecutive_differences(few), walk_var_prior=9.0, dof=4.0
+    ) == (1.0, 9.0)
+    enough = _walk_plus_noise(calibration.MIN_EB_PATIENTS, q=36.0, sigma=5.0, seed=4)
+    k, q = calibration.estimate_noise_and_walk(
+        calibration.consecutive_differences(enough), walk_var_prior=9.0, dof=4.0
+    )
+    assert k < 1.0 and q > 9.0
+
+
 def test_it_handles_irregular_sparse_readings_and_missing_variables():
     h = make_history(n=5)
     t = np.array([-3000.0, -2990.0, -400.0, -35.0, -2.0])
