@@ -66,6 +66,16 @@ _HYPER_LOG_BOUND = math.log(1000.0)
 #: a batch estimate from a handful of patients would mostly re-use each one's own readings, which
 #: ``patient_noise_and_walk`` then counts a second time (a batch of one counts them twice).
 MIN_EB_PATIENTS = 10
+#: Largest ``patients × rows²`` solved as one stack (about 32 MB per float64 array of the stack);
+#: ``solve_batch`` splits a batch into blocks of similar record length within it.
+SOLVE_BLOCK_CELLS = 1 << 22
+#: More readings of one variable than this (home monitors send several a day) are averaged into
+#: visits before the fit: the model's noise is visit-to-visit variability (Muntner 2015, twin-model.md
+#: 5), so readings of one window carry one visit's information, and the dense covariance of the
+#: fit grows with the square of the rows.
+MAX_FIT_READINGS = 400
+#: Window lengths tried in turn (days) until a record has at most ``MAX_FIT_READINGS`` visits.
+VISIT_WINDOWS_DAYS: tuple[float, ...] = (1.0, 7.0, 14.0, 28.0, 91.0, 182.0, 365.0)
 #: Variogram pairs evaluated together on each patient's (noise, walk) grid (bounds the memory).
 _PAIR_CHUNK = 20_000
 
@@ -306,17 +316,47 @@ def readings(history: PatientHistory, variable: str, until: float) -> tuple[Floa
     return series.t[keep], series.y[keep]
 
 
+def visit_window(t: FloatArray) -> float:
+    """Days per visit window for readings at days ``t``: 0 (no averaging) up to ``MAX_FIT_READINGS``."""
+    if t.size <= MAX_FIT_READINGS:
+        return 0.0
+    for window in VISIT_WINDOWS_DAYS:
+        if np.unique(np.floor(t / window)).size <= MAX_FIT_READINGS:
+            return window
+    return VISIT_WINDOWS_DAYS[-1]
+
+
+def as_visits(t: FloatArray, *values: FloatArray) -> tuple[FloatArray, ...]:
+    """``t`` and each of ``values`` averaged over the readings of each visit window.
+
+    The window is ``visit_window(t)``; with none the arrays come back unchanged. A window's time
+    and values are the means of its readings; the measurement SD passed in ``values`` stays a
+    visit's SD, since the day-to-day variability a visit samples does not average away.
+    """
+    window = visit_window(t)
+    if window == 0.0:
+        return (t, *values)
+    _, which = np.unique(np.floor(t / window), return_inverse=True)
+    counts = np.bincount(which).astype(np.float64)
+    return tuple(np.bincount(which, weights=a) / counts for a in (t, *values))
+
+
 def _rows(
     history: PatientHistory, variable: str, until: float
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Times, model-scale values, measurement SDs and glucose-row flags of one variable."""
+    """Times, model-scale values, measurement SDs and glucose-row flags of one variable.
+
+    Long records are averaged into visits first (``as_visits``).
+    """
     t, y = readings(history, variable, until)
+    t, y = as_visits(t, y)
     z = to_model_scale(variable, y)
     sd = observation_sd(variable, y)
     flag = np.zeros(t.size)
     if variable == "hba1c" and t.size < MIN_READINGS:
         # fasting glucose is a noisier proxy: it informs HbA1c only when HbA1c itself is sparse
         tg, g = readings(history, "glucose", until)
+        tg, g = as_visits(tg, g)
         zg = glycaemia.hba1c_from_glucose(g)
         sdg = priors()[("glucose", "noise_cv")] * g / glycaemia.ADAG_SLOPE
         t, z = np.concatenate([t, tg]), np.concatenate([z, zg])
@@ -432,8 +472,74 @@ def solve_batch(
         raise ValueError("sd must be > 0 for every row")
     if dof <= 2:
         raise ValueError(f"dof must be > 2, got {dof}")
+    n_pat, n_par = x.shape[0], x.shape[2]
+    q_all = np.broadcast_to(np.asarray(walk_var, dtype=np.float64), (n_pat,))
+    u_all = np.zeros(z.shape) if age_years is None else age_years
+    mean = np.empty((n_pat, n_par))
+    cov = np.empty((n_pat, n_par, n_par))
+    scale = np.empty(n_pat)
+    for idx, width in solve_blocks(mask):
+        cols = slice(0, width)
+        mean[idx], cov[idx], scale[idx] = _solve_block(
+            x[idx, cols],
+            z[idx, cols],
+            sd[idx, cols],
+            mask[idx, cols],
+            prior_mean[idx],
+            prior_sd[idx],
+            dof=dof,
+            prior_dof=prior_dof,
+            age_years=u_all[idx, cols],
+            walk_var=q_all[idx],
+            slope_walk_var=slope_walk_var,
+        )
+    return mean, cov, scale
+
+
+def solve_blocks(
+    mask: FloatArray, cells: int | None = None
+) -> list[tuple[npt.NDArray[np.intp], int]]:
+    """Patients grouped by their number of rows, each group with the row width it needs.
+
+    ``mask`` (P, N) marks real rows. Patients are taken in order of their last real row and
+    grouped so that a group's ``patients × width²`` (the size of its covariance stack) stays
+    within ``cells`` (default ``SOLVE_BLOCK_CELLS``); a patient alone may exceed it. A long home-monitoring record therefore
+    costs its own block, not the whole batch padded to its length.
+    """
+    cells = SOLVE_BLOCK_CELLS if cells is None else cells
+    n_pat, n_rows = mask.shape
+    width = np.where(mask > 0, np.arange(1, n_rows + 1)[None, :], 0).max(axis=1, initial=0)
+    width = np.maximum(width, 1)
+    order = np.argsort(width, kind="stable")
+    blocks = []
+    start = 0
+    while start < n_pat:
+        stop = min(n_pat, start + max(1, cells // int(width[order[start]]) ** 2))
+        while stop - start > 1 and (stop - start) * int(width[order[stop - 1]]) ** 2 > cells:
+            stop = start + (stop - start) // 2
+        idx = order[start:stop]
+        blocks.append((idx, int(width[idx].max())))
+        start = stop
+    return blocks
+
+
+def _solve_block(
+    x: FloatArray,
+    z: FloatArray,
+    sd: FloatArray,
+    mask: FloatArray,
+    prior_mean: FloatArray,
+    prior_sd: FloatArray,
+    *,
+    dof: float,
+    prior_dof: float,
+    age_years: FloatArray,
+    walk_var: FloatArray,
+    slope_walk_var: float,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``solve_batch`` on one block of patients, all arrays already cut to the block's width."""
     n_par = x.shape[2]
-    q_walk = np.broadcast_to(np.asarray(walk_var, dtype=np.float64), (x.shape[0],))[:, None]
+    q_walk = walk_var[:, None]
     # t-distribution scale that gives the stated SD
     s_t2 = sd**2 * (dof - 2.0) / dof
     n = mask.sum(axis=1)
@@ -443,7 +549,7 @@ def solve_batch(
     diag = np.arange(n_par)
     both = mask[:, :, None] * mask[:, None, :]
     slope_kern = np.zeros(z.shape + z.shape[-1:])
-    u = np.zeros(z.shape) if age_years is None else np.where(mask > 0, age_years, 0.0)
+    u = np.where(mask > 0, age_years, 0.0)
     if slope_walk_var > 0.0:
         lo = np.minimum(u[:, :, None], u[:, None, :])
         hi = np.maximum(u[:, :, None], u[:, None, :])
@@ -903,6 +1009,11 @@ def calibrate_batch(
                 mean[i, 3], cov[i, 3, :], cov[i, :, 3] = o_mean, 0.0, 0.0
                 cov[i, 3, 3] = o_sd**2
             fallback = n_obs < MIN_READINGS
+            window = visit_window(readings(histories[i], var, float(cutoffs[i]))[0])
+            if window:
+                notes[i].append(
+                    f"{var}: readings averaged into {n_obs} visits of {window:g} day(s) for the fit"
+                )
             if scale[i] * k_each[i] > MISFIT_SCALE and n_obs >= MIN_READINGS:
                 notes[i].append(
                     f"{var}: readings scatter {scale[i] * k_each[i]:.1f}x the expected measurement noise around "

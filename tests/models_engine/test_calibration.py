@@ -261,3 +261,58 @@ def test_it_rejects_a_non_positive_walk_variance():
         calibration.estimate_noise_and_walk(
             calibration.consecutive_differences([]), walk_var_prior=0.0, dof=4.0
         )
+
+
+def test_solve_blocks_cover_every_patient_once_within_the_budget():
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(0, 60, 300)
+    mask = (np.arange(60)[None, :] < lengths[:, None]).astype(float)
+    blocks = calibration.solve_blocks(mask, cells=5000)
+    seen = np.concatenate([idx for idx, _ in blocks])
+    assert sorted(seen.tolist()) == list(range(300))
+    for idx, width in blocks:
+        assert width == max(1, int(lengths[idx].max()))
+        assert idx.size == 1 or idx.size * width**2 <= 5000
+
+
+def test_calibration_in_small_blocks_matches_one_stack(monkeypatch):
+    histories = [
+        make_history(patient_id=f"p{i}", n=n, seed=i)
+        for i, n in enumerate([2, 3, 5, 8, 13, 21, 34, 4, 9, 16, 25, 6])
+    ]
+    whole = calibrate_batch(histories)
+    monkeypatch.setattr(calibration, "SOLVE_BLOCK_CELLS", 300)
+    assert len(calibration.solve_blocks(np.ones((12, 34)))) > 1
+    blocked = calibrate_batch(histories)
+    for a, b in zip(whole, blocked, strict=True):
+        for var, fit in a.fits.items():
+            other = b.fits[var]
+            assert np.abs(fit.mean - other.mean) / fit.prior_sd == pytest.approx(0.0, abs=1e-4)
+            assert np.sqrt(np.diag(other.cov)) == pytest.approx(np.sqrt(np.diag(fit.cov)), rel=1e-3)
+
+
+def test_a_home_monitoring_record_is_averaged_into_visits_and_says_so():
+    # four home readings a day for ten years: the fit sees visits, not 14,600 rows
+    rng = np.random.default_rng(6)
+    t = np.sort(rng.uniform(-3650.0, 0.0, 14_600))
+    y = 150.0 + 1.0 * t / 365.25 + rng.normal(0.0, 10.0, t.size)
+    home = _with(make_history(patient_id="home", n=12), "sbp", t, y)
+    others = [make_history(patient_id=f"p{i}", n=12, seed=i) for i in range(20)]
+    cal = calibrate_batch([home, *others])[0]
+    fit = cal.fits["sbp"]
+    assert fit.n_obs <= calibration.MAX_FIT_READINGS
+    assert any(n.startswith("sbp: readings averaged into") for n in cal.notes)
+    assert fit.mean[0] == pytest.approx(150.0, abs=3.0)
+    assert fit.mean[1] == pytest.approx(1.0, abs=0.5)
+
+
+def test_a_record_within_the_limit_is_fitted_reading_by_reading():
+    t = np.linspace(-3650.0, 0.0, calibration.MAX_FIT_READINGS)
+    y = np.arange(t.size, dtype=float)
+    assert calibration.visit_window(t) == 0.0
+    same = calibration.as_visits(t, y)
+    assert same[0] is t and same[1] is y
+    more = np.linspace(-3650.0, 0.0, calibration.MAX_FIT_READINGS + 1)
+    t2, y2 = calibration.as_visits(more, np.ones(more.size))
+    assert t2.size <= calibration.MAX_FIT_READINGS and np.all(y2 == 1.0)
+    assert t2.min() >= more.min() and t2.max() <= more.max()
