@@ -168,7 +168,7 @@ def run_backtest(
             continue
         t_all = np.unique(np.concatenate([v[2] for v in tests.values()]))
         draws = Draws.make(n_samples, t_all.size, np.random.default_rng([seed, k]))
-        sims = simulate(cal, t_all, exposures_under(cal, (), cutoff), draws)
+        sims = simulate(cal, t_all, exposures_under(cal, ()), draws)
         for v, (t_tr, y_tr, t_te, y_te) in tests.items():
             obs = sims[v][1][:, np.searchsorted(t_all, t_te)]
             q = np.quantile(obs, [0.5, 0.1, 0.9, 0.025, 0.975], axis=0)

@@ -206,11 +206,8 @@ def plan_exposures(
     return tuple(out), tuple(notes)
 
 
-def exposures_under(
-    cal: Calibration, plan: Sequence[PlanItem], start: float
-) -> tuple[TreatmentExposure, ...]:
+def exposures_under(cal: Calibration, plan: Sequence[PlanItem]) -> tuple[TreatmentExposure, ...]:
     """Current care continued, plus the plan's items (see ``plan_exposures``)."""
-    del start
     return plan_exposures(cal, plan)[0]
 
 

@@ -142,14 +142,14 @@ def baseline_risk(cal: Calibration, fc: Forecast, risk_fn: RiskFn, m: int) -> Fl
     """10-year total-CVD PREVENT risk per sample under current care, at the start of the forecast."""
     t0 = fc.t_days[:1]
     start = {v: fc.variables[v].true[:m, 0] for v in FIT_VARIABLES}
-    inputs = prevent_inputs(cal, exposures_under(cal, (), t0[0]), t0, start)
+    inputs = prevent_inputs(cal, exposures_under(cal, ()), t0, start)
     risk = prevent_risk(cal, inputs, risk_fn)
     out: FloatArray = risk.get("total_cvd", np.full(m, np.nan))
     return out
 
 
 def _mean_smoker(cal: Calibration, plan: Plan, t: FloatArray) -> float:
-    return float(smoker_fraction(cal, exposures_under(cal, plan, t[0]), t).mean())
+    return float(smoker_fraction(cal, exposures_under(cal, plan), t).mean())
 
 
 def relative_risk(

@@ -175,8 +175,8 @@ def simulated_effect(check: Check, n_samples: int = 400) -> tuple[float, float, 
     cal = calibrate(stable_patient(check.levels, diabetes=check.diabetes))
     t = time_grid(0.0, check.years + 0.05, 7.0)
     draws = Draws.make(n_samples, t.size, 11)
-    base = simulate(cal, t, exposures_under(cal, (), 0.0), draws)[check.variable][0]
-    alt = simulate(cal, t, exposures_under(cal, check.plan, 0.0), draws)[check.variable][0]
+    base = simulate(cal, t, exposures_under(cal, ()), draws)[check.variable][0]
+    alt = simulate(cal, t, exposures_under(cal, check.plan), draws)[check.variable][0]
     i = int(np.argmin(np.abs(t / DAYS_PER_YEAR - check.years)))
     diff = 100.0 * (alt[:, i] / base[:, i] - 1.0) if check.relative else alt[:, i] - base[:, i]
     lo, med, hi = np.quantile(diff, [0.1, 0.5, 0.9])

@@ -90,9 +90,7 @@ def test_its_80_percent_band_covers_about_80_percent_of_new_readings_from_the_mo
     for h, cal in zip(hs, cals, strict=True):
         s = h.observations["sbp"]
         t_new = s.t[s.t > -365.0]
-        sims = simulate(
-            cal, t_new, exposures_under(cal, (), -365.0), Draws.make(400, t_new.size, 1)
-        )
+        sims = simulate(cal, t_new, exposures_under(cal, ()), Draws.make(400, t_new.size, 1))
         obs = sims["sbp"][1]
         lo, hi = np.quantile(obs, [0.1, 0.9], axis=0)
         y = s.y[s.t > -365.0]

@@ -21,8 +21,8 @@ def _paired_difference(history, plan, variable, years, n=400):
     cal = calibrate(history)
     t = time_grid(0.0, max(years) + 0.1, 7.0)
     draws = Draws.make(n, t.size, 1)
-    base = simulate(cal, t, exposures_under(cal, (), 0.0), draws)[variable][0]
-    alt = simulate(cal, t, exposures_under(cal, plan, 0.0), draws)[variable][0]
+    base = simulate(cal, t, exposures_under(cal, ()), draws)[variable][0]
+    alt = simulate(cal, t, exposures_under(cal, plan), draws)[variable][0]
     idx = [int(np.argmin(np.abs(t / 365.25 - y))) for y in years]
     return base[:, idx], alt[:, idx]
 
