@@ -905,6 +905,8 @@ def calibrate_batch(
     list of Calibration, in input order.
     """
     n_pat = len(histories)
+    if n_pat == 0:
+        return []
     cutoffs = np.broadcast_to(np.asarray(until, dtype=np.float64), (n_pat,))
     dof = noise_dof() if dof is None else dof
     prior_dof = priors()[("all", "noise_prior_dof")] if noise_prior_dof is None else noise_prior_dof

@@ -613,6 +613,9 @@ def forecast_batch(
     p = priors()
     grid = time_grid(0.0, horizon_years, step_days)
     grid_years = grid / DAYS_PER_YEAR
+    if not cals:
+        empty = np.empty((0, len(BATCH_QUANTILES), grid.size))
+        return BatchForecast((), grid_years, {v: empty.copy() for v in FORECAST_VARIABLES})
     starts = np.array([c.until for c in cals])
     t = starts[:, None] + grid[None, :]
     years = t / DAYS_PER_YEAR

@@ -159,3 +159,16 @@ def test_reading_bands_never_go_below_zero_for_a_failing_kidney():
     fc = forecast(calibrate(h), horizon_years=10, n_samples=200)
     assert float(fc.variables["egfr"].lo95.min()) >= 0.0
     assert float(fc.variables["egfr"].observed.min()) >= 0.0
+
+
+def test_an_empty_batch_calibrates_and_forecasts_to_nothing():
+    from models_engine.calibration import calibrate_batch
+    from models_engine.forecast import forecast_batch
+
+    assert calibrate_batch([]) == []
+    empty = forecast_batch([], horizon_years=5.0)
+    one = forecast_batch(calibrate_batch([make_history()]), horizon_years=5.0)
+    assert empty.patient_ids == ()
+    assert set(empty.bands) == set(one.bands)
+    for v, b in empty.bands.items():
+        assert b.shape == (0, *one.bands[v].shape[1:])

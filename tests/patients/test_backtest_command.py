@@ -50,3 +50,25 @@ def test_it_names_the_bundle_that_cannot_be_parsed(tmp_path) -> None:
             stdout=io.StringIO(),
             stderr=io.StringIO(),
         )
+
+
+def test_a_bundle_without_readings_scores_nothing_instead_of_failing(tmp_path) -> None:
+    bundle = json.loads(SYNTHEA[0].read_text(encoding="utf-8"))
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    path = tmp_path / "patient_only.json"
+    path.write_text(json.dumps(bundle))
+    out = tmp_path / "backtest.json"
+    call_command(
+        "backtest",
+        "--fhir",
+        str(path),
+        "--json",
+        str(out),
+        "--no-progress",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    result = json.loads(out.read_text())
+    assert result["bundles"] == 1
+    for var in ("sbp", "dbp", "hba1c", "ldl", "weight"):
+        assert result[var]["n"] == 0 and result[var]["mae_twin"] is None
