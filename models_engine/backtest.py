@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from models_engine.calibration import calibrate_batch
-from models_engine.forecast import Draws, exposures_under, simulate
+from models_engine.forecast import Draws, exposures_under, simulate, validate_samples
 from models_engine.history import FloatArray, PatientHistory, TreatmentExposure
 
 #: Variables scored, as the records layer's ``backtest`` command reports them.
@@ -28,10 +28,14 @@ MIN_TREND_SPAN_DAYS = 30.0
 BOOTSTRAP_RESAMPLES = 2000
 
 
+#: Longest hold-out, days (ten years).
+MAX_HOLDOUT_DAYS = 10 * 365.25
+
+
 def validate_holdout(days: float) -> None:
-    """Raise ``ValueError`` unless the hold-out is within 1-3650 days."""
-    if not (1.0 <= days <= 3650.0):
-        raise ValueError(f"holdout_days must be within 1-3650, got {days}")
+    """Raise ``ValueError`` unless the hold-out is within 1 day and ten years."""
+    if not (1.0 <= days <= MAX_HOLDOUT_DAYS):
+        raise ValueError(f"holdout_days must be within 1-{MAX_HOLDOUT_DAYS:g}, got {days:g}")
 
 
 def _last_time(history: PatientHistory) -> float:
@@ -139,6 +143,7 @@ def run_backtest(
         becomes ``None``.
     """
     validate_holdout(holdout_days)
+    validate_samples(n_samples)
     usable: list[tuple[PatientHistory, float]] = []
     for h in histories:
         last = _last_time(h)

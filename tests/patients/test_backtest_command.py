@@ -72,3 +72,44 @@ def test_a_bundle_without_readings_scores_nothing_instead_of_failing(tmp_path) -
     assert result["bundles"] == 1
     for var in ("sbp", "dbp", "hba1c", "ldl", "weight"):
         assert result[var]["n"] == 0 and result[var]["mae_twin"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--holdout-months", "121"], "--holdout-months must be within"),
+        (["--holdout-months", "0"], "--holdout-months must be within"),
+        (["--samples", "5"], "--samples"),
+        (["--json", "/nonexistent-folder/out.json"], "does not exist"),
+    ],
+)
+def test_it_refuses_bad_options_before_any_work(args, message) -> None:
+    with pytest.raises(CommandError, match=message):
+        call_command(
+            "backtest",
+            "--fhir",
+            str(SYNTHEA[0]),
+            "--no-progress",
+            *args,
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+
+
+def test_the_longest_holdout_is_accepted_and_a_bundle_named_twice_counts_once(tmp_path) -> None:
+    out = tmp_path / "backtest.json"
+    call_command(
+        "backtest",
+        "--fhir",
+        str(SYNTHEA[0]),
+        str(SYNTHEA[0]),
+        str(SYNTHEA[0].parent / "." / SYNTHEA[0].name),
+        "--holdout-months",
+        "120",
+        "--json",
+        str(out),
+        "--no-progress",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    assert json.loads(out.read_text())["bundles"] == 1

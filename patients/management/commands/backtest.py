@@ -16,7 +16,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from models_engine.backtest import BACKTEST_VARIABLES, run_backtest
+from models_engine.backtest import (
+    BACKTEST_VARIABLES,
+    MAX_HOLDOUT_DAYS,
+    run_backtest,
+    validate_holdout,
+)
+from models_engine.forecast import validate_samples
 from models_engine.history import PatientHistory
 from patients.fhir.extract import history_from_bundle
 from patients.fhir.parse import BundleError
@@ -53,15 +59,27 @@ class Command(BaseCommand):
         paths = bundle_paths(options["fhir"])
         if not paths:
             raise CommandError("no .json bundles found")
-        if not 0 < options["holdout_months"] <= 120:
-            raise CommandError("--holdout-months must be between 0 and 120")
+        holdout_days = options["holdout_months"] * DAYS_PER_MONTH
+        try:
+            validate_holdout(holdout_days)
+        except ValueError as exc:
+            raise CommandError(
+                f"--holdout-months must be within {1 / DAYS_PER_MONTH:.2f}-"
+                f"{MAX_HOLDOUT_DAYS / DAYS_PER_MONTH:g}, got {options['holdout_months']:g}"
+            ) from exc
+        try:
+            validate_samples(options["samples"])
+        except ValueError as exc:
+            raise CommandError(f"--samples: {exc}") from exc
+        out = Path(options["json_out"]) if options["json_out"] else None
+        if out is not None and not out.parent.is_dir():
+            raise CommandError(f"--json {out}: folder {out.parent} does not exist")
         histories: list[PatientHistory] = []
         for path in tqdm(paths, unit="bundle", disable=options["no_progress"], file=self.stderr):
             try:
                 histories.append(history_from_bundle(path.read_bytes()))
             except BundleError as exc:
                 raise CommandError(f"{path}: {exc}") from exc
-        holdout_days = options["holdout_months"] * DAYS_PER_MONTH
         results = run_backtest(
             histories,
             holdout_days=holdout_days,
@@ -78,7 +96,7 @@ class Command(BaseCommand):
                 f"{var:<9}{r['n']:>6}{_fmt(r['mae_twin']):>10}{_fmt(r['mae_locf']):>10}{_fmt(r['mae_trend']):>11}"
                 f"{_fmt(r['coverage80'], True):>8}{_fmt(r['coverage95'], True):>8}"
             )
-        if options["json_out"]:
+        if out is not None:
             payload = {
                 "generated_at": dt.datetime.now(dt.UTC).isoformat(),
                 "bundles": len(paths),
@@ -87,5 +105,8 @@ class Command(BaseCommand):
                 "treatments_known": not options["treatments_at_cutoff"],
                 **results,
             }
-            Path(options["json_out"]).write_text(json.dumps(payload, indent=2), encoding="utf-8")
-            self.stderr.write(f"wrote {options['json_out']}")
+            try:
+                out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(f"--json {out}: {exc.strerror}") from exc
+            self.stderr.write(f"wrote {out}")

@@ -19,6 +19,7 @@ from patients.models import ImportBatch
 
 
 def bundle_paths(paths: list[str]) -> list[Path]:
+    """The .json files of ``paths`` (files, or folders searched recursively), each once, in order."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -28,7 +29,8 @@ def bundle_paths(paths: list[str]) -> list[Path]:
             found.append(path)
         else:
             raise CommandError(f"{raw}: no such file or folder")
-    return found
+    # a file named twice (or inside a folder also named) is read once
+    return list({p.resolve(): p for p in reversed(found)}.values())[::-1]
 
 
 class Command(BaseCommand):
