@@ -113,6 +113,22 @@ def observation_sd(variable: str, value: FloatArray) -> FloatArray:
     return out
 
 
+def noise_floor(variable: str) -> float:
+    """Least noise multiplier of ``variable``: priors.csv's ``noise_floor`` over its noise SD or CV.
+
+    Every patient's fitted noise (``VariableFit.noise_scale``) is at least this, so a record of
+    repeated values (copied forward, or a generator's constant series) still forecasts a new
+    reading with the measurement's own imprecision, and drift alerts stay quiet for ordinary
+    variation.
+    """
+    p = priors()
+    documented = p.get((variable, "noise_sd"), p.get((variable, "noise_cv")))
+    floor = p.get((variable, "noise_floor"))
+    if documented is None or floor is None:
+        return 0.0
+    return floor / documented
+
+
 def to_model_scale(variable: str, y: FloatArray) -> FloatArray:
     """Canonical units → model scale (log for LDL)."""
     out: FloatArray = np.log(np.maximum(y, 1e-6)) if variable in LOG_VARIABLES else np.asarray(y)
@@ -988,6 +1004,7 @@ def calibrate_batch(
                 sparse = ((mask > 0) & (flag == 0)).sum(axis=1) < MIN_READINGS
                 k_each = np.where(sparse, k_noise, k_each)
                 walk_each = np.where(sparse, walk_var, walk_each)
+                k_each = np.maximum(k_each, noise_floor(var))
                 sd_fit = np.where(flag == 0, sd * k_each[:, None], sd)
             mean, cov, scale = solve_batch(
                 x,
@@ -1031,7 +1048,7 @@ def calibrate_batch(
                 cov=cov[i],
                 prior_mean=m0[i],
                 prior_sd=s0[i],
-                noise_scale=float(scale[i] * k_each[i]),
+                noise_scale=max(float(scale[i] * k_each[i]), noise_floor(var)),
                 n_obs=n_obs,
                 t_last=float(t_i.max()) if t_i.size else float(cutoffs[i]),
                 fallback=fallback,
