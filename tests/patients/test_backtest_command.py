@@ -11,6 +11,13 @@ from django.core.management import CommandError, call_command
 from tests.conftest import SYNTHEA
 
 
+def _backtest(*args: str) -> str:
+    """Run the command quietly with ``args``; its standard output."""
+    stdout = io.StringIO()
+    call_command("backtest", *args, "--no-progress", stdout=stdout, stderr=io.StringIO())
+    return stdout.getvalue()
+
+
 def test_it_writes_per_variable_scores_for_the_twin_and_both_baselines(tmp_path) -> None:
     out = tmp_path / "backtest.json"
     stdout = io.StringIO()
@@ -42,14 +49,7 @@ def test_it_names_the_bundle_that_cannot_be_parsed(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"resourceType": "Bundle"}')
     with pytest.raises(CommandError, match=r"bad\.json"):
-        call_command(
-            "backtest",
-            "--fhir",
-            str(bad),
-            "--no-progress",
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
+        _backtest("--fhir", str(bad))
 
 
 def test_a_bundle_without_readings_scores_nothing_instead_of_failing(tmp_path) -> None:
@@ -58,16 +58,7 @@ def test_a_bundle_without_readings_scores_nothing_instead_of_failing(tmp_path) -
     path = tmp_path / "patient_only.json"
     path.write_text(json.dumps(bundle))
     out = tmp_path / "backtest.json"
-    call_command(
-        "backtest",
-        "--fhir",
-        str(path),
-        "--json",
-        str(out),
-        "--no-progress",
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-    )
+    _backtest("--fhir", str(path), "--json", str(out))
     result = json.loads(out.read_text())
     assert result["bundles"] == 1
     for var in ("sbp", "dbp", "hba1c", "ldl", "weight"):
@@ -85,31 +76,11 @@ def test_a_bundle_without_readings_scores_nothing_instead_of_failing(tmp_path) -
 )
 def test_it_refuses_bad_options_before_any_work(args, message) -> None:
     with pytest.raises(CommandError, match=message):
-        call_command(
-            "backtest",
-            "--fhir",
-            str(SYNTHEA[0]),
-            "--no-progress",
-            *args,
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
+        _backtest("--fhir", str(SYNTHEA[0]), *args)
 
 
 def test_the_longest_holdout_is_accepted_and_a_bundle_named_twice_counts_once(tmp_path) -> None:
     out = tmp_path / "backtest.json"
-    call_command(
-        "backtest",
-        "--fhir",
-        str(SYNTHEA[0]),
-        str(SYNTHEA[0]),
-        str(SYNTHEA[0].parent / "." / SYNTHEA[0].name),
-        "--holdout-months",
-        "120",
-        "--json",
-        str(out),
-        "--no-progress",
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-    )
+    same = [str(SYNTHEA[0]), str(SYNTHEA[0]), str(SYNTHEA[0].parent / "." / SYNTHEA[0].name)]
+    _backtest("--fhir", *same, "--holdout-months", "120", "--json", str(out))
     assert json.loads(out.read_text())["bundles"] == 1
