@@ -193,7 +193,7 @@ def naive_patient(
     fits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     grid = cal.until + np.arange(11) * DAYS_PER_YEAR
     for var in calib.FIT_VARIABLES:
-        t, z, sd, flag = calib._rows(h, var, cal.until)
+        t, z, sd, flag, _window = calib._rows(h, var, cal.until)
         m0, s0 = calib.prior_for(h, var, cal.until)
         if t.size == 0:
             fits[var] = (m0, np.full(grid.size, np.nan))

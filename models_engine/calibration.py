@@ -23,6 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -332,14 +333,31 @@ def readings(history: PatientHistory, variable: str, until: float) -> tuple[Floa
     return series.t[keep], series.y[keep]
 
 
+def _visit_groups(t: FloatArray) -> tuple[float, npt.NDArray[np.intp] | None]:
+    """Days per visit window for readings at days ``t`` (0: no averaging) and each reading's window.
+
+    The shortest of ``VISIT_WINDOWS_DAYS`` that leaves at most ``MAX_FIT_READINGS`` windows.
+    """
+    if t.size <= MAX_FIT_READINGS:
+        return 0.0, None
+    for window in VISIT_WINDOWS_DAYS:
+        _, which = np.unique(np.floor(t / window), return_inverse=True)
+        if which.max() < MAX_FIT_READINGS:
+            break
+    return window, which
+
+
+def _averaged(which: npt.NDArray[np.intp] | None, *arrays: FloatArray) -> tuple[FloatArray, ...]:
+    """Each of ``arrays`` averaged within the groups ``which`` (unchanged when ``None``)."""
+    if which is None:
+        return arrays
+    counts = np.bincount(which).astype(np.float64)
+    return tuple(np.bincount(which, weights=a) / counts for a in arrays)
+
+
 def visit_window(t: FloatArray) -> float:
     """Days per visit window for readings at days ``t``: 0 (no averaging) up to ``MAX_FIT_READINGS``."""
-    if t.size <= MAX_FIT_READINGS:
-        return 0.0
-    for window in VISIT_WINDOWS_DAYS:
-        if np.unique(np.floor(t / window)).size <= MAX_FIT_READINGS:
-            return window
-    return VISIT_WINDOWS_DAYS[-1]
+    return _visit_groups(t)[0]
 
 
 def as_visits(t: FloatArray, *values: FloatArray) -> tuple[FloatArray, ...]:
@@ -349,35 +367,39 @@ def as_visits(t: FloatArray, *values: FloatArray) -> tuple[FloatArray, ...]:
     and values are the means of its readings; the measurement SD passed in ``values`` stays a
     visit's SD, since the day-to-day variability a visit samples does not average away.
     """
-    window = visit_window(t)
-    if window == 0.0:
-        return (t, *values)
-    _, which = np.unique(np.floor(t / window), return_inverse=True)
-    counts = np.bincount(which).astype(np.float64)
-    return tuple(np.bincount(which, weights=a) / counts for a in (t, *values))
+    return _averaged(_visit_groups(t)[1], t, *values)
 
 
-def _rows(
-    history: PatientHistory, variable: str, until: float
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+class Rows(NamedTuple):
+    """One patient's rows of one variable for the fit (``_rows``)."""
+
+    t: FloatArray
+    z: FloatArray
+    sd: FloatArray
+    flag: FloatArray
+    #: days per visit window the readings were averaged over; 0 when they were not
+    window: float
+
+
+def _rows(history: PatientHistory, variable: str, until: float) -> Rows:
     """Times, model-scale values, measurement SDs and glucose-row flags of one variable.
 
     Long records are averaged into visits first (``as_visits``).
     """
     t, y = readings(history, variable, until)
-    t, y = as_visits(t, y)
+    window, which = _visit_groups(t)
+    t, y = _averaged(which, t, y)
     z = to_model_scale(variable, y)
     sd = observation_sd(variable, y)
     flag = np.zeros(t.size)
     if variable == "hba1c" and t.size < MIN_READINGS:
         # fasting glucose is a noisier proxy: it informs HbA1c only when HbA1c itself is sparse
-        tg, g = readings(history, "glucose", until)
-        tg, g = as_visits(tg, g)
+        tg, g = as_visits(*readings(history, "glucose", until))
         zg = glycaemia.hba1c_from_glucose(g)
         sdg = priors()[("glucose", "noise_cv")] * g / glycaemia.ADAG_SLOPE
         t, z = np.concatenate([t, tg]), np.concatenate([z, zg])
         sd, flag = np.concatenate([sd, sdg]), np.concatenate([flag, np.ones(tg.size)])
-    return t, z, sd, flag
+    return Rows(t, z, sd, flag, window)
 
 
 def prior_for(
@@ -519,8 +541,8 @@ def solve_blocks(
 
     ``mask`` (P, N) marks real rows. Patients are taken in order of their last real row and
     grouped so that a group's ``patients × width²`` (the size of its covariance stack) stays
-    within ``cells`` (default ``SOLVE_BLOCK_CELLS``); a patient alone may exceed it. A long home-monitoring record therefore
-    costs its own block, not the whole batch padded to its length.
+    within ``cells`` (default ``SOLVE_BLOCK_CELLS``); a patient alone may exceed it. A long
+    home-monitoring record therefore costs its own block, not the whole batch padded to its length.
     """
     cells = SOLVE_BLOCK_CELLS if cells is None else cells
     n_pat, n_rows = mask.shape
@@ -931,15 +953,18 @@ def calibrate_batch(
     for var in FIT_VARIABLES:
         data = [_rows(h, var, float(c)) for h, c in zip(histories, cutoffs, strict=True)]
         pri = [prior_for(h, var, float(c)) for h, c in zip(histories, cutoffs, strict=True)]
-        width = max(1, max(d[0].size for d in data))
+        width = max(1, max(d.t.size for d in data))
         tt = np.zeros((n_pat, width))
         z = np.zeros((n_pat, width))
         sd = np.ones((n_pat, width))
         mask = np.zeros((n_pat, width))
         flag = np.zeros((n_pat, width))
-        for i, (t_i, z_i, sd_i, f_i) in enumerate(data):
-            k = t_i.size
-            tt[i, :k], z[i, :k], sd[i, :k], mask[i, :k], flag[i, :k] = t_i, z_i, sd_i, 1.0, f_i
+        for i, d in enumerate(data):
+            k = d.t.size
+            tt[i, :k], z[i, :k], sd[i, :k], mask[i, :k], flag[i, :k] = d.t, d.z, d.sd, 1.0, d.flag
+        # the patient's own readings (visits), not fasting-glucose proxies for HbA1c
+        n_own = ((mask > 0) & (flag == 0)).sum(axis=1)
+        floor = noise_floor(var)
         m0 = np.stack([p[0] for p in pri])
         s0 = np.stack([p[1] for p in pri])
         mean = m0.copy()
@@ -1001,10 +1026,9 @@ def calibrate_batch(
                     dof=dof,
                 )
                 # fewer readings than MIN_READINGS: the batch's values, like the other priors
-                sparse = ((mask > 0) & (flag == 0)).sum(axis=1) < MIN_READINGS
-                k_each = np.where(sparse, k_noise, k_each)
+                sparse = n_own < MIN_READINGS
+                k_each = np.maximum(np.where(sparse, k_noise, k_each), floor)
                 walk_each = np.where(sparse, walk_var, walk_each)
-                k_each = np.maximum(k_each, noise_floor(var))
                 sd_fit = np.where(flag == 0, sd * k_each[:, None], sd)
             mean, cov, scale = solve_batch(
                 x,
@@ -1021,17 +1045,16 @@ def calibrate_batch(
             )
             if not any(has_tx):
                 break
-        for i, (t_i, _z, _s, f_i) in enumerate(data):
-            n_obs = int((f_i == 0).sum())
-            if var == "hba1c" and not f_i.any():
+        for i, d in enumerate(data):
+            n_obs = int(n_own[i])
+            if var == "hba1c" and not d.flag.any():
                 o_mean, o_sd = glucose_offset(histories[i], mean[i], float(cutoffs[i]))
                 mean[i, 3], cov[i, 3, :], cov[i, :, 3] = o_mean, 0.0, 0.0
                 cov[i, 3, 3] = o_sd**2
             fallback = n_obs < MIN_READINGS
-            window = visit_window(readings(histories[i], var, float(cutoffs[i]))[0])
-            if window:
+            if d.window:
                 notes[i].append(
-                    f"{var}: readings averaged into {n_obs} visits of {window:g} day(s) for the fit"
+                    f"{var}: readings averaged into {n_obs} visits of {d.window:g} day(s) for the fit"
                 )
             if scale[i] * k_each[i] > MISFIT_SCALE and n_obs >= MIN_READINGS:
                 notes[i].append(
@@ -1048,9 +1071,9 @@ def calibrate_batch(
                 cov=cov[i],
                 prior_mean=m0[i],
                 prior_sd=s0[i],
-                noise_scale=max(float(scale[i] * k_each[i]), noise_floor(var)),
+                noise_scale=max(float(scale[i] * k_each[i]), floor),
                 n_obs=n_obs,
-                t_last=float(t_i.max()) if t_i.size else float(cutoffs[i]),
+                t_last=float(d.t.max()) if d.t.size else float(cutoffs[i]),
                 fallback=fallback,
                 walk_var=float(walk_each[i]),
             )

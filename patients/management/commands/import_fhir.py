@@ -29,8 +29,14 @@ def bundle_paths(paths: list[str]) -> list[Path]:
             found.append(path)
         else:
             raise CommandError(f"{raw}: no such file or folder")
-    # a file named twice (or inside a folder also named) is read once
-    return list({p.resolve(): p for p in reversed(found)}.values())[::-1]
+    # a file named twice (or inside a folder also named) is read once, where it first appears
+    seen: set[Path] = set()
+    unique: list[Path] = []
+    for p in found:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
 
 
 class Command(BaseCommand):
