@@ -26,7 +26,7 @@ NOT_A_RESULT = frozenset({"registered", "cancelled", "entered-in-error"})
 #: Condition verification statuses that mean the patient does not have the condition.
 NOT_A_DIAGNOSIS = frozenset({"refuted", "entered-in-error"})
 
-_TWIN_VARIABLES = (
+TWIN_VARIABLES = (
     "sbp",
     "dbp",
     "hba1c",
@@ -41,7 +41,7 @@ _TWIN_VARIABLES = (
     "egfr",
     "uacr",
 )
-_SMOKER_CODE = "72166-2"
+SMOKER_CODE = "72166-2"
 
 
 @dataclass(frozen=True)
@@ -153,13 +153,13 @@ def build_history(
     series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     smoker_status: tuple[dt.datetime, bool] | None = None
     for o in points:
-        if o.code == _SMOKER_CODE:
+        if o.code == SMOKER_CODE:
             is_smoker = o.value_code in coding.CONDITION_GROUPS["smoker"]
             if smoker_status is None or o.effective_at >= smoker_status[0]:
                 smoker_status = (o.effective_at, is_smoker)
             continue
         variable = coding.VARIABLE_BY_CODE.get(o.code)
-        if variable is None or variable.key not in _TWIN_VARIABLES or o.value is None:
+        if variable is None or variable.key not in TWIN_VARIABLES or o.value is None:
             continue
         series[variable.key].append((_days(o.effective_at, reference), float(o.value)))
     observed: dict[str, Series] = {}

@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "accounts",
     "patients",
+    "twins",
+    "devices",
 ]
 
 MIDDLEWARE = [
@@ -146,7 +148,55 @@ CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 360
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TIMEZONE = "UTC"
+# A publish that cannot reach Redis fails at once instead of blocking the request: the work is
+# already a row in PostgreSQL and the sweeper queues it when Redis is back.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 10,
+    # An unacknowledged message (its worker was killed) is delivered again after this long.
+    "visibility_timeout": env_int("TWINPORTAL_VISIBILITY_TIMEOUT_SECONDS", 3600),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Three queues: the default (recalibrations after new data, note reading), "batch" (nightly
+# chunks) and "interactive" (what-if comparisons, which a clinician is waiting for). Give the
+# interactive queue a worker of its own so the nightly run never delays it (README, scale-out).
+CELERY_QUEUE_PREFIX = env_str("TWINPORTAL_QUEUE_PREFIX", "twinportal")
+
+
+def celery_queues(prefix: str) -> dict[str, object]:
+    """Default queue and task routes for a queue-name prefix."""
+    return {
+        "CELERY_TASK_DEFAULT_QUEUE": prefix,
+        "CELERY_TASK_ROUTES": {
+            "twins.tasks.twin_recompute_chunk": {"queue": f"{prefix}-batch"},
+            "twins.tasks.twin_nightly_dispatch": {"queue": f"{prefix}-batch"},
+            "twins.tasks.twin_whatif": {"queue": f"{prefix}-interactive"},
+        },
+    }
+
+
+CELERY_TASK_DEFAULT_QUEUE = str(celery_queues(CELERY_QUEUE_PREFIX)["CELERY_TASK_DEFAULT_QUEUE"])
+CELERY_TASK_ROUTES = celery_queues(CELERY_QUEUE_PREFIX)["CELERY_TASK_ROUTES"]
+
+# The twin kept current (twins/services.py reads these through ``twin_config``).
+TWINPORTAL_TWIN = {
+    # a recalibration waits this long after the latest new reading (a burst causes one fit) ...
+    "quiet_seconds": env_int("TWINPORTAL_RECALIBRATION_QUIET_SECONDS", 30),
+    # ... but never longer than this after the first
+    "max_wait_seconds": env_int("TWINPORTAL_RECALIBRATION_MAX_WAIT_SECONDS", 300),
+    # the nightly run refits patients whose fit is older than this even without new data
+    "stale_after_days": env_int("TWINPORTAL_TWIN_STALE_DAYS", 7),
+    # patients per nightly chunk: calibrated as one vectorised batch, written in one transaction
+    "chunk_size": env_int("TWINPORTAL_TWIN_CHUNK_SIZE", 500),
+    # a queued chunk or recalibration without a result after this long is queued again
+    "lease_seconds": env_int("TWINPORTAL_TWIN_LEASE_SECONDS", 1200),
+    "whatif_lease_seconds": env_int("TWINPORTAL_WHATIF_LEASE_SECONDS", 120),
+    # a recalibration that failed this many times waits for the nightly run instead
+    "max_attempts": env_int("TWINPORTAL_TWIN_MAX_ATTEMPTS", 5),
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Every periodic job, in one place. Each has a named schedule and expires rather than piling up
 # when workers are down.
@@ -156,6 +206,19 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "patients.tasks.note_summaries_nightly",
         "schedule": crontab(hour=2, minute=30),
         "options": {"expires": 6 * 3600},
+    },
+    # 01:00 UTC: refit every patient whose record changed or whose fit is stale, in chunks.
+    "twin-nightly": {
+        "task": "twins.tasks.twin_nightly_dispatch",
+        "schedule": crontab(hour=1, minute=0),
+        "options": {"expires": 6 * 3600},
+    },
+    # Every minute: queue recalibrations, chunks and what-ifs whose message is missing (Redis
+    # was down when they were written) or was lost (Redis restarted, a worker killed).
+    "twin-sweep": {
+        "task": "twins.tasks.twin_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
 }
 

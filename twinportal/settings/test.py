@@ -6,6 +6,7 @@ import dj_database_url
 
 from twinportal.env import env_str
 from twinportal.settings.base import *  # noqa: F403
+from twinportal.settings.base import celery_queues
 
 SECRET_KEY = "test-only-key-not-secret"
 DEBUG = False
@@ -29,8 +30,10 @@ CACHES = {
 }
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
-# Each pytest-xdist worker runs its own Celery worker on its own queue.
-CELERY_TASK_DEFAULT_QUEUE = "twinportal-" + env_str("PYTEST_XDIST_WORKER", "main")
+# Each pytest-xdist worker runs its own Celery worker on its own queues.
+CELERY_QUEUE_PREFIX = "twinportal-" + env_str("PYTEST_XDIST_WORKER", "main")
+CELERY_TASK_DEFAULT_QUEUE = str(celery_queues(CELERY_QUEUE_PREFIX)["CELERY_TASK_DEFAULT_QUEUE"])
+CELERY_TASK_ROUTES = celery_queues(CELERY_QUEUE_PREFIX)["CELERY_TASK_ROUTES"]
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.MD5PasswordHasher"

@@ -1,0 +1,228 @@
+"""Reads for the twin: stored records to ``PatientHistory`` in bulk, and what is due for a recompute.
+
+``twin_inputs_for`` reads a whole batch of patients with four queries (patients, observations,
+medications, conditions) whatever the batch size, and builds each history with the same
+``patients.twin_inputs.build_history`` the FHIR backtest uses, so both paths see a patient alike.
+Callers pass batches of bounded size (a nightly chunk), which bounds memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.db.models import F, Q, QuerySet
+
+from accounts.models import User
+from models_engine.history import PatientHistory
+from patients import coding
+from patients.models import Condition, Medication, Observation, Patient
+from patients.selectors import patients_visible_to
+from patients.twin_inputs import (
+    NOT_A_RESULT,
+    SMOKER_CODE,
+    TWIN_VARIABLES,
+    ConditionSpan,
+    MedicationPeriod,
+    ObservationPoint,
+    build_history,
+)
+from twins.models import TwinAlert, TwinSnapshot, TwinState, WhatIfRun
+
+#: LOINC codes the twin reads: its variables and the smoking status.
+TWIN_CODES: tuple[str, ...] = tuple(
+    sorted(
+        {code for key in TWIN_VARIABLES for code in coding.VARIABLE_BY_KEY[key].codes}
+        | {SMOKER_CODE}
+    )
+)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One stored reading of a twin variable, for checking it against an earlier forecast."""
+
+    observation_id: int
+    variable: str
+    effective_at: dt.datetime
+    value: float
+
+
+@dataclass(frozen=True)
+class TwinInput:
+    """A patient's history as of ``reference`` plus what identifies the rows it came from."""
+
+    patient_id: int
+    history: PatientHistory
+    inputs_sha256: str
+    data_until: dt.datetime | None
+    readings: tuple[Reading, ...]
+
+
+def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> list[TwinInput]:
+    """Histories of these patients as of ``reference`` (t = 0), in the order of ``patient_ids``.
+
+    Four queries for the whole batch. Rows dated after ``reference`` are left out. Unknown ids are
+    skipped.
+    """
+    ids = list(dict.fromkeys(patient_ids))
+    patients = {
+        row["pk"]: row
+        for row in Patient.objects.filter(pk__in=ids).values(
+            "pk", "sex", "birth_date", "race", "fhir_id"
+        )
+    }
+    obs: dict[int, list[tuple[int, str, dt.datetime, float | None, str, str]]] = defaultdict(list)
+    for row in (
+        Observation.objects.filter(
+            patient_id__in=ids, code__in=TWIN_CODES, effective_at__lte=reference
+        )
+        .order_by("patient_id", "effective_at", "pk")
+        .values_list("patient_id", "pk", "code", "effective_at", "value", "value_code", "status")
+        .iterator(chunk_size=20_000)
+    ):
+        obs[row[0]].append(row[1:])
+    meds: dict[
+        int, list[tuple[str, str, dt.datetime | None, dt.datetime | None, dt.datetime | None]]
+    ]
+    meds = defaultdict(list)
+    for med in (
+        Medication.objects.filter(patient_id__in=ids)
+        .order_by("patient_id", "pk")
+        .values_list("patient_id", "name", "status", "start", "stop", "authored_on")
+    ):
+        meds[med[0]].append(med[1:])
+    conds: dict[int, list[tuple[str, dt.datetime | None, dt.datetime | None, str, str]]] = (
+        defaultdict(list)
+    )
+    for cond in (
+        Condition.objects.filter(patient_id__in=ids)
+        .order_by("patient_id", "pk")
+        .values_list(
+            "patient_id",
+            "code",
+            "onset_at",
+            "abatement_at",
+            "clinical_status",
+            "verification_status",
+        )
+    ):
+        conds[cond[0]].append(cond[1:])
+
+    out: list[TwinInput] = []
+    for pid in ids:
+        p = patients.get(pid)
+        if p is None:
+            continue
+        rows = obs.get(pid, [])
+        digest = hashlib.sha256(f"{p['sex']}|{p['birth_date']}|{p['race']}\n".encode())
+        points: list[ObservationPoint] = []
+        readings: list[Reading] = []
+        for obs_id, code, when, value, value_code, status in rows:
+            points.append(ObservationPoint(code, when, value, value_code, status))
+            digest.update(f"o|{code}|{when.isoformat()}|{value!r}|{value_code}|{status}\n".encode())
+            variable = coding.VARIABLE_BY_CODE.get(code)
+            if variable is not None and value is not None and status not in NOT_A_RESULT:
+                readings.append(Reading(obs_id, variable.key, when, float(value)))
+        med_rows = [MedicationPeriod(*m) for m in meds.get(pid, [])]
+        for m in med_rows:
+            digest.update(f"m|{m.name}|{m.status}|{m.start}|{m.stop}|{m.authored_on}\n".encode())
+        cond_rows = [ConditionSpan(*c) for c in conds.get(pid, [])]
+        for c in cond_rows:
+            digest.update(
+                f"c|{c.code}|{c.onset_at}|{c.abatement_at}|{c.clinical_status}|{c.verification_status}\n".encode()
+            )
+        history = build_history(
+            patient_id=str(pid),
+            sex=p["sex"],
+            birth_date=p["birth_date"],
+            observations=points,
+            medications=med_rows,
+            conditions=cond_rows,
+            race=p["race"],
+            reference=reference,
+        )
+        out.append(
+            TwinInput(
+                patient_id=pid,
+                history=history,
+                inputs_sha256=digest.hexdigest(),
+                data_until=rows[-1][2] if rows else None,
+                readings=tuple(readings),
+            )
+        )
+    return out
+
+
+def patients_due_for_recompute(
+    *, now: dt.datetime, stale_after_days: int, model_version: str
+) -> QuerySet[Patient]:
+    """Patients never fitted, whose record changed since their last fit, whose fit is older than
+    ``stale_after_days`` or from another model version (alive patients only)."""
+    cutoff = now - dt.timedelta(days=stale_after_days)
+    return (
+        Patient.objects.filter(deceased_at__isnull=True)
+        .filter(
+            Q(twin_state__isnull=True)
+            | Q(twin_state__last_fit_at__isnull=True)
+            | Q(twin_state__last_fit_at__lt=cutoff)
+            | Q(twin_state__data_changed_at__gt=F("twin_state__last_fit_at"))
+            | ~Q(twin_state__model_version=model_version)
+        )
+        .order_by("pk")
+    )
+
+
+def latest_snapshots(patient_ids: Iterable[int]) -> dict[int, TwinSnapshot]:
+    """The latest snapshot of each patient that has one (one query)."""
+    states = TwinState.objects.filter(
+        patient_id__in=list(patient_ids), latest__isnull=False
+    ).select_related("latest")
+    return {s.patient_id: s.latest for s in states if s.latest is not None}
+
+
+# Reads for clinicians: always through the care-team selector.
+
+
+def snapshot_latest_for(*, user: User, patient_id: int) -> tuple[Patient, TwinState | None]:
+    """The patient (``Patient.DoesNotExist`` outside the user's teams) and their twin state."""
+    patient = patients_visible_to(user).get(pk=patient_id)
+    state = TwinState.objects.filter(patient=patient).select_related("latest").first()
+    return patient, state
+
+
+def snapshots_for(*, user: User, patient_id: int) -> QuerySet[TwinSnapshot]:
+    """Every snapshot of a visible patient, newest first, without the bulky bands."""
+    patient = patients_visible_to(user).get(pk=patient_id)
+    return (
+        TwinSnapshot.objects.filter(patient=patient)
+        .defer("bands", "calibration")
+        .order_by("-computed_at", "-pk")
+    )
+
+
+def snapshot_get(*, user: User, patient_id: int, snapshot_id: int) -> TwinSnapshot:
+    patient = patients_visible_to(user).get(pk=patient_id)
+    return TwinSnapshot.objects.get(patient=patient, pk=snapshot_id)
+
+
+def alerts_for(
+    *, user: User, open_only: bool = True, patient_id: int | None = None
+) -> QuerySet[TwinAlert]:
+    """Alerts of the user's patients (one patient's when given), newest first."""
+    qs = TwinAlert.objects.filter(patient__in=patients_visible_to(user))
+    if patient_id is not None:
+        qs = qs.filter(patient_id=patient_id)
+    if open_only:
+        qs = qs.filter(acknowledged_at__isnull=True)
+    return qs.select_related("patient", "acknowledged_by").order_by("-created_at", "-pk")
+
+
+def whatif_get(*, user: User, run_id: int) -> WhatIfRun:
+    """A what-if run of a patient the user may see (``WhatIfRun.DoesNotExist`` otherwise)."""
+    return WhatIfRun.objects.select_related("patient").get(
+        pk=run_id, patient__in=patients_visible_to(user)
+    )
