@@ -1,0 +1,63 @@
+"""Draw the sentences of ``findings.csv`` (run once; kept so the draw can be repeated).
+
+Sentences come from ``mtsamples_dev.csv`` split by the pipeline's own segmenter (5 to 40
+words). Odd note ids give the held-out sample, even note ids the development sample; sentences
+already in ``negation.csv`` or ``negation_heldout.csv`` are skipped. Each sample is a random
+draw (fixed seed) plus a smaller draw among sentences with a negation cue word, so that enough
+negated findings are labelled. Prints ``split, note_id, start, end, sentence`` as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+import sys
+from pathlib import Path
+
+from nlp.segment import segment
+
+HERE = Path(__file__).resolve().parent
+NOTES = HERE.parents[2].parent / "shared" / "data" / "notes" / "mtsamples_dev.csv"
+CUE = re.compile(
+    r"\b(no|not|denies|denied|without|negative|free of|absent|none|never|nor|rule out)\b", re.I
+)
+DRAWS = {"heldout": (1, 20261204, 70, 30), "dev": (0, 20261205, 40, 20)}
+
+
+def _used() -> set[tuple[str, int]]:
+    used = set()
+    for name in ("negation.csv", "negation_heldout.csv"):
+        with (HERE / name).open(encoding="utf-8") as fh:
+            used |= {(r["note_id"], int(r["sent_start"])) for r in csv.DictReader(fh)}
+    return used
+
+
+def main() -> None:
+    with NOTES.open(encoding="utf-8") as fh:
+        notes = list(csv.DictReader(fh))
+    used = _used()
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["split", "note_id", "sent_start", "sent_end", "sentence"])
+    for split, (parity, seed, n_random, n_cue) in DRAWS.items():
+        pool = []
+        for note in notes:
+            if int(note["note_id"]) % 2 != parity:
+                continue
+            text = note["transcription"]
+            for s in segment(text)[1]:
+                overlaps = any(
+                    (note["note_id"], start) in used for start in range(s.start - 5, s.start + 6)
+                )
+                if 5 <= len(s.text.split()) <= 40 and not overlaps:
+                    pool.append((note["note_id"], s.start, s.end, s.text))
+        rng = random.Random(seed)
+        rng.shuffle(pool)
+        picked = pool[:n_random]
+        picked += [p for p in pool[n_random:] if CUE.search(p[3])][:n_cue]
+        for note_id, start, end, text in picked:
+            writer.writerow([split, note_id, start, end, text])
+
+
+if __name__ == "__main__":
+    main()
