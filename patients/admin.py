@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -37,6 +37,7 @@ from patients.models import (
     Patient,
 )
 from patients.services import notes_changed
+from patients.signals import records_changed
 
 
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]  # admin pages any model
@@ -73,6 +74,37 @@ class ScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if selectors.can_manage_records(request.user):
             return qs
         return qs.none()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            self._records_changed(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():
+            if not isinstance(obj, Patient):  # a deleted patient has no twin to keep current
+                self._records_changed(obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            field = "pk" if queryset.model is Patient else "patient_id"
+            ids = sorted(set(queryset.values_list(field, flat=True)))
+            if ids and queryset.model is not Patient:
+                records_changed.send(sender=queryset.model, patient_ids=ids, reason="admin")
+            super().delete_queryset(request, queryset)
+
+    @staticmethod
+    def _records_changed(obj: Any) -> None:
+        """An edit of a row the twin reads: its patient's twin is recalibrated."""
+        if isinstance(obj, Patient):
+            patient_id = obj.pk
+        elif isinstance(obj, Observation | Condition | Medication):
+            patient_id = obj.patient_id
+        else:
+            return
+        if patient_id is not None:
+            records_changed.send(sender=type(obj), patient_ids=[patient_id], reason="admin")
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

@@ -30,7 +30,7 @@ from patients.twin_inputs import (
     ObservationPoint,
     build_history,
 )
-from twins.models import TwinAlert, TwinSnapshot, TwinState, WhatIfRun
+from twins.models import PendingRecalibration, TwinAlert, TwinSnapshot, TwinState, WhatIfRun
 
 #: LOINC codes the twin reads: its variables and the smoking status.
 TWIN_CODES: tuple[str, ...] = tuple(
@@ -187,16 +187,17 @@ def latest_snapshots(patient_ids: Iterable[int]) -> dict[int, TwinSnapshot]:
 # Reads for clinicians: always through the care-team selector.
 
 
-def snapshot_latest_for(*, user: User, patient_id: int) -> tuple[Patient, TwinState | None]:
-    """The patient (``Patient.DoesNotExist`` outside the user's teams) and their twin state."""
-    patient = patients_visible_to(user).get(pk=patient_id)
-    state = TwinState.objects.filter(patient=patient).select_related("latest").first()
-    return patient, state
+def twin_state_for(*, patient: Patient) -> TwinState | None:
+    """The patient's twin state with its latest snapshot (the caller has checked access)."""
+    return TwinState.objects.filter(patient=patient).select_related("latest").first()
 
 
-def snapshots_for(*, user: User, patient_id: int) -> QuerySet[TwinSnapshot]:
-    """Every snapshot of a visible patient, newest first, without the bulky bands."""
-    patient = patients_visible_to(user).get(pk=patient_id)
+def recalibration_pending(*, patient: Patient) -> bool:
+    return PendingRecalibration.objects.filter(patient=patient).exists()
+
+
+def snapshots_of(*, patient: Patient) -> QuerySet[TwinSnapshot]:
+    """Every snapshot of a patient (the caller has checked access), newest first, without bands."""
     return (
         TwinSnapshot.objects.filter(patient=patient)
         .defer("bands", "calibration")

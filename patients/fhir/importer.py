@@ -38,6 +38,7 @@ from patients.models import (
     Patient,
 )
 from patients.services import notes_changed
+from patients.signals import records_changed
 
 logger = logging.getLogger(__name__)
 
@@ -293,6 +294,12 @@ def bundle_import(
             batch.status = ImportBatch.Status.SUCCEEDED if changed else ImportBatch.Status.UNCHANGED
             batch.finished_at = timezone.now()
             batch.save()
+            if any(
+                t["created"] or t["updated"]
+                for kind, t in tally.items()
+                if kind != "DocumentReference"
+            ):
+                records_changed.send(sender=ImportBatch, patient_ids=[patient.pk], reason="import")
             note_tally = tally["DocumentReference"]
             if note_tally["created"] or note_tally["updated"]:
                 notes_changed(
