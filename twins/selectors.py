@@ -60,6 +60,7 @@ class TwinInput:
     inputs_sha256: str
     data_until: dt.datetime | None
     readings: tuple[Reading, ...]
+    deceased: bool = False
 
 
 def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> list[TwinInput]:
@@ -72,7 +73,7 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
     patients = {
         row["pk"]: row
         for row in Patient.objects.filter(pk__in=ids).values(
-            "pk", "sex", "birth_date", "race", "fhir_id"
+            "pk", "sex", "birth_date", "race", "deceased_at"
         )
     }
     obs: dict[int, list[tuple[int, str, dt.datetime, float | None, str, str]]] = defaultdict(list)
@@ -152,6 +153,7 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
                 inputs_sha256=digest.hexdigest(),
                 data_until=rows[-1][2] if rows else None,
                 readings=tuple(readings),
+                deceased=p["deceased_at"] is not None and p["deceased_at"] <= reference,
             )
         )
     return out

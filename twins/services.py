@@ -387,7 +387,8 @@ def snapshots_compute(
             and prev.model_version == version
             and prev.computed_at >= fresh_after
         )
-        (skipped if unchanged and not force else todo).append(ti)
+        # a forecast of someone who has died helps nobody
+        (skipped if (unchanged and not force) or ti.deceased else todo).append(ti)
     results, errors = _engine([ti.history for ti in todo])
     counts = ComputeCounts(skipped=len(skipped))
 
