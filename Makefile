@@ -45,6 +45,8 @@ deploy-check: venv
 
 pytest: venv services browser
 	$(PY) -m pytest -p no:cacheprovider -n 2 --dist loadgroup
+	# this test stops and restarts its broker, so it gets a Redis of its own on port 6391
+	TEST_REDIS_URL=redis://127.0.0.1:6391/0 $(PY) -m pytest -p no:cacheprovider -m redis_outage
 
 test: venv services browser lint typecheck deploy-check pytest
 

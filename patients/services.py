@@ -216,12 +216,21 @@ def notes_changed(*, note_ids: Iterable[int], triggered_by: str = SYSTEM_ACTOR) 
     )
 
     def enqueue() -> None:
-        for note_id in ids:
-            note_analyse_task.delay(note_id)
-        for patient_id in patient_ids:
-            # A little later, so the analyses above are usually stored by then; if not, the
-            # summary analyses what it still needs itself.
-            summary_refresh_task.apply_async(args=[patient_id, triggered_by], countdown=5)
+        try:
+            for note_id in ids:
+                note_analyse_task.apply_async(args=[note_id], retry=False)
+            for patient_id in patient_ids:
+                # A little later, so the analyses above are usually stored by then; if not, the
+                # summary analyses what it still needs itself.
+                summary_refresh_task.apply_async(
+                    args=[patient_id, triggered_by], countdown=5, retry=False
+                )
+        except Exception as exc:  # the broker's client raises several types; all mean "not queued"
+            # The notes are committed; the nightly refresh finds their missing analyses and
+            # stale summaries (stale_summary_patient_ids), so nothing is lost.
+            logger.warning(
+                "could not queue note reading (%s); the nightly run will", type(exc).__name__
+            )
 
     transaction.on_commit(enqueue)
 
