@@ -38,7 +38,9 @@ def test_the_latest_snapshot_comes_with_its_status_and_bands(
     assert len(snap["t_years"]) == 121 and snap["t_years"][12] == pytest.approx(1.0)
     sbp = snap["variables"]["sbp"]
     assert sbp["unit"] == "mm[Hg]" and len(sbp["median"]) == 121
-    assert all(lo <= m <= hi for lo, m, hi in zip(sbp["lo95"], sbp["median"], sbp["hi95"]))
+    assert all(
+        lo <= m <= hi for lo, m, hi in zip(sbp["lo95"], sbp["median"], sbp["hi95"], strict=True)
+    )
     assert snap["model_version"] and len(snap["inputs_sha256"]) == 64
 
     services.twin_recalibration_request(patient_ids=[patient.pk], reason="device")
