@@ -22,7 +22,13 @@ NOTES = HERE.parents[2].parent / "shared" / "data" / "notes" / "mtsamples_dev.cs
 CUE = re.compile(
     r"\b(no|not|denies|denied|without|negative|free of|absent|none|never|nor|rule out)\b", re.I
 )
-DRAWS = {"heldout": (1, 20261204, 70, 30), "dev": (0, 20261205, 40, 20)}
+# split: (note-id parity, seed, random sentences, extra sentences with a cue word); batch 2 of
+# the held-out sample was drawn after batch 1 had been labelled, skipping its sentences.
+DRAWS = {
+    "heldout": (1, 20261204, 70, 30),
+    "dev": (0, 20261205, 40, 20),
+    "heldout2": (1, 20261206, 70, 30),
+}
 
 
 def _used() -> set[tuple[str, int]]:
@@ -37,6 +43,7 @@ def main() -> None:
     with NOTES.open(encoding="utf-8") as fh:
         notes = list(csv.DictReader(fh))
     used = _used()
+    drawn: set[tuple[str, int]] = set()
     writer = csv.writer(sys.stdout)
     writer.writerow(["split", "note_id", "sent_start", "sent_end", "sentence"])
     for split, (parity, seed, n_random, n_cue) in DRAWS.items():
@@ -49,14 +56,19 @@ def main() -> None:
                 overlaps = any(
                     (note["note_id"], start) in used for start in range(s.start - 5, s.start + 6)
                 )
-                if 5 <= len(s.text.split()) <= 40 and not overlaps:
+                if (
+                    5 <= len(s.text.split()) <= 40
+                    and not overlaps
+                    and ((note["note_id"], s.start) not in drawn)
+                ):
                     pool.append((note["note_id"], s.start, s.end, s.text))
         rng = random.Random(seed)
         rng.shuffle(pool)
         picked = pool[:n_random]
         picked += [p for p in pool[n_random:] if CUE.search(p[3])][:n_cue]
         for note_id, start, end, text in picked:
-            writer.writerow([split, note_id, start, end, text])
+            drawn.add((note_id, start))
+            writer.writerow([split.rstrip("2"), note_id, start, end, text])
 
 
 if __name__ == "__main__":
