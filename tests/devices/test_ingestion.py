@@ -270,3 +270,31 @@ def test_a_batch_that_stores_nothing_asks_for_no_recalibration(cuff) -> None:
     send(cuff.secret, [bp("r1", unit="kPa")])
 
     assert not PendingRecalibration.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_reading_sent_twice_at_once_is_stored_once(cuff, monkeypatch) -> None:
+    import threading
+
+    from django.db import connection
+
+    # These transactions really commit: keep the twin's Celery message out of the shared queues.
+    monkeypatch.setattr("devices.services.twin_recalibration_request", lambda **kwargs: None)
+    start = threading.Barrier(2)
+    answers: list[str] = []
+
+    def post() -> None:
+        try:
+            start.wait()
+            answers.append(send(cuff.secret, [bp("same")]).json()["results"][0]["status"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(answers) == ["accepted", "duplicate"]
+    assert Observation.objects.filter(parent=None).count() == 1
