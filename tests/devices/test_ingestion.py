@@ -298,3 +298,26 @@ def test_the_same_reading_sent_twice_at_once_is_stored_once(cuff, monkeypatch) -
 
     assert sorted(answers) == ["accepted", "duplicate"]
     assert Observation.objects.filter(parent=None).count() == 1
+
+
+def test_device_readings_export_to_fhir_and_import_back_unchanged(imported, issue) -> None:
+    import json
+
+    from patients.fhir.exporter import patient_bundle
+    from patients.fhir.importer import bundle_import
+
+    patient = imported[0]
+    cuff, meter = issue("bp_cuff", patient=patient), issue("glucose_meter", patient=patient)
+    send(cuff.secret, [bp("a"), bp("b", systolic=150, unit="mmHg")])
+    glucose = {"id": "g", "type": "glucose", "time": ago(hours=3), "value": 6.1, "unit": "mmol/L"}
+    send(meter.secret, [glucose])
+    stored = list(Observation.objects.filter(source="home_device").order_by("fhir_id").values())
+    assert len(stored) == 7
+
+    batch = bundle_import(raw=json.dumps(patient_bundle(patient)).encode(), channel="command")
+
+    assert batch.status == "unchanged"
+    assert (
+        list(Observation.objects.filter(source="home_device").order_by("fhir_id").values())
+        == stored
+    )
