@@ -397,6 +397,152 @@ def accuracy(pairs: Iterable[tuple[bool | None, bool]]) -> tuple[float, int]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Finding spans
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoldFinding:
+    """A labelled finding: character span in the note, negation, and tier.
+
+    ``optional`` findings (generic words such as "complications", descriptions a term list
+    cannot be expected to name) are neither credited nor penalised, like optional drugs.
+    """
+
+    start: int
+    end: int
+    text: str
+    negated: bool
+    required: bool
+
+
+@dataclass
+class FindingSentence:
+    sid: str
+    split: str
+    note_id: str
+    start: int
+    end: int
+    sentence: str
+    findings: list[GoldFinding] = field(default_factory=list)
+
+
+def load_finding_gold(gold_dir: Path = GOLD_DIR) -> list[FindingSentence]:
+    """Sentences of ``finding_sentences.csv`` with their labelled findings (``findings.csv``)."""
+    sentences = {
+        r["sid"]: FindingSentence(
+            r["sid"],
+            r["split"],
+            r["note_id"],
+            int(r["sent_start"]),
+            int(r["sent_end"]),
+            r["sentence"],
+        )
+        for r in read_csv(gold_dir / "finding_sentences.csv")
+    }
+    for r in read_csv(gold_dir / "findings.csv"):
+        sentences[r["sid"]].findings.append(
+            GoldFinding(
+                int(r["f_start"]),
+                int(r["f_end"]),
+                r["text"],
+                r["negated"] == "yes",
+                r["tier"] == "required",
+            )
+        )
+    return list(sentences.values())
+
+
+def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
+    return a_start < b_end and b_start < a_end
+
+
+@dataclass
+class FindingScore:
+    """Span-overlap counts for one system on a set of sentences.
+
+    A required gold finding is recalled when some predicted problem overlaps it; a predicted
+    problem is correct when it overlaps a gold finding (required or optional) and a false
+    positive when it overlaps none; one overlapping only optional findings is not counted.
+    Negation is scored on recalled required findings, with the prediction that overlaps most.
+    """
+
+    recalled: int = 0
+    gold: int = 0
+    correct: int = 0
+    predicted: int = 0
+    negation_right: int = 0
+    negation_n: int = 0
+    misses: list[str] = field(default_factory=list)
+    false_positives: list[str] = field(default_factory=list)
+    negation_errors: list[str] = field(default_factory=list)
+
+
+def finding_eval(sentences: Sequence[FindingSentence], analyses: dict[str, Any]) -> FindingScore:
+    score = FindingScore()
+    for sent in sentences:
+        predicted = [
+            e
+            for e in analyses[sent.note_id].entities
+            if e.label == "problem" and _overlaps(e.start, e.end, sent.start, sent.end)
+        ]
+        for g in sent.findings:
+            if not g.required:
+                continue
+            score.gold += 1
+            best = covering_entity(predicted, g.start, g.end)
+            if best is None:
+                score.misses.append(f"{sent.sid}: {g.text}")
+                continue
+            score.recalled += 1
+            score.negation_n += 1
+            if bool(best.negated) == g.negated:
+                score.negation_right += 1
+            else:
+                score.negation_errors.append(f"{sent.sid}: {g.text}")
+        for e in predicted:
+            hits = [g for g in sent.findings if _overlaps(e.start, e.end, g.start, g.end)]
+            if hits and not any(g.required for g in hits):
+                continue
+            score.predicted += 1
+            if hits:
+                score.correct += 1
+            else:
+                score.false_positives.append(f"{sent.sid}: {e.text}")
+    return score
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95% by default); (0, 0) when ``n`` is 0."""
+    if n == 0:
+        return 0.0, 0.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _ratio(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{_pct(k / n if n else 0.0)} ({k}/{n}; 95% CI {lo:.2f}-{hi:.2f})"
+
+
+def legacy_pipeline() -> Any:
+    """The same pipeline with the hand-made ``problems.csv`` lexicon as its problem matcher."""
+    import dataclasses
+
+    from nlp.pipeline import load_pipeline
+    from nlp.problems import TermMatcher, find_generic_problems, load_terms
+
+    pipe = load_pipeline()
+    return dataclasses.replace(
+        pipe,
+        problems=TermMatcher(pipe.nlp, load_terms("problems.csv")),
+        generic_problems=find_generic_problems,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # One-note summaries
 # ---------------------------------------------------------------------------------------------
 

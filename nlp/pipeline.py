@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,13 +29,20 @@ from nlp.medications import (
     find_medications,
     load_drug_lexicon,
 )
-from nlp.problems import TermMatch, TermMatcher, build_term_matcher, find_generic_problems
+from nlp.problems import TermMatch, TermMatcher, build_term_matcher
 from nlp.segment import ClinicalTokenizer, segment
 from nlp.types import Entity, NoteAnalysis, Section, Sentence
+from nlp.vocabulary import (
+    FindingMatcher,
+    find_generic_findings,
+    load_abbreviations,
+    load_vocabulary,
+    use_normalised_norms,
+)
 
 __all__ = ["PIPELINE_VERSION", "NotePipeline", "analyse", "analyse_many", "load_pipeline"]
 
-PIPELINE_VERSION = "twinportal-nlp/1.0"
+PIPELINE_VERSION = "twinportal-nlp/1.1"
 # When two mentions overlap the longer wins; on equal length, this order decides.
 _PRIORITY = {"measurement": 0, "medication": 1, "procedure": 2, "problem": 3}
 _HISTORY_SECTIONS = frozenset({"past_history", "past_surgical_history"})
@@ -45,27 +52,34 @@ _BATCH = 64
 
 @dataclass(frozen=True)
 class NotePipeline:
-    """Everything :func:`analyse` needs, built once: tokenizer and lexicon matchers."""
+    """Everything :func:`analyse` needs, built once: tokenizer and lexicon matchers.
+
+    ``problems`` is any callable from a Doc to term matches: the vocabulary's
+    :class:`~nlp.vocabulary.FindingMatcher`, or (to compare with it) a
+    :class:`~nlp.problems.TermMatcher` over the hand-made ``problems.csv``.
+    """
 
     nlp: Language
     drug_matcher: PhraseMatcher
     drugs_by_tokens: dict[str, DrugInfo]
-    problems: TermMatcher
+    problems: Callable[[Doc], list[TermMatch]]
     procedures: TermMatcher
     triggers: TriggerMatcher
+    generic_problems: Callable[[str], list[TermMatch]] = find_generic_findings
 
 
 @functools.cache
 def load_pipeline() -> NotePipeline:
-    """Build the pipeline once per process (a few seconds: the drug lexicon has ~60k names)."""
+    """Build the pipeline once per process (a few seconds: ~60k drug names, ~45k finding terms)."""
     nlp = spacy.blank("en")
+    use_normalised_norms(nlp)
     nlp.tokenizer = ClinicalTokenizer(nlp.vocab)
     drug_matcher, by_tokens = build_drug_matcher(nlp, load_drug_lexicon())
     return NotePipeline(
         nlp=nlp,
         drug_matcher=drug_matcher,
         drugs_by_tokens=by_tokens,
-        problems=build_term_matcher(nlp, "problems.csv", "category"),
+        problems=FindingMatcher(nlp, load_vocabulary(), load_abbreviations()),
         procedures=build_term_matcher(nlp, "procedures.csv", "kind"),
         triggers=TriggerMatcher(nlp),
     )
@@ -84,7 +98,12 @@ def _as_date(value: dt.date | dt.datetime | str | None) -> dt.date | None:
         raise ValueError(f"note_date must be an ISO date (YYYY-MM-DD), got {value!r}") from exc
 
 
-def analyse(text: str, *, note_date: dt.date | dt.datetime | str | None = None) -> NoteAnalysis:
+def analyse(
+    text: str,
+    *,
+    note_date: dt.date | dt.datetime | str | None = None,
+    pipeline: NotePipeline | None = None,
+) -> NoteAnalysis:
     """Read one note.
 
     Parameters
@@ -94,6 +113,9 @@ def analyse(text: str, *, note_date: dt.date | dt.datetime | str | None = None) 
         handled).
     note_date : date, datetime or ISO string, optional
         When the note was written; follow-up due dates are computed from it.
+    pipeline : NotePipeline, optional
+        Another pipeline to read with (the benchmark compares problem lexicons this way); the
+        process's own :func:`load_pipeline` by default.
 
     Returns
     -------
@@ -102,7 +124,7 @@ def analyse(text: str, *, note_date: dt.date | dt.datetime | str | None = None) 
     """
     if not isinstance(text, str):
         raise ValueError(f"text must be a str, got {type(text).__name__}")
-    pipe = load_pipeline()
+    pipe = pipeline or load_pipeline()
     return _analyse_doc(pipe, text, pipe.nlp.make_doc(text), _as_date(note_date))
 
 
@@ -146,7 +168,7 @@ def _analyse_doc(
         ),
         *(_term(m, "problem") for m in pipe.problems(doc)),
         *(_term(m, "procedure") for m in pipe.procedures(doc)),
-        *(_term(m, "problem", generic=True) for m in find_generic_problems(text)),
+        *(_term(m, "problem", generic=True) for m in pipe.generic_problems(text)),
         *(
             Entity(
                 "measurement",
@@ -212,6 +234,8 @@ def _term(m: TermMatch, label: str, *, generic: bool = False) -> Entity:
     attributes: dict[str, Any] = {category_key: m.term.category}
     if generic:
         attributes["generic_match"] = True
+    if m.site:
+        attributes["site"] = m.site
     return Entity(
         label,  # type: ignore[arg-type]  # only "problem" or "procedure" are passed
         m.text,
@@ -219,6 +243,7 @@ def _term(m: TermMatch, label: str, *, generic: bool = False) -> Entity:
         m.end,
         m.term.normalized,
         m.term.code,
+        concept_id=m.term.concept_id,
         attributes=attributes,
     )
 

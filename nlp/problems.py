@@ -24,6 +24,7 @@ __all__ = [
     "TermMatcher",
     "build_term_matcher",
     "find_generic_problems",
+    "find_headed_phrases",
     "load_terms",
 ]
 
@@ -39,16 +40,22 @@ class LexiconTerm:
     code: str | None
     category: str
     case_sensitive: bool
+    concept_id: str | None = None
 
 
 @dataclass(frozen=True)
 class TermMatch:
-    """A lexicon term found in a note (character offsets into the note)."""
+    """A lexicon term found in a note (character offsets into the note).
+
+    ``site`` holds the anatomical words a finding took from its context ("left lower
+    extremity" in "left lower extremity edema"), empty when it took none.
+    """
 
     start: int
     end: int
     text: str
     term: LexiconTerm
+    site: str = ""
 
 
 @functools.cache
@@ -157,23 +164,35 @@ def find_generic_problems(text: str) -> list[TermMatch]:
         for m in _LONG_WORD.finditer(text)
         if m.group(0).lower().endswith(_SUFFIXES) and m.group(0).lower() not in _NOT_FINDINGS
     ]
-    for head in _HEAD.finditer(text):
-        window_start = max(0, head.start() - 60)
-        mods = _MODIFIERS.search(text, window_start, head.start())
-        start = _first_modifier(mods) if mods else None
+    return found + find_headed_phrases(text, _HEAD)
+
+
+def find_headed_phrases(
+    text: str, head: re.Pattern[str], skip: frozenset[str] = frozenset()
+) -> list[TermMatch]:
+    """ "<modifiers> <head>" phrases: the head word with up to three content words before it.
+
+    The walk back from the head stops at a function word (or a word in ``skip``), so "free of
+    disease" gives nothing and "developed a compartment syndrome" gives "compartment syndrome".
+    """
+    found = []
+    for m in head.finditer(text):
+        window_start = max(0, m.start() - 60)
+        mods = _MODIFIERS.search(text, window_start, m.start())
+        start = _first_modifier(mods, skip) if mods else None
         if start is not None:
-            surface = text[start : head.end()]
-            found.append(TermMatch(start, head.end(), surface, _as_term(surface)))
+            surface = text[start : m.end()]
+            found.append(TermMatch(start, m.end(), surface, _as_term(surface)))
     return found
 
 
-def _first_modifier(mods: re.Match[str]) -> int | None:
+def _first_modifier(mods: re.Match[str], skip: frozenset[str] = frozenset()) -> int | None:
     # Walk back from the head word and stop at the first function word, so "free of disease"
     # and "artery shows no disease" yield nothing and "developed a compartment syndrome" keeps
     # "compartment syndrome".
     first: int | None = None
     for word in reversed(list(re.finditer(r"[A-Za-z][A-Za-z'-]*", mods.group(0)))):
-        if _is_function_word(word.group(0)):
+        if _is_function_word(word.group(0)) or word.group(0).lower() in skip:
             break
         first = mods.start() + word.start()
     return first

@@ -20,7 +20,9 @@ class Entity:
 
     ``start``/``end`` are character offsets into the analysed text. ``normalized`` is the canonical
     name (a generic drug name, a problem's preferred term, a measurement key such as ``sbp``);
-    ``code`` is a SNOMED CT / RxNorm / LOINC code when one is known. ``attributes`` holds the
+    ``code`` is a SNOMED CT / RxNorm / LOINC code when one is known; ``concept_id`` identifies a
+    problem's concept in the finding vocabulary (``HP:0002094``, ``DOID:10763``), the same for
+    every way of writing it. ``attributes`` holds the
     label-specific details: for medications ``drug_class``, ``dose``, ``route``, ``frequency``; for
     measurements ``value``, ``unit`` (and ``value2`` for a diastolic pressure); for follow-ups
     ``kind`` and ``due`` (ISO date or a phrase).
@@ -32,6 +34,7 @@ class Entity:
     end: int
     normalized: str
     code: str | None = None
+    concept_id: str | None = None
     negated: bool = False
     historical: bool = False
     hypothetical: bool = False

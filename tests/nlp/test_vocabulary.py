@@ -1,0 +1,170 @@
+"""The ontology-built finding vocabulary and the way it is matched in clinical writing."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from nlp.pipeline import analyse
+from nlp.types import Entity
+from nlp.vocabulary import normalise_phrase, normalise_word
+
+DATA = Path(__file__).resolve().parents[2] / "nlp" / "data"
+
+
+def _findings(text: str) -> list[Entity]:
+    return [e for e in analyse(text).entities if e.label == "problem"]
+
+
+def _concepts(text: str) -> list[str | None]:
+    return [e.concept_id for e in _findings(text)]
+
+
+@pytest.mark.parametrize(
+    ("word", "form"),
+    [
+        ("Fevers", "fever"),
+        ("oedema", "edema"),
+        ("haemorrhages", "hemorrhage"),
+        ("arteries", "artery"),
+        ("abscesses", "abscess"),
+        ("emboli", "embolus"),
+        ("diabetes", "diabetes"),
+        ("stenosis", "stenosis"),
+        ("hematomas", "hematoma"),
+        ("patient's", "patient"),
+    ],
+)
+def test_it_normalises_case_plural_and_british_spelling(word: str, form: str) -> None:
+    assert normalise_word(word) == form
+
+
+def test_it_gives_every_spelling_and_number_of_a_finding_one_concept() -> None:
+    ids = _concepts("Fevers. Fever. Oedema. Edema of the ankle. Palpitation. Palpitations.")
+    assert ids[0] == ids[1] == "HP:0001945"
+    assert ids[2] == ids[3]
+    assert ids[4] == ids[5] == "HP:0001962"
+
+
+def test_it_keeps_span_concept_id_name_and_code_on_each_entity() -> None:
+    (entity,) = _findings("She reports shortness of breath.")
+    assert (entity.text, entity.start, entity.end) == ("shortness of breath", 12, 31)
+    assert entity.concept_id == "HP:0002094"
+    assert entity.normalized == "dyspnoea"
+    assert entity.code == "267036007"
+
+
+@pytest.mark.parametrize(
+    ("text", "concept_id"),
+    [
+        ("Complains of SOB.", "HP:0002094"),
+        ("Positive for N/V.", "HP:0002017"),
+        ("Denies CP.", "HP:0100749"),
+        ("Progressive DOE.", "HP:0002875"),
+        ("History of HTN and DM.", "DOID:10763"),
+        ("History of MS, on interferon.", "DOID:2377"),
+        ("He has BPH.", "HP:0008711"),
+    ],
+)
+def test_it_reads_common_clinical_abbreviations(text: str, concept_id: str) -> None:
+    assert _concepts(text)[0] == concept_id
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Morphine MS 4 mg IV every four hours.",
+        "Echo shows mild MS and MR.",
+        "MS: alert and oriented.",
+        "PT/INR within normal limits.",
+        "PT twice a week for the knee.",
+        "Saturation 98% on RA.",
+        "CP angle is clear.",
+    ],
+)
+def test_it_does_not_take_abbreviations_in_their_other_meanings(text: str) -> None:
+    assert _findings(text) == []
+
+
+def test_it_attaches_anatomical_modifiers_to_the_head_finding() -> None:
+    (entity,) = _findings("Left lower extremity edema, 2+.")
+    assert entity.text == "Left lower extremity edema"
+    assert entity.concept_id == "HP:0000969"
+    assert entity.attributes["site"] == "Left lower extremity"
+
+
+def test_it_attaches_a_site_written_after_the_finding_and_finds_the_specific_concept() -> None:
+    (entity,) = _findings("He has pain in the chest on exertion.")
+    assert entity.text == "pain in the chest"
+    assert entity.normalized == "chest pain"
+
+
+def test_it_does_not_take_a_side_alone_for_a_site() -> None:
+    (entity,) = _findings("Swelling of the left side of the tongue.")
+    assert entity.text == "Swelling"
+
+
+def test_it_reads_le_edema_and_abbreviated_sites() -> None:
+    (entity,) = _findings("Trace LE edema bilaterally.")
+    assert entity.text == "LE edema"
+
+
+def test_the_longest_match_wins() -> None:
+    (entity,) = _findings("She has chronic kidney disease.")
+    assert entity.text == "chronic kidney disease"
+    (staged,) = _findings("Stage 3 chronic kidney disease.")
+    assert staged.text == "Stage 3 chronic kidney disease"
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("He reports presyncopal symptoms.", "presyncopal symptoms"),
+        ("Two syncopal episodes last week.", "syncopal episodes"),
+        ("Degenerative changes at C5-6.", "Degenerative changes"),
+        ("He is constipated and cyanotic.", "constipated"),
+    ],
+)
+def test_it_finds_kinds_of_symptoms_and_adjective_forms(text: str, found: str) -> None:
+    assert found in [e.text for e in _findings(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Her symptoms improved.",
+        "We discussed dietary changes.",
+        "He is having symptoms at night.",
+        "The fluid was aspirated.",
+    ],
+)
+def test_it_does_not_take_generic_words_for_findings(text: str) -> None:
+    assert _findings(text) == []
+
+
+def test_the_vocabulary_file_is_well_formed_and_small() -> None:
+    path = DATA / "finding_vocabulary.csv"
+    assert path.stat().st_size < 5_000_000
+    seen: dict[str, str] = {}
+    with path.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) > 20_000
+    for row in rows:
+        assert row["concept_id"].split(":")[0] in {"HP", "DOID", "SCTID", "TP"}
+        assert row["name"] and row["source"]
+        assert not row["snomed"] or row["snomed"].isdigit()
+        for term in row["terms"].split("|"):
+            bare = term.split("^")[0]
+            key = bare if bare.startswith("=") else normalise_phrase(bare)
+            assert seen.setdefault(key, row["concept_id"]) == row["concept_id"], term
+
+
+def test_every_abbreviation_names_a_concept_of_the_vocabulary_and_a_source() -> None:
+    with (DATA / "finding_vocabulary.csv").open(encoding="utf-8") as fh:
+        ids = {row["concept_id"] for row in csv.DictReader(fh)}
+    with (DATA / "abbreviations.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            assert row["concept_id"] in ids, row["abbreviation"]
+            assert row["source"]
