@@ -76,7 +76,11 @@ _VISIT_KINDS = frozenset(
 
 @dataclass
 class ProblemItem:
-    """A problem across notes: first and last affirmed mention, and what resolved it if anything."""
+    """A problem across notes: first and last affirmed mention, and what resolved it if anything.
+
+    Mentions are grouped by the finding vocabulary's ``concept_id`` (by name when there is
+    none), so every wording of one finding is one problem with all its sources.
+    """
 
     name: str
     text: str
@@ -86,6 +90,7 @@ class ProblemItem:
     mentions: list[SourceRef] = field(default_factory=list)
     resolved_by: SourceRef | None = None
     code: str | None = None
+    concept_id: str | None = None
 
 
 @dataclass
@@ -452,6 +457,12 @@ def _key(entity: Entity) -> str:
     return (entity.normalized or entity.text).strip().lower()
 
 
+def _problem_key(entity: Entity) -> str:
+    # The vocabulary's concept id, so "SOB" in one note and "shortness of breath" in another
+    # are one problem; findings recognised by their form alone have no id and go by name.
+    return entity.concept_id or _key(entity)
+
+
 # ---------------------------------------------------------------------------------------------
 # Problems
 # ---------------------------------------------------------------------------------------------
@@ -464,7 +475,7 @@ def _problems(notes: list[_Note]) -> list[ProblemItem]:
         if entity.family or entity.hypothetical or entity.negated or entity.uncertain:
             continue
         ref = note.entity_ref(entity)
-        key = _key(entity)
+        key = _problem_key(entity)
         resolved = bool(_RESOLVED.search(_clause_text(note, entity)))
         item = items.get(key)
         if item is None:
@@ -482,6 +493,7 @@ def _problems(notes: list[_Note]) -> list[ProblemItem]:
                 mentions=[ref],
                 resolved_by=ref if resolved else None,
                 code=entity.code,
+                concept_id=entity.concept_id,
             )
             items[key] = item
             continue
@@ -737,7 +749,7 @@ def _pertinent_negatives(notes: list[_Note]) -> list[PertinentNegative]:
     latest: dict[str, tuple[_Note, Entity]] = {}
     for note, entity in _mentions(notes, "problem"):
         if not (entity.family or entity.hypothetical):
-            latest[_key(entity)] = (note, entity)
+            latest[_problem_key(entity)] = (note, entity)
     negatives = [
         PertinentNegative(entity.normalized or entity.text, entity.text, note.entity_ref(entity))
         for note, entity in latest.values()
@@ -1165,7 +1177,7 @@ def summarise_note(
 def _sentence_keys(analysis: NoteAnalysis, sentence: Sentence) -> frozenset[str]:
     """Names of the affirmed problems and drugs a sentence mentions."""
     return frozenset(
-        _key(e)
+        _problem_key(e) if e.label == "problem" else _key(e)
         for e in analysis.entities
         if sentence.start <= e.start < sentence.end
         and e.label in ("problem", "medication")

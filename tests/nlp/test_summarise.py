@@ -98,6 +98,35 @@ def test_it_reports_first_and_last_mention_of_an_active_problem() -> None:
         assert_points_at_text(ref, notes)
 
 
+def test_it_makes_one_problem_of_one_concept_written_two_ways_with_both_sources() -> None:
+    notes = [
+        note(
+            "n1", "2026-01-10", "Dr A", "GP", "Complains of SOB.",
+            prob("SOB", normalized="dyspnoea", concept_id="HP:0002094"),
+        ),
+        note(
+            "n2", "2026-03-10", "Dr B", "cardiology", "Breathlessness on stairs.",
+            prob("Breathlessness", normalized="breathlessness", concept_id="HP:0002094"),
+        ),
+    ]  # fmt: skip
+    [problem] = summarise(notes, now=NOW).active_problems
+    assert problem.concept_id == "HP:0002094"
+    assert [(m.note_id, m.text) for m in problem.mentions] == [
+        ("n1", "SOB"),
+        ("n2", "Breathlessness"),
+    ]
+    for ref in problem.mentions:
+        assert_points_at_text(ref, notes)
+
+
+def test_it_keeps_findings_without_a_concept_id_apart_by_name() -> None:
+    notes = [
+        note("n1", "2026-01-10", "Dr A", "GP", "Mild tendinosis.", prob("tendinosis")),
+        note("n2", "2026-03-10", "Dr B", "GP", "Known gout.", prob("gout", concept_id="X:1")),
+    ]
+    assert len(summarise(notes, now=NOW).active_problems) == 2
+
+
 def test_it_does_not_make_negated_family_hypothetical_or_uncertain_problems_active() -> None:
     text = "No chest pain. Mother had diabetes. If fever develops, call. Rule out pneumonia."
     notes = [
@@ -789,3 +818,36 @@ def test_it_summarises_raw_notes_through_the_pipeline_end_to_end() -> None:
     for sentence in summary.narrative:
         raw = next(n for n in notes if n["id"] == sentence.source.note_id)
         assert raw["text"][sentence.source.start : sentence.source.end] == sentence.text
+
+
+@pytest.mark.slow
+def test_it_links_both_wordings_of_a_finding_in_raw_notes_to_one_problem() -> None:
+    notes = [
+        {
+            "id": "gp-1",
+            "author": "Dr Green",
+            "role": "GP",
+            "time": "2026-04-01T09:00:00+00:00",
+            "text": "HISTORY:, Two weeks of SOB on exertion and bilateral ankle oedema.",
+        },
+        {
+            "id": "card-1",
+            "author": "Dr Heart",
+            "role": "cardiology",
+            "time": "2026-05-03T10:00:00+00:00",
+            "text": "ASSESSMENT:, Shortness of breath and leg edema, likely heart failure.",
+        },
+    ]
+    summary = summarise(notes, now=NOW)
+    by_concept = {p.concept_id: p for p in summary.problems}
+    dyspnoea = by_concept["HP:0002094"]
+    assert {(m.note_id, m.text) for m in dyspnoea.mentions} == {
+        ("gp-1", "SOB"),
+        ("card-1", "Shortness of breath"),
+    }
+    oedema = by_concept["HP:0000969"]
+    assert {m.note_id for m in oedema.mentions} == {"gp-1", "card-1"}
+    for problem in summary.problems:
+        for ref in problem.mentions:
+            raw = next(n for n in notes if n["id"] == ref.note_id)
+            assert raw["text"][ref.start : ref.end] == ref.text
