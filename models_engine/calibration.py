@@ -73,8 +73,11 @@ SOLVE_BLOCK_CELLS = 1 << 22
 #: More readings of one variable than this (home monitors send several a day) are averaged into
 #: visits before the fit: the model's noise is visit-to-visit variability (Muntner 2015, twin-model.md
 #: 5), so readings of one window carry one visit's information, and the dense covariance of the
-#: fit grows with the square of the rows.
-MAX_FIT_READINGS = 400
+#: fit grows with the square of the rows (its solve with the cube). 120 rather than 400: on 300
+#: generated patients with home BP monitoring the 12-month backtest was the same (SBP MAE 8.06 vs
+#: 8.06 mmHg, DBP 5.11 vs 5.10, 80 % coverage 0.80 vs 0.81) and calibration 6x faster, since
+#: weekly means of home readings carry what the daily readings did (bench/twin_nightly.py).
+MAX_FIT_READINGS = 120
 #: Window lengths tried in turn (days) until a record has at most ``MAX_FIT_READINGS`` visits.
 VISIT_WINDOWS_DAYS: tuple[float, ...] = (1.0, 7.0, 14.0, 28.0, 91.0, 182.0, 365.0)
 #: Variogram pairs evaluated together on each patient's (noise, walk) grid (bounds the memory).

@@ -118,7 +118,14 @@ class TwinSnapshot(models.Model):
     n_times = models.PositiveIntegerField()
     bands = models.BinaryField()
     risk = models.JSONField(null=True, blank=True)
-    backtest = models.JSONField(default=dict, blank=True)
+    backtest = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per variable: the twin's, carry-forward's and own trend's error on the held-out last year.",
+    )
+    backtest_at = models.DateTimeField(
+        null=True, blank=True, help_text="When that backtest was computed (it is kept for a while)."
+    )
 
     class Meta:
         ordering = ["patient", "-computed_at"]

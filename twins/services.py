@@ -54,6 +54,8 @@ from twins.models import (
 logger = logging.getLogger(__name__)
 
 _DAYS_PER_YEAR = 365.25
+#: A patient's own backtest (the held-out last year) is recomputed at most this often.
+BACKTEST_KEEP_DAYS = 28
 
 
 @dataclass(frozen=True)
@@ -220,18 +222,18 @@ class ComputeCounts:
 
 
 def _engine(
-    histories: Sequence[Any],
+    histories: Sequence[Any], backtest: Sequence[bool]
 ) -> tuple[list[EngineSnapshot | None], list[str]]:
     """Snapshots of a batch; if the batch fails, patient by patient so one bad record fails alone."""
     try:
-        return list(snapshot_batch(histories)), [""] * len(histories)
+        return list(snapshot_batch(histories, with_backtest=backtest)), [""] * len(histories)
     except Exception:
         logger.exception("batch snapshot failed; computing patient by patient")
     results: list[EngineSnapshot | None] = []
     errors: list[str] = []
-    for h in histories:
+    for h, b in zip(histories, backtest, strict=True):
         try:
-            results.append(snapshot_batch([h])[0])
+            results.append(snapshot_batch([h], with_backtest=b)[0])
             errors.append("")
         except Exception as exc:
             results.append(None)
@@ -389,7 +391,22 @@ def snapshots_compute(
         )
         # a forecast of someone who has died helps nobody
         (skipped if (unchanged and not force) or ti.deceased else todo).append(ti)
-    results, errors = _engine([ti.history for ti in todo])
+    # a patient's own backtest moves little from night to night: one younger than
+    # BACKTEST_KEEP_DAYS from the same model is kept rather than recomputed
+    keep_after = now - dt.timedelta(days=BACKTEST_KEEP_DAYS)
+    kept_backtests: dict[int, TwinSnapshot] = {}
+    for ti in todo:
+        prev = latest.get(ti.patient_id)
+        if (
+            prev is not None
+            and prev.model_version == version
+            and prev.backtest_at is not None
+            and prev.backtest_at >= keep_after
+        ):
+            kept_backtests[ti.patient_id] = prev
+    results, errors = _engine(
+        [ti.history for ti in todo], [ti.patient_id not in kept_backtests for ti in todo]
+    )
     counts = ComputeCounts(skipped=len(skipped))
 
     with transaction.atomic():
@@ -398,13 +415,14 @@ def snapshots_compute(
             if chunk.status == TaskState.SUCCEEDED:
                 return ComputeCounts(already_done=True)
         rows: list[TwinSnapshot] = []
-        kept: list[tuple[selectors.TwinInput, TwinSnapshot]] = []
+        written: list[tuple[selectors.TwinInput, TwinSnapshot]] = []
         failed_ids: list[int] = []
         for ti, snap, err in zip(todo, results, errors, strict=True):
             if snap is None:
                 failed_ids.append(ti.patient_id)
                 counts.errors.append({"patient_id": ti.patient_id, "error": err})
                 continue
+            kept = kept_backtests.get(ti.patient_id)
             row = TwinSnapshot(
                 patient_id=ti.patient_id,
                 run=run,
@@ -424,13 +442,14 @@ def snapshots_compute(
                 n_times=int(snap.t_years.size),
                 bands=_bands_bytes(snap),
                 risk=snap.risk.to_dict() if snap.risk else None,
-                backtest=snap.backtest,
+                backtest=kept.backtest if kept else snap.backtest,
+                backtest_at=kept.backtest_at if kept else now,
             )
             rows.append(row)
-            kept.append((ti, row))
+            written.append((ti, row))
         TwinSnapshot.objects.bulk_create(rows, batch_size=500)
         alerts: list[TwinAlert] = []
-        for ti, row in kept:
+        for ti, row in written:
             prev = latest.get(ti.patient_id)
             if prev is not None:
                 alerts.extend(_drift_alerts(prev, ti.readings, now))

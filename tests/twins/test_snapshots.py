@@ -35,10 +35,14 @@ def test_it_builds_histories_for_a_batch_with_a_fixed_number_of_queries(imported
 def test_a_snapshot_stores_bands_risk_and_provenance(imported) -> None:
     ids = [p.pk for p in imported]
     counts = services.snapshots_compute(patient_ids=ids, task_id="t-1", trigger="test")
-    assert counts.done == len(ids) and counts.failed == 0
+    # a patient who has died gets no forecast
+    dead = [p.pk for p in imported if p.deceased_at is not None]
+    assert counts.done == len(ids) - len(dead) and counts.skipped == len(dead) == 1
+    assert counts.failed == 0 and not TwinSnapshot.objects.filter(patient_id__in=dead).exists()
     snap = TwinSnapshot.objects.get(patient=imported[0])
     assert snap.model_version == model_version() and len(snap.inputs_sha256) == 64
-    assert snap.task_id == "t-1"
+    assert snap.task_id == "t-1" and snap.backtest_at == snap.computed_at
+    assert set(snap.backtest) <= {"sbp", "dbp", "hba1c", "ldl", "weight"} and snap.backtest
     bands = snap.band_array()
     assert bands.shape == (len(snap.variables), 5, 121)
     median, lo80, hi80, lo95, hi95 = bands[snap.variables.index("sbp")]
@@ -69,4 +73,11 @@ def test_an_unchanged_record_is_skipped_and_a_new_reading_makes_a_new_snapshot(i
         patient_ids=[patient.pk], now=timezone.now() + dt.timedelta(seconds=1)
     )
     assert later.done == 1
-    assert TwinSnapshot.objects.filter(patient=patient).count() == 2
+    first, second = TwinSnapshot.objects.filter(patient=patient).order_by("computed_at")
+    # the patient's own backtest is kept for four weeks rather than recomputed each night
+    assert second.backtest_at == first.computed_at and second.backtest == first.backtest
+    services.snapshots_compute(
+        patient_ids=[patient.pk], now=timezone.now() + dt.timedelta(days=29), force=True
+    )
+    third = TwinSnapshot.objects.filter(patient=patient).latest("computed_at")
+    assert third.backtest_at == third.computed_at
