@@ -202,6 +202,7 @@ def _anatomy() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 
 _CONTEXT_CHARS = 40
+_BATCH = 500
 _OF_SITE = frozenset(
     {"of", "in", "on", "over", "to", "at", "involving", "the", "both", "his", "her"}
 )
@@ -233,22 +234,23 @@ class FindingMatcher:
         self._by_exact: dict[str, LexiconTerm] = {}
         self._by_concept: dict[str, LexiconTerm] = {}
         self._rules: dict[str, Abbreviation] = {}
-        norm_docs: list[Doc] = []
-        exact_docs: list[Doc] = []
+        # Patterns go to the matchers in small batches: a Doc per term held all at once would
+        # take some 200 MB that the process never gives back.
+        pending: dict[bool, list[Doc]] = {True: [], False: []}
+
+        def add(doc: Doc, exact: bool) -> None:
+            pending[exact].append(doc)
+            if len(pending[exact]) >= _BATCH:
+                self._flush(pending, exact)
+
         for surface, term in terms:
             self._by_concept.setdefault(term.concept_id or term.normalized, term)
-            if term.case_sensitive:
-                doc = nlp.make_doc(surface)
-                key = " ".join(t.text for t in doc)
-                if key not in self._by_exact:
-                    self._by_exact[key] = term
-                    exact_docs.append(doc)
-            else:
-                doc = nlp.make_doc(surface)
-                key = " ".join(t.norm_ for t in doc)
-                if key not in self._by_norm:
-                    self._by_norm[key] = term
-                    norm_docs.append(doc)
+            doc = nlp.make_doc(surface)
+            key = self._doc_key(doc, term.case_sensitive)
+            table = self._by_exact if term.case_sensitive else self._by_norm
+            if key not in table:
+                table[key] = term
+                add(doc, term.case_sensitive)
         for abbr in abbreviations:
             base = self._by_concept.get(abbr.concept_id)
             if base is None:
@@ -258,18 +260,22 @@ class FindingMatcher:
                 base.concept_id,
             )  # fmt: skip
             doc = nlp.make_doc(abbr.text)
-            if abbr.case_sensitive:
-                key = " ".join(t.text for t in doc)
-                self._by_exact[key] = term
-                exact_docs.append(doc)
-            else:
-                key = " ".join(t.norm_ for t in doc)
-                self._by_norm[key] = term
-                norm_docs.append(doc)
+            key = self._doc_key(doc, abbr.case_sensitive)
+            (self._by_exact if abbr.case_sensitive else self._by_norm)[key] = term
             self._rules[key] = abbr
-        self._norm.add("FINDING", norm_docs)
-        self._exact.add("FINDING", exact_docs)
+            add(doc, abbr.case_sensitive)
+        self._flush(pending, True)
+        self._flush(pending, False)
         self._sites, self._qualifiers, self._heads = _anatomy()
+
+    @staticmethod
+    def _doc_key(doc: Doc, exact: bool) -> str:
+        return " ".join(t.text if exact else t.norm_ for t in doc)
+
+    def _flush(self, pending: dict[bool, list[Doc]], exact: bool) -> None:
+        if pending[exact]:
+            (self._exact if exact else self._norm).add("FINDING", pending[exact])
+            pending[exact] = []
 
     def term_for(self, phrase: str) -> LexiconTerm | None:
         """The concept a phrase names on its own, if any (case-insensitive forms only)."""

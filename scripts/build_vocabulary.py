@@ -82,6 +82,9 @@ STOP_SURFACES = frozenset(
         "addiction", "allergy", "allergies", "depression", "block", "arrest", "failure",
         "shock", "stroke", "collapse", "fall", "falls", "fracture", "wound", "injury",
         "trauma", "ulcer", "rash", "cyst", "polyp", "nodule", "murmur", "aspiration",
+        "arranging", "bouncing", "collecting", "cutting", "fisting", "hopping", "jumping",
+        "mouthing", "ordering", "spinning", "tearing", "twirling", "rmed", "dissociated",
+        "stereotyped", "hostile",
     }
 )  # fmt: skip
 # Some of STOP_SURFACES are real findings when they stand alone ("rash", "murmur"): the project
