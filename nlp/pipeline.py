@@ -249,6 +249,15 @@ def _term(m: TermMatch, label: str, *, generic: bool = False) -> Entity:
 
 
 def _resolve_overlaps(candidates: list[Entity]) -> list[Entity]:
+    # A finding recognised only by its form ("increased lisinopril") never takes a drug's or a
+    # measurement's place, whatever its length.
+    exact = [(e.start, e.end) for e in candidates if e.label in ("medication", "measurement")]
+    candidates = [
+        e
+        for e in candidates
+        if not e.attributes.get("generic_match")
+        or not any(e.start < end and start < e.end for start, end in exact)
+    ]
     ordered = sorted(candidates, key=lambda e: (-(e.end - e.start), _PRIORITY[e.label], e.start))
     kept: list[Entity] = []
     taken: list[tuple[int, int]] = []

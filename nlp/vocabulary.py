@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spacy.attrs import NORM
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
@@ -382,6 +383,7 @@ _GROUP_SKIP = frozenset(
         "single", "short", "long", "brief", "specific", "present", "above-mentioned",
         "experience", "experiences", "experienced", "occasional", "frequent", "rare", "legal",
         "immigration", "school", "work", "marital", "particular", "major", "minor", "acute",
+        "past", "prior", "previous", "earlier", "later", "typical",
     }
 )  # fmt: skip
 
@@ -416,10 +418,55 @@ _NOT_CHANGE_FINDINGS = frozenset(
 )  # fmt: skip
 
 
+# "<abnormal qualifier> <what is abnormal>": the way an observation is written as a finding
+# ("decreased breath sounds", "elevated troponins", "poor sleep", "absent pedal pulses").
+# The object is one to three words up to a function word or punctuation, so "decreased the
+# dose" and "increased to 20 mg" give nothing; a drug or a number named there wins (the
+# pipeline drops a generic finding that overlaps a medication or measurement).
+_QUALIFIED = re.compile(
+    r"(?<![\w-])(?P<q>decreased|diminished|reduced|impaired|absent|elevated|raised|increased|"
+    r"poor|abnormal|depressed|slowed|loss of|lack of)\s+"
+    r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
+    re.IGNORECASE,
+)
+_QUALIFIED_STOP = frozenset(
+    {
+        "dose", "doses", "dosage", "risk", "risks", "chance", "likelihood", "frequency",
+        "amount", "number", "level", "levels", "rate", "interest", "activity", "use", "intake",
+        "compliance", "access", "patient", "patients", "bed", "fluids", "appetite",
+        "seen", "noted", "identified", "present", "consistent", "located", "suggesting",
+        "suggestive", "compatible", "bilateral", "bilaterally", "throughout", "somewhat",
+        "overnight", "today", "yesterday", "tonight", "again", "now", "since", "recently",
+    }
+)  # fmt: skip
+
+
+def _qualified_findings(text: str) -> list[TermMatch]:
+    found = []
+    for m in _QUALIFIED.finditer(text):
+        words = []
+        for word in m.group("obj").split():
+            lower = word.lower()
+            if lower in STOP_WORDS or lower in _QUALIFIED_STOP or lower.endswith("ly"):
+                break
+            words.append(word)
+        if not words:
+            continue
+        end = m.start("obj") + len(" ".join(words))
+        if text[m.start("obj") : end] != " ".join(words):
+            continue  # the words were not separated by single spaces
+        surface = text[m.start() : end]
+        normalized = " ".join(surface.lower().split())
+        term = LexiconTerm(normalized, normalized, None, "finding", False)
+        found.append(TermMatch(m.start(), end, surface, term))
+    return found
+
+
 def find_generic_findings(text: str) -> list[TermMatch]:
     """Findings named by form rather than by the vocabulary (see ``find_generic_problems``),
-    plus "<kind> symptoms/episodes/problems" and "<adjective> changes" phrases."""
-    found = find_generic_problems(text) + _group_phrases(text)
+    plus "<kind> symptoms/episodes/problems", "<adjective> changes" and "<abnormal qualifier>
+    <observation>" phrases."""
+    found = find_generic_problems(text) + _group_phrases(text) + _qualified_findings(text)
     for m in _CHANGES.finditer(text):
         if m.group("mod").lower() not in _NOT_CHANGE_FINDINGS:
             surface = m.group(0)

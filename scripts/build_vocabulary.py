@@ -400,6 +400,12 @@ def merge(project: list[Concept], ontologies: list[Concept]) -> list[Concept]:
     target_of: dict[str, str] = {}
     for concept in ontologies:
         holder = owner.get(normalise_phrase(concept.name))
+        renamed = "problems.csv" in by_id[concept.concept_id].source
+        if holder is not None and holder != concept.concept_id and renamed:
+            # The project names this concept otherwise ("tingling" for HPO's "Paresthesia"),
+            # and its own "paraesthesia" holds the label: keep both as the project has them.
+            target_of[concept.concept_id] = concept.concept_id
+            continue
         if holder is not None and holder != concept.concept_id:
             target_of[concept.concept_id] = holder
             kept = by_id[holder]

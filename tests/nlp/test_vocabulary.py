@@ -168,3 +168,54 @@ def test_every_abbreviation_names_a_concept_of_the_vocabulary_and_a_source() -> 
         for row in csv.DictReader(fh):
             assert row["concept_id"] in ids, row["abbreviation"]
             assert row["source"]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Decreased breath sounds at the left base.", "Decreased breath sounds"),
+        ("He has absent pedal pulses bilaterally.", "absent pedal pulses"),
+        ("Elevated troponins overnight.", "Elevated troponins"),
+        ("Poor sleep and low mood.", "Poor sleep"),
+    ],
+)
+def test_it_reads_an_abnormal_qualifier_with_what_it_qualifies_as_a_finding(
+    text: str, found: str
+) -> None:
+    assert found in [e.text for e in _findings(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We decreased the dose.",
+        "Flow increased slightly at rest.",
+        "The palate elevated symmetrically.",
+        "Lisinopril was increased to 20 mg.",
+    ],
+)
+def test_it_does_not_read_a_change_of_treatment_or_a_normal_movement_as_a_finding(
+    text: str,
+) -> None:
+    assert _findings(text) == []
+
+
+def test_a_finding_read_by_its_form_never_takes_a_drugs_place() -> None:
+    entities = analyse("Increased lisinopril to 20 mg daily.").entities
+    assert [e.label for e in entities if e.text.lower().startswith("lisinopril")] == ["medication"]
+    assert not [e for e in entities if e.label == "problem"]
+
+
+def test_every_term_of_the_projects_lexicons_survives_into_the_vocabulary() -> None:
+    have = set()
+    with (DATA / "finding_vocabulary.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            for term in row["terms"].split("|"):
+                bare = term.split("^")[0]
+                have.add(bare if bare.startswith("=") else normalise_phrase(bare))
+    for name in ("problems.csv", "problems_added.csv"):
+        with (DATA / name).open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                exact = row["case_sensitive"] == "1"
+                key = "=" + row["term"].upper() if exact else normalise_phrase(row["term"])
+                assert key in have, row["term"]
