@@ -207,7 +207,7 @@ def hpo_concepts(path: Path) -> tuple[list[Concept], str]:
             text
             for text, scope, kind in term.synonyms
             if kind not in ("abbreviation", "obsolete_synonym")
-            and (scope == "EXACT" or (scope == "RELATED" and len(text.split()) >= 2))
+            and (scope in ("EXACT", "NARROW") or (scope == "RELATED" and len(text.split()) >= 2))
         ]
         concepts.append(
             Concept(
