@@ -368,11 +368,14 @@ def _context_allows(rule: Abbreviation, text: str, start: int, end: int) -> bool
     return rule.only_if is None or bool(rule.only_if.search(window))
 
 
-# "<modifiers> symptoms / episodes / problems": a finding named by what kind of symptom it is
-# ("presyncopal symptoms", "syncopal episodes", "disk problems"); "<adjective> changes" likewise
-# ("atherosclerotic changes", "degenerative changes"), but not "dietary changes".
+# "<kind> symptoms / episodes / problems / loss / deficit / impairment ...": a finding named by
+# what kind it is ("presyncopal symptoms", "syncopal episodes", "sensation loss", "memory
+# impairment"); "<adjective> changes" likewise ("atherosclerotic changes"), not "dietary changes".
 _GROUP_HEAD = re.compile(
-    r"(?<=\s)(?:symptoms?|episodes?|problems?|spells?|attacks?)(?![\w-])", re.IGNORECASE
+    r"(?<=\s)(?:symptoms?|episodes?|problems?|spells?|attacks?|loss|deficits?|impairment|"
+    r"abnormalit(?:y|ies)|dysfunction|disturbances?|difficult(?:y|ies)|sensitivit(?:y|ies))"
+    r"(?![\w-])",
+    re.IGNORECASE,
 )
 _GROUP_SKIP = frozenset(
     {
@@ -383,7 +386,10 @@ _GROUP_SKIP = frozenset(
         "single", "short", "long", "brief", "specific", "present", "above-mentioned",
         "experience", "experiences", "experienced", "occasional", "frequent", "rare", "legal",
         "immigration", "school", "work", "marital", "particular", "major", "minor", "acute",
-        "past", "prior", "previous", "earlier", "later", "typical",
+        "past", "prior", "previous", "earlier", "later", "typical", "blood", "technical",
+        "estimated", "total", "minimal", "without", "some", "no", "spontaneous", "based",
+        "observed", "claimed", "definite", "subtle", "pathologic", "apparent", "obvious",
+        "noted", "gross", "focal",
     }
 )  # fmt: skip
 
@@ -419,13 +425,15 @@ _NOT_CHANGE_FINDINGS = frozenset(
 
 
 # "<abnormal qualifier> <what is abnormal>": the way an observation is written as a finding
-# ("decreased breath sounds", "elevated troponins", "poor sleep", "absent pedal pulses").
+# ("decreased breath sounds", "elevated troponins", "poor sleep", "absent pedal pulses",
+# "dilated bowel loops", "purulent drainage").
 # The object is one to three words up to a function word or punctuation, so "decreased the
 # dose" and "increased to 20 mg" give nothing; a drug or a number named there wins (the
 # pipeline drops a generic finding that overlaps a medication or measurement).
 _QUALIFIED = re.compile(
     r"(?<![\w-])(?P<q>decreased|diminished|reduced|impaired|absent|elevated|raised|increased|"
-    r"poor|abnormal|depressed|slowed|loss of|lack of)\s+"
+    r"poor|abnormal|depressed|slowed|loss of|lack of|dilated|thickened|enlarged|distended|"
+    r"swollen|inflamed|irregular|loose|purulent|bloody)\s+"
     r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
     re.IGNORECASE,
 )
@@ -437,8 +445,13 @@ _QUALIFIED_STOP = frozenset(
         "seen", "noted", "identified", "present", "consistent", "located", "suggesting",
         "suggestive", "compatible", "bilateral", "bilaterally", "throughout", "somewhat",
         "overnight", "today", "yesterday", "tonight", "again", "now", "since", "recently",
+        "earlier", "having",
     }
 )  # fmt: skip
+
+
+# "dilated fundus examination", "loose debris": the qualifier describes a procedure or material.
+_NOT_OBJECTS = frozenset({"exam", "examination", "examinations", "fundus", "debris", "evaluation"})
 
 
 def _qualified_findings(text: str) -> list[TermMatch]:
@@ -450,7 +463,7 @@ def _qualified_findings(text: str) -> list[TermMatch]:
             if lower in STOP_WORDS or lower in _QUALIFIED_STOP or lower.endswith("ly"):
                 break
             words.append(word)
-        if not words:
+        if not words or any(w.lower() in _NOT_OBJECTS for w in words):
             continue
         end = m.start("obj") + len(" ".join(words))
         if text[m.start("obj") : end] != " ".join(words):

@@ -125,6 +125,9 @@ def test_the_longest_match_wins() -> None:
         ("Two syncopal episodes last week.", "syncopal episodes"),
         ("Degenerative changes at C5-6.", "Degenerative changes"),
         ("He is constipated and cyanotic.", "constipated"),
+        ("Mild vibratory sensation loss in the toes.", "sensation loss"),
+        ("Progressive memory impairment.", "memory impairment"),
+        ("Small T2 signal abnormalities.", "signal abnormalities"),
     ],
 )
 def test_it_finds_kinds_of_symptoms_and_adjective_forms(text: str, found: str) -> None:
@@ -138,6 +141,8 @@ def test_it_finds_kinds_of_symptoms_and_adjective_forms(text: str, found: str) -
         "We discussed dietary changes.",
         "He is having symptoms at night.",
         "The fluid was aspirated.",
+        "Estimated blood loss was minimal.",
+        "On dilated fundus examination the discs are sharp.",
     ],
 )
 def test_it_does_not_take_generic_words_for_findings(text: str) -> None:
@@ -177,6 +182,8 @@ def test_every_abbreviation_names_a_concept_of_the_vocabulary_and_a_source() -> 
         ("He has absent pedal pulses bilaterally.", "absent pedal pulses"),
         ("Elevated troponins overnight.", "Elevated troponins"),
         ("Poor sleep and low mood.", "Poor sleep"),
+        ("Three loose bowel movements a day.", "loose bowel movements"),
+        ("CT shows dilated bowel loops.", "dilated bowel loops"),
     ],
 )
 def test_it_reads_an_abnormal_qualifier_with_what_it_qualifies_as_a_finding(
@@ -219,3 +226,12 @@ def test_every_term_of_the_projects_lexicons_survives_into_the_vocabulary() -> N
                 exact = row["case_sensitive"] == "1"
                 key = "=" + row["term"].upper() if exact else normalise_phrase(row["term"])
                 assert key in have, row["term"]
+
+
+def test_a_minus_sign_in_parentheses_negates_a_review_of_systems_list() -> None:
+    findings = _findings("Constitutional: (-) fever, headache, nausea.")
+    assert [(e.text, e.negated) for e in findings] == [
+        ("fever", True),
+        ("headache", True),
+        ("nausea", True),
+    ]
