@@ -30,6 +30,7 @@ DRAWS = {
     "heldout2": (1, 20261206, 70, 30),
     "dev2": (0, 20261207, 70, 30),
     "dev3": (0, 20261208, 70, 30),
+    "dev4": (0, 20261209, 70, 30),
 }
 
 
@@ -70,7 +71,7 @@ def main() -> None:
         picked += [p for p in pool[n_random:] if CUE.search(p[3])][:n_cue]
         for note_id, start, end, text in picked:
             drawn.add((note_id, start))
-            writer.writerow([split.rstrip("23"), note_id, start, end, text])
+            writer.writerow([split.rstrip("234"), note_id, start, end, text])
 
 
 if __name__ == "__main__":
