@@ -373,7 +373,8 @@ def _context_allows(rule: Abbreviation, text: str, start: int, end: int) -> bool
 # impairment"); "<adjective> changes" likewise ("atherosclerotic changes"), not "dietary changes".
 _GROUP_HEAD = re.compile(
     r"(?<=\s)(?:symptoms?|episodes?|problems?|spells?|attacks?|loss|deficits?|impairment|"
-    r"abnormalit(?:y|ies)|dysfunction|disturbances?|difficult(?:y|ies)|sensitivit(?:y|ies))"
+    r"abnormalit(?:y|ies)|dysfunction|disturbances?|difficult(?:y|ies)|sensitivit(?:y|ies)|"
+    r"opacit(?:y|ies)|thickening)"
     r"(?![\w-])",
     re.IGNORECASE,
 )
@@ -475,11 +476,28 @@ def _qualified_findings(text: str) -> list[TermMatch]:
     return found
 
 
+# "difficulty swallowing", "trouble breathing", "difficulty with walking".
+_DIFFICULTY = re.compile(
+    r"(?<![\w-])(?:difficulty|difficulties|trouble)\s+(?:with\s+)?[A-Za-z]+ing(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def _difficulties(text: str) -> list[TermMatch]:
+    found = []
+    for m in _DIFFICULTY.finditer(text):
+        normalized = " ".join(m.group(0).lower().split())
+        term = LexiconTerm(normalized, normalized, None, "finding", False)
+        found.append(TermMatch(m.start(), m.end(), m.group(0), term))
+    return found
+
+
 def find_generic_findings(text: str) -> list[TermMatch]:
     """Findings named by form rather than by the vocabulary (see ``find_generic_problems``),
-    plus "<kind> symptoms/episodes/problems", "<adjective> changes" and "<abnormal qualifier>
-    <observation>" phrases."""
+    plus "<kind> symptoms/episodes/problems", "<adjective> changes", "<abnormal qualifier>
+    <observation>" and "difficulty <doing>" phrases."""
     found = find_generic_problems(text) + _group_phrases(text) + _qualified_findings(text)
+    found += _difficulties(text)
     for m in _CHANGES.finditer(text):
         if m.group("mod").lower() not in _NOT_CHANGE_FINDINGS:
             surface = m.group(0)

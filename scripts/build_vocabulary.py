@@ -335,6 +335,10 @@ def project_concepts(
             term = f"{term}^{row['snomed']}"
         if term not in group.terms:
             group.terms.append(term)
+    for group in groups.values():
+        # The normalised name is a wording too ("thrombus" for "clot" and "blood clot").
+        if normalise_phrase(group.name) not in {normalise_phrase(t) for t in group.terms}:
+            group.terms.append(group.name)
     own: list[Concept] = []
     merged: dict[str, Concept] = {}
     taken: set[str] = set()
@@ -445,16 +449,18 @@ def adjectives(surface: str) -> list[str]:
     return [a for a in found if a not in _NOT_ADJECTIVES]
 
 
-def add_adjectives(concepts: list[Concept], ontologies: list[Concept]) -> None:
-    """Give each ontology concept the adjective forms of its one-word names, where no concept
-    already uses that word."""
+def add_adjectives(concepts: list[Concept], sources: list[Concept]) -> None:
+    """Give each concept the adjective forms of its one-word names (from ``sources``: the
+    project's terms and the ontologies), where no concept already uses that word."""
     by_id = {c.concept_id: c for c in concepts}
     used = {normalise_phrase(t.split("^")[0].lstrip("=")) for c in concepts for t in c.terms}
-    for concept in ontologies:
+    for concept in sources:
         target = by_id.get(concept.concept_id)
         if target is None:
             continue
         for surface in concept.terms:
+            if surface.startswith("=") or "^" in surface:
+                continue
             for adjective in adjectives(surface):
                 key = normalise_phrase(adjective)
                 if key not in used and adjective.lower() not in STOP_SURFACES:
@@ -523,7 +529,7 @@ def main(argv: list[str] | None = None) -> None:
         [DATA / "problems.csv", DATA / "problems_added.csv"], hpo + do
     )
     concepts = merge(project, hpo + do)
-    add_adjectives(concepts, hpo + do)
+    add_adjectives(concepts, project + hpo + do)
     write_vocabulary(concepts, OUT)
     ids = {c.concept_id for c in concepts}
     counts = {

@@ -66,10 +66,11 @@ def test_it_keeps_span_concept_id_name_and_code_on_each_entity() -> None:
         ("History of HTN and DM.", "DOID:10763"),
         ("History of MS, on interferon.", "DOID:2377"),
         ("He has BPH.", "HP:0008711"),
+        ("Regular rhythm, no murmurs, S3 or S4.", "HP:0031658"),
     ],
 )
 def test_it_reads_common_clinical_abbreviations(text: str, concept_id: str) -> None:
-    assert _concepts(text)[0] == concept_id
+    assert concept_id in _concepts(text)
 
 
 @pytest.mark.parametrize(
@@ -82,6 +83,7 @@ def test_it_reads_common_clinical_abbreviations(text: str, concept_id: str) -> N
         "PT twice a week for the knee.",
         "Saturation 98% on RA.",
         "CP angle is clear.",
+        "Fracture of S3 and S4 vertebrae.",
     ],
 )
 def test_it_does_not_take_abbreviations_in_their_other_meanings(text: str) -> None:
@@ -128,6 +130,8 @@ def test_the_longest_match_wins() -> None:
         ("Mild vibratory sensation loss in the toes.", "sensation loss"),
         ("Progressive memory impairment.", "memory impairment"),
         ("Small T2 signal abnormalities.", "signal abnormalities"),
+        ("She has difficulty swallowing solids.", "difficulty swallowing"),
+        ("He is hypoxic on room air.", "hypoxic"),
     ],
 )
 def test_it_finds_kinds_of_symptoms_and_adjective_forms(text: str, found: str) -> None:
