@@ -83,7 +83,7 @@ def test_it_reads_common_clinical_abbreviations(text: str, concept_id: str) -> N
         "PT twice a week for the knee.",
         "Saturation 98% on RA.",
         "CP angle is clear.",
-        "Fracture of S3 and S4 vertebrae.",
+        "Sacral nerve S3 and S4 roots.",
     ],
 )
 def test_it_does_not_take_abbreviations_in_their_other_meanings(text: str) -> None:
