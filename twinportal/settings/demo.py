@@ -24,6 +24,8 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = "memory://"
 CELERY_RESULT_BACKEND = "cache+memory://"
+# In-process tasks cannot wait: a recalibration runs as soon as new data commits.
+TWINPORTAL_TWIN = {**TWINPORTAL_TWIN, "quiet_seconds": 0, "max_wait_seconds": 0}  # noqa: F405
 
 # Serve static files straight from the source folders so the demo needs no collectstatic.
 WHITENOISE_USE_FINDERS = True

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from patients.demo import demo_seed
+from twins.demo import demo_twins
 
 
 class Command(BaseCommand):
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         logins = demo_seed(
             patients=options["patients"], seed=options["seed"], progress=self.stdout.write
         )
+        demo_twins(progress=self.stdout.write)
         width = max(len(login.username) for login in logins)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("TwinPortal demo is ready at http://127.0.0.1:8000/"))
