@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# The page tests run what-if comparisons and note reading on a real worker, as the twin tests do.
+from tests.twins.conftest import celery_worker  # noqa: F401  (a fixture, used by name)
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
