@@ -239,3 +239,16 @@ def test_a_minus_sign_in_parentheses_negates_a_review_of_systems_list() -> None:
         ("headache", True),
         ("nausea", True),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "concept_id"),
+    [
+        ("Non Hodgkin lymphoma in 2010.", "HP:0012539"),
+        ("Non-Hodgkin lymphoma in 2010.", "HP:0012539"),
+        ("Paroxysmal afib.", "HP:0005110"),
+        ("Paroxysmal a-fib.", "HP:0005110"),
+    ],
+)
+def test_it_matches_a_wording_with_or_without_its_hyphen(text: str, concept_id: str) -> None:
+    assert concept_id in _concepts(text)
