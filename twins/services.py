@@ -353,6 +353,23 @@ def _risk_alert(
     )
 
 
+def _backtest_still_good(
+    prev: TwinSnapshot, *, patient_id: int, now: dt.datetime, version: str
+) -> bool:
+    """Whether a fit may keep the previous snapshot's backtest instead of recomputing it.
+
+    A patient's own backtest (its held-out last year) moves little from night to night, so it is
+    refreshed on a cycle of ``BACKTEST_KEEP_DAYS``: each patient on its own day of the cycle, so
+    a twenty-eighth of the patients are backtested each night rather than all of them at once.
+    """
+    if prev.model_version != version or prev.backtest_at is None:
+        return False
+    if prev.backtest_at < now - dt.timedelta(days=BACKTEST_KEEP_DAYS):
+        return False
+    its_day = (patient_id + now.toordinal()) % BACKTEST_KEEP_DAYS == 0
+    return not (its_day and prev.backtest_at.date() < now.date())
+
+
 def snapshots_compute(
     *,
     patient_ids: Sequence[int],
@@ -391,19 +408,12 @@ def snapshots_compute(
         )
         # a forecast of someone who has died helps nobody
         (skipped if (unchanged and not force) or ti.deceased else todo).append(ti)
-    # a patient's own backtest moves little from night to night: one younger than
-    # BACKTEST_KEEP_DAYS from the same model is kept rather than recomputed
-    keep_after = now - dt.timedelta(days=BACKTEST_KEEP_DAYS)
-    kept_backtests: dict[int, TwinSnapshot] = {}
-    for ti in todo:
-        prev = latest.get(ti.patient_id)
-        if (
-            prev is not None
-            and prev.model_version == version
-            and prev.backtest_at is not None
-            and prev.backtest_at >= keep_after
-        ):
-            kept_backtests[ti.patient_id] = prev
+    kept_backtests = {
+        ti.patient_id: prev
+        for ti in todo
+        if (prev := latest.get(ti.patient_id)) is not None
+        and _backtest_still_good(prev, patient_id=ti.patient_id, now=now, version=version)
+    }
     results, errors = _engine(
         [ti.history for ti in todo], [ti.patient_id not in kept_backtests for ti in todo]
     )

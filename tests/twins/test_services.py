@@ -191,3 +191,22 @@ def test_the_sweeper_queues_only_what_has_no_live_message(imported: list[Patient
     lease = services.twin_config().lease_seconds
     swept = services.twin_sweep(now=now + dt.timedelta(seconds=lease + 1))
     assert swept["recalibrations"] == 1
+
+
+def test_each_patients_backtest_is_refreshed_once_in_each_four_week_cycle() -> None:
+    from models_engine.snapshot import model_version
+
+    version = model_version()
+    refreshed: dict[int, list[int]] = {pid: [] for pid in range(1, 57)}
+    for pid in refreshed:
+        prev = TwinSnapshot(model_version=version, backtest_at=T0)
+        for day in range(1, services.BACKTEST_KEEP_DAYS + 1):
+            now = T0 + dt.timedelta(days=day)
+            if not services._backtest_still_good(prev, patient_id=pid, now=now, version=version):
+                refreshed[pid].append(day)
+                prev = TwinSnapshot(model_version=version, backtest_at=now)
+    assert all(len(days) == 1 for days in refreshed.values())
+    per_day = [sum(day in days for days in refreshed.values()) for day in range(1, 29)]
+    assert max(per_day) == 2  # 56 patients spread over 28 nights
+    other_model = TwinSnapshot(model_version="0.9+old", backtest_at=T0)
+    assert not services._backtest_still_good(other_model, patient_id=1, now=T0, version=version)
