@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import io
 import time
 import uuid
 from typing import Any
@@ -201,3 +202,28 @@ def test_a_whatif_posted_through_the_api_runs_on_the_worker(
         format="json",
     )
     assert refused.status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_import_command_leaves_each_patient_a_snapshot_and_its_risk_alerts(
+    celery_worker: object, quick_twin: dict[str, int]
+) -> None:
+    from tests.conftest import FIXTURES
+
+    call_command("import_fhir", str(FIXTURES / "synthea"), stdout=io.StringIO())
+    living = list(Patient.objects.filter(deceased_at__isnull=True))
+    wait_for(
+        lambda: TwinSnapshot.objects.filter(patient__in=living).count() == len(living),
+        what="a snapshot for each imported patient",
+    )
+    raised = 0
+    for patient in living:
+        snapshot = TwinSnapshot.objects.get(patient=patient)
+        ascvd = (snapshot.risk or {}).get("ten_year", {}).get("ascvd")
+        alerts = TwinAlert.objects.filter(patient=patient, kind=TwinAlert.Kind.RISK)
+        assert alerts.exists() == (ascvd is not None and ascvd >= 0.075), patient
+        for alert in alerts:
+            assert alert.snapshot_id == snapshot.pk
+            assert alert.evidence["risk"] == pytest.approx(ascvd)
+            raised += 1
+    assert raised >= 1  # the fixtures include a patient above the intermediate threshold
