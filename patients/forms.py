@@ -111,12 +111,16 @@ class PlanForm(forms.Form):
                 required=False,
                 label="Start",
                 initial=today,
-                widget=forms.DateInput(attrs={"type": "date", "min": today.isoformat()}),
+                widget=forms.DateInput(
+                    format="%Y-%m-%d", attrs={"type": "date", "min": today.isoformat()}
+                ),
             )
             self.fields[f"item{k}_stop"] = forms.DateField(
                 required=False,
                 label="Stop (optional)",
-                widget=forms.DateInput(attrs={"type": "date", "min": today.isoformat()}),
+                widget=forms.DateInput(
+                    format="%Y-%m-%d", attrs={"type": "date", "min": today.isoformat()}
+                ),
             )
 
     def item_rows(self) -> list[list[forms.BoundField]]:

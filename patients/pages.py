@@ -733,6 +733,15 @@ def _ref(source: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_PAST = {
+    "start": "started",
+    "stop": "stopped",
+    "increase": "increased",
+    "decrease": "decreased",
+    "hold": "held",
+}
+
+
 def summary_sections(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The stored summary as titled lists of items, each with the source it links to."""
     if not summary:
@@ -743,7 +752,11 @@ def summary_sections(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
         if p.get("status") == "active"
     ]
     changes = [
-        {"text": f"{c['name']} {c['change']}", "detail": "", "source": _ref(c["source"])}
+        {
+            "text": f"{c['name']} {_PAST.get(c['change'], c['change'])}",
+            "detail": "",
+            "source": _ref(c["source"]),
+        }
         for c in summary.get("recent_changes", [])
         if c.get("kind") == "medication"
     ]

@@ -21,6 +21,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--lang=en-GB",
 ]
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still

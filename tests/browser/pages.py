@@ -25,7 +25,9 @@ document.addEventListener("securitypolicyviolation", function (e) {
 def new_page(browser: Any, base_url: str) -> Any:
     if not AXE.exists():
         raise RuntimeError(f"axe-core is missing at {AXE}: run `make browser`")
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 768}, locale="en-GB", timezone_id="UTC"
+    )
     context.add_init_script(_RECORD_CSP)
     context.route(
         f"{base_url}{AXE_PATH}",
