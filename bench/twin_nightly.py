@@ -119,7 +119,9 @@ class Workers:
     """Celery worker processes on the bench queues; samples their peak memory."""
 
     def __init__(self, concurrency: int) -> None:
-        prefix = os.environ["TWINPORTAL_QUEUE_PREFIX"]
+        from django.conf import settings
+
+        prefix = settings.CELERY_QUEUE_PREFIX
         env = {**os.environ}
         self.procs = [
             subprocess.Popen(
@@ -369,10 +371,12 @@ def main() -> None:
 
     def clear() -> None:
         psql(f"TRUNCATE {', '.join(TWIN_TABLES)} RESTART IDENTITY CASCADE")
+        from django.conf import settings
+
         from twinportal.celery import app
 
         with app.connection_for_write() as conn:
-            prefix = os.environ["TWINPORTAL_QUEUE_PREFIX"]
+            prefix = settings.CELERY_QUEUE_PREFIX
             for q in (prefix, f"{prefix}-batch", f"{prefix}-interactive"):
                 conn.default_channel.queue_purge(q)
 

@@ -31,8 +31,8 @@ CACHES = {
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 # Each pytest-xdist worker runs its own Celery worker on its own queues.
-CELERY_QUEUE_PREFIX = env_str(
-    "TWINPORTAL_QUEUE_PREFIX", "twinportal-" + env_str("PYTEST_XDIST_WORKER", "main")
+CELERY_QUEUE_PREFIX = (
+    env_str("TWINPORTAL_QUEUE_PREFIX", "twinportal") + "-" + env_str("PYTEST_XDIST_WORKER", "main")
 )
 CELERY_TASK_DEFAULT_QUEUE = str(celery_queues(CELERY_QUEUE_PREFIX)["CELERY_TASK_DEFAULT_QUEUE"])
 CELERY_TASK_ROUTES = celery_queues(CELERY_QUEUE_PREFIX)["CELERY_TASK_ROUTES"]
