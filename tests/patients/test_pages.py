@@ -156,3 +156,228 @@ def test_every_page_renders_for_a_fitted_patient(signed_in, fitted, clinician) -
     assert 'id="outcome-table"' in html
     assert "fewer event" in html or "more event" in html or "no fewer events" in html
     assert "<mark" in signed_in.get(urls[-1]).content.decode()
+
+
+@pytest.fixture
+def sparse_patient(care_team):
+    """A patient with two blood-pressure readings and nothing else, on the clinician's team."""
+    from django.utils import timezone
+
+    from patients.models import Observation, Patient
+
+    p = Patient.objects.create(
+        mrn="SPARSE-1",
+        given_name="Ada",
+        family_name="Few",
+        sex="female",
+        birth_date=dt.date(1960, 5, 1),
+    )
+    care_team.patients.add(p)
+    now = timezone.now()
+    for k, value in enumerate((142.0, 150.0)):
+        Observation.objects.create(
+            patient=p,
+            code="8480-6",
+            value=value,
+            unit="mm[Hg]",
+            effective_at=now - dt.timedelta(days=60 - 30 * k),
+        )
+    return p
+
+
+def test_a_patient_with_two_readings_gets_a_plain_warning(signed_in, sparse_patient) -> None:
+    from twins import services
+
+    services.snapshots_compute(patient_ids=[sparse_patient.pk])
+    html = signed_in.get(reverse("patients:twin", args=[sparse_patient.pk])).content.decode()
+    assert "Too few readings to personalise the twin" in html
+    assert "first forecast for this patient" in html
+
+
+def test_a_patient_without_notes_gets_the_designed_empty_state(signed_in, sparse_patient) -> None:
+    html = signed_in.get(reverse("patients:notes", args=[sparse_patient.pk])).content.decode()
+    assert "No notes for this patient yet." in html
+    assert "No signed notes to summarise." in html
+
+
+def test_a_stale_twin_says_recomputation_is_delayed(signed_in, fitted) -> None:
+    from django.utils import timezone
+
+    from twins.models import TwinState
+
+    TwinState.objects.filter(patient=fitted[0]).update(data_changed_at=timezone.now())
+    html = signed_in.get(reverse("patients:twin", args=[fitted[0].pk])).content.decode()
+    assert "Recomputation is delayed; showing results from" in html
+
+
+def test_a_failed_what_if_says_so_and_offers_to_try_again(signed_in, fitted, clinician) -> None:
+    from twins import services
+    from twins.services import PlanItemInput
+
+    run = services.whatif_submit(
+        user=clinician,
+        patient=fitted[0],
+        plans={"Metformin": [PlanItemInput("metformin", start=dt.date.today())]},
+    )
+    pending = signed_in.get(reverse("patients:whatif", args=[run.pk])).content.decode()
+    assert 'id="whatif-progress"' in pending
+    assert signed_in.get(reverse("patients:whatif-status", args=[run.pk])).json()["done"] is False
+    services.whatif_fail(run_id=run.pk, error="ValueError: calibration did not converge")
+    html = signed_in.get(reverse("patients:whatif", args=[run.pk])).content.decode()
+    assert "The comparison could not be computed." in html
+    assert reverse("patients:whatif-new", args=[fitted[0].pk]) in html
+
+
+def test_a_what_if_starting_in_the_past_is_refused(signed_in, fitted) -> None:
+    from twins.models import WhatIfRun
+
+    yesterday = dt.date.today() - dt.timedelta(days=1)
+    response = signed_in.post(
+        reverse("patients:whatif-new", args=[fitted[0].pk]),
+        {
+            "plan0-name": "ACE",
+            "plan0-item0_intervention": "ace_inhibitor",
+            "plan0-item0_start": yesterday.isoformat(),
+            "plan0-item0_dose": "1",
+        },
+    )
+    assert response.status_code == 200
+    assert "The start may not be in the past." in response.content.decode()
+    assert not WhatIfRun.objects.exists()
+
+
+def test_a_what_if_is_submitted_and_saved_under_a_name(signed_in, fitted) -> None:
+    from twins.models import WhatIfRun
+
+    today = dt.date.today().isoformat()
+    response = signed_in.post(
+        reverse("patients:whatif-new", args=[fitted[0].pk]),
+        {
+            "plan0-name": "ACE",
+            "plan0-item0_intervention": "ace_inhibitor",
+            "plan0-item0_start": today,
+            "plan0-item0_dose": "1",
+            "plan1-name": "Statin",
+            "plan1-item0_intervention": "statin",
+            "plan1-item0_intensity": "high",
+            "plan1-item0_start": today,
+        },
+    )
+    run = WhatIfRun.objects.get()
+    assert response["Location"] == reverse("patients:whatif", args=[run.pk])
+    assert set(run.plans) == {"ACE", "Statin"}
+    assert run.plans["Statin"][0]["intensity"] == "high"
+    signed_in.post(reverse("patients:whatif-name", args=[run.pk]), {"name": "BP or lipids"})
+    html = signed_in.get(reverse("patients:whatif-new", args=[fitted[0].pk])).content.decode()
+    assert "BP or lipids" in html
+
+
+def test_an_alert_is_acknowledged_only_with_a_reason(signed_in, fitted) -> None:
+    from twins.models import TwinAlert
+
+    alert = TwinAlert.objects.filter(patient__in=fitted).first()
+    assert alert is not None, "the fixture patients raise a risk alert"
+    url = reverse("patients:alert-acknowledge", args=[alert.pk])
+    signed_in.post(url, {"reason": "  "})
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is None
+    signed_in.post(url, {"reason": "Discussed at review; statin offered"})
+    alert.refresh_from_db()
+    assert alert.acknowledged_reason == "Discussed at review; statin offered"
+    assert "No open alerts" in signed_in.get(reverse("patients:alerts")).content.decode() or (
+        alert.message not in signed_in.get(reverse("patients:alerts")).content.decode()
+    )
+
+
+def test_another_teams_alert_cannot_be_acknowledged(client, other_clinician, fitted) -> None:
+    from twins.models import TwinAlert
+
+    alert = TwinAlert.objects.filter(patient__in=fitted).first()
+    assert alert is not None
+    client.force_login(other_clinician)
+    url = reverse("patients:alert-acknowledge", args=[alert.pk])
+    assert client.post(url, {"reason": "not mine"}).status_code == 404
+
+
+def test_a_note_is_drafted_autosaved_signed_and_amended(signed_in, fitted, clinician) -> None:
+    from patients.models import ClinicalNote
+
+    p = fitted[0]
+    saved = signed_in.post(
+        reverse("patients:note-new", args=[p.pk]),
+        {"title": "Review", "text": "BP high."},
+        HTTP_X_AUTOSAVE="1",
+    ).json()
+    note = ClinicalNote.objects.get(pk=saved["note_id"])
+    assert note.status == ClinicalNote.Status.DRAFT and note.author == clinician
+    edit = reverse("patients:note-edit", args=[p.pk, note.pk])
+    signed_in.post(
+        edit, {"title": "Review", "text": "BP high; start ramipril."}, HTTP_X_AUTOSAVE="1"
+    )
+    note.refresh_from_db()
+    assert note.text == "BP high; start ramipril."
+    assert ClinicalNote.objects.filter(patient=p, author=clinician).count() == 1
+    signed_in.post(edit, {"title": "Review", "text": note.text, "sign": "1"})
+    note.refresh_from_db()
+    assert note.is_signed
+    signed_in.post(
+        reverse("patients:note-amend", args=[p.pk, note.pk]),
+        {"title": "Review", "text": "BP high; start ramipril 2.5 mg."},
+    )
+    amendment = ClinicalNote.objects.get(previous_version=note)
+    assert amendment.version == 2 and amendment.is_signed
+    html = signed_in.get(reverse("patients:note", args=[p.pk, amendment.pk])).content.decode()
+    assert "Version 1" in html
+
+
+def test_another_clinicians_draft_is_not_shown_or_editable(
+    client, fitted, clinician, other_clinician, care_team
+) -> None:
+    from patients import page_services
+
+    care_team.members.add(other_clinician)
+    draft = page_services.note_draft_save(
+        patient=fitted[0], author=clinician, text="Thinking aloud"
+    )
+    client.force_login(other_clinician)
+    assert (
+        "Thinking aloud"
+        not in client.get(reverse("patients:notes", args=[fitted[0].pk])).content.decode()
+    )
+    assert (
+        client.get(reverse("patients:note-edit", args=[fitted[0].pk, draft.pk])).status_code == 404
+    )
+
+
+def test_the_list_marks_a_summary_changed_since_i_last_looked(signed_in, fitted) -> None:
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from patients.models import NoteSummary, TaskStatus
+
+    cache.clear()
+    p = fitted[0]
+    NoteSummary.objects.create(
+        patient=p, status=TaskStatus.SUCCEEDED, summary={"problems": []}, computed_at=timezone.now()
+    )
+    assert "Summary changed" in signed_in.get(reverse("patients:list")).content.decode()
+    signed_in.get(reverse("patients:notes", args=[p.pk]))
+    assert "Summary changed" not in signed_in.get(reverse("patients:list")).content.decode()
+    NoteSummary.objects.filter(patient=p).update(
+        computed_at=timezone.now() + dt.timedelta(seconds=1)
+    )
+    assert "Summary changed" in signed_in.get(reverse("patients:list")).content.decode()
+
+
+def test_the_list_filters_by_alerts_and_sorts_by_risk(signed_in, fitted) -> None:
+    from twins.models import TwinAlert
+
+    signed_in.post(reverse("patients:list"), {"alerts_only": "on", "sort": "risk"})
+    html = signed_in.get(reverse("patients:list")).content.decode()
+    with_alerts = set(
+        TwinAlert.objects.filter(acknowledged_at__isnull=True).values_list(
+            "patient__mrn", flat=True
+        )
+    )
+    for p in fitted:
+        assert (p.mrn in html) == (p.mrn in with_alerts)
