@@ -368,6 +368,10 @@ class TwinPage:
     open_alerts: list[TwinAlert]
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def backtest_thin(self) -> bool:
+        return bool(self.backtest) and all(b.n < FEW_READINGS for b in self.backtest)
+
 
 def age_on(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
@@ -568,8 +572,14 @@ def twin_page(*, user: User, patient_id: int, now: dt.datetime | None = None) ->
         past=past,
         past_rows=past_rows,
         open_alerts=alerts,
-        notes=list(snapshot.notes) if snapshot else [],
+        notes=[_labelled(n) for n in snapshot.notes] if snapshot else [],
     )
+
+
+def _labelled(note: str) -> str:
+    """An engine note that starts with a variable key ("hba1c: ...") starts with its label."""
+    key, sep, rest = note.partition(":")
+    return f"{VARIABLE_LABELS[key]}:{rest}" if sep and key in VARIABLE_LABELS else note
 
 
 def _pct(x: object) -> str:
@@ -602,7 +612,7 @@ def _risk_panel(risk: dict[str, Any] | None) -> dict[str, Any] | None:
         ],
         "assumed": [RISK_INPUT_LABELS.get(k, k) for k in risk.get("assumed", [])],
         "drivers": drivers,
-        "model": risk.get("model", "PREVENT"),
+        "model": f"PREVENT ({risk['model']} model)" if risk.get("model") else "PREVENT",
         "notes": risk.get("notes", []),
     }
 
