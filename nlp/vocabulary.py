@@ -1,10 +1,12 @@
 """Findings and disorders from the ontology-built vocabulary, matched the way clinicians write.
 
 ``data/finding_vocabulary.csv`` (built by ``scripts/build_vocabulary.py`` from the Human Phenotype
-Ontology, the Human Disease Ontology and the project's ``problems.csv``; see
-``data/VOCABULARY.md``) gives each concept an id, a name, a SNOMED CT code where known, and its
-surface forms. Matching is on a normalised word form (lower case, singular, American spelling),
-so "Fevers", "oedema" and "Pains" find "fever", "edema" and "pain". Curated abbreviations
+Ontology, the Human Disease Ontology and the project's ``problems.csv`` and ``problems_added.csv``;
+see ``data/VOCABULARY.md``) gives each concept an id, a name, a SNOMED CT code where known, and
+its surface forms. Matching is on a normalised word form (lower case, singular, American
+spelling), so "Fevers", "oedema" and "Pains" find "fever", "edema" and "pain"; a hyphenated
+wording also matches written open or closed. Findings the vocabulary cannot list are found by
+their form (:func:`find_generic_findings`). Curated abbreviations
 (``data/abbreviations.csv``) match only where their context allows ("MS" is multiple sclerosis in
 "history of MS", not in "MS 4 mg"). A finding takes the anatomical words before it or an "of/in
 the <site>" phrase after it ("left lower extremity edema", "pain in the chest"), and becomes the
@@ -295,10 +297,6 @@ class FindingMatcher:
         if pending[exact]:
             (self._exact if exact else self._norm).add("FINDING", pending[exact])
             pending[exact] = []
-
-    def term_for(self, phrase: str) -> LexiconTerm | None:
-        """The concept a phrase names on its own, if any (case-insensitive forms only)."""
-        return self._by_norm.get(normalise_phrase(phrase))
 
     def __call__(self, doc: Doc) -> list[TermMatch]:
         """Longest non-overlapping findings in ``doc``, in text order."""
