@@ -913,15 +913,20 @@ def whatif_comparison(run: WhatIfRun) -> dict[str, Any] | None:
     result = run.result
     reference = dt.datetime.fromisoformat(result["reference_at"])
     outcomes: dict[str, dict[str, Any]] = result.get("outcomes", {})
-    rows = []
+    rows: list[dict[str, Any]] = []
     series: dict[str, Any] = {}
     labels = dict(treatment_choices())
-    for name, o in outcomes.items():
+    # Stored JSON keeps no order: current care first, then the plans by name.
+    ordered = sorted(outcomes.items(), key=lambda kv: (kv[0] != "current care", kv[0].lower()))
+    for name, o in ordered:
         sbp, hba1c_1, hba1c_5 = _triple(o["sbp_1y"]), _triple(o["hba1c_1y"]), _triple(o["hba1c_5y"])
         arr = _triple(o.get("arr_10y"))
         risk = o.get("risk_10y")
         sources = [
-            {"label": labels.get(key, key), "sources": "; ".join(texts)}
+            {
+                "label": labels.get(key, "Risk reduction" if key == "risk" else key),
+                "sources": "; ".join(texts),
+            }
             for key, texts in (o.get("sources") or {}).items()
         ]
         rows.append(
@@ -964,8 +969,10 @@ def whatif_comparison(run: WhatIfRun) -> dict[str, Any] | None:
                 if (b := forecast.get("variables", {}).get(v))
             },
         }
+    all_sources = list({(x["label"], x["sources"]): x for r in rows for x in r["sources"]}.values())
     return {
         "reference_at": reference,
+        "all_sources": all_sources,
         "fallback": result.get("fallback", False),
         "notes": result.get("notes", []),
         "rows": rows,

@@ -174,7 +174,7 @@ def whatif_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "patient": run.patient,
             "comparison": pages.whatif_comparison(run),
             "name_form": forms.WhatIfNameForm(initial={"name": run.name}),
-            "print_view": request.GET.get("print") == "1",
+            "print_view": request.GET.get("print") == "1" and run.status == TaskState.SUCCEEDED,
         },
     )
 

@@ -18,11 +18,10 @@
     };
     window.setTimeout(poll, 700);
   }
-  var printButton = document.getElementById("print-button");
-  if (printButton) printButton.addEventListener("click", function () { window.print(); });
-  if (new URLSearchParams(window.location.search).get("print") === "1") {
-    window.addEventListener("load", function () { window.setTimeout(function () { window.print(); }, 500); });
-  }
+  ["print-button", "print-button-2"].forEach(function (id) {
+    var b = document.getElementById(id);
+    if (b) b.addEventListener("click", function () { window.print(); });
+  });
 
   var el = document.getElementById("whatif-chart");
   var src = document.getElementById("whatif-chart-data");
