@@ -381,3 +381,42 @@ def test_the_list_filters_by_alerts_and_sorts_by_risk(signed_in, fitted) -> None
     )
     for p in fitted:
         assert (p.mrn in html) == (p.mrn in with_alerts)
+
+
+def test_alerts_and_notes_pages_queries_do_not_grow_with_rows(
+    signed_in, fitted, clinician, care_team, imported
+) -> None:
+    from django.utils import timezone
+
+    from patients.models import ClinicalNote
+    from twins.models import TwinAlert, TwinState
+
+    p = fitted[0]
+    snapshot = TwinState.objects.get(patient=p).latest
+
+    def add(k: int) -> None:
+        for i in range(k):
+            TwinAlert.objects.create(
+                patient=p,
+                kind=TwinAlert.Kind.DRIFT,
+                dedupe_key=f"q-{i}-{timezone.now().timestamp()}",
+                snapshot=snapshot,
+                variable="sbp",
+                message=f"Reading {i} outside the forecast",
+                evidence={},
+                created_at=timezone.now(),
+            )
+            ClinicalNote.objects.create(
+                patient=p,
+                author_name="Someone",
+                written_at=timezone.now(),
+                text=f"Note {i}",
+                status=ClinicalNote.Status.SIGNED,
+                signed_at=timezone.now(),
+            )
+
+    add(2)
+    urls = [reverse("patients:alerts"), reverse("patients:notes", args=[p.pk])]
+    before = [_queries(signed_in, u) for u in urls]
+    add(20)
+    assert [_queries(signed_in, u) for u in urls] == before
