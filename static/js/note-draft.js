@@ -42,6 +42,7 @@
       return r.json();
     }).then(function (d) {
       lastSaved = current;
+      status.className = "autosave";
       var url = form.getAttribute("data-edit-url-template").replace(/\/0\/edit\/$/, "/" + d.note_id + "/edit/");
       if (form.getAttribute("data-autosave-url") !== url) {
         form.setAttribute("data-autosave-url", url);
@@ -53,7 +54,13 @@
       keep();
       status.textContent = "Draft saved at " + d.saved_at + ".";
     }).catch(function () {
-      status.textContent = "Not saved to the server (your session may have ended). The text is kept in this tab: sign in again and come back to this note.";
+      status.className = "autosave failed";
+      status.textContent = "Not saved to the server (your session may have ended). The text is kept in this tab: ";
+      var link = document.createElement("a");
+      link.href = "/accounts/login/?next=" + encodeURIComponent(window.location.pathname);
+      link.textContent = "sign in again";
+      status.appendChild(link);
+      status.appendChild(document.createTextNode(" and it is restored and saved."));
     });
   }
   function changed() {
