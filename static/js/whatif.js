@@ -54,8 +54,8 @@
       if (!b) return;
       var c = COLOURS[k % COLOURS.length];
       traces.push({ x: s.t, y: b.lo80, xaxis: "x", yaxis: axis, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, legendgroup: name, name: name + " 80 % band (low)" });
-      traces.push({ x: s.t, y: b.hi80, xaxis: "x", yaxis: axis, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: rgba(c, 0.12), hoverinfo: "skip", showlegend: false, legendgroup: name, name: name + " 80 % band" });
-      traces.push({ x: s.t, y: b.median, xaxis: "x", yaxis: axis, mode: "lines", line: { color: c, width: 2, dash: DASHES[k % DASHES.length] }, name: name, legendgroup: name, showlegend: i === 0, hovertemplate: name + ": %{y:.1f}<extra></extra>" });
+      traces.push({ x: s.t, y: b.hi80, xaxis: "x", yaxis: axis, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: k === 0 ? "rgba(140,149,159,0.22)" : rgba(c, 0.07), hoverinfo: "skip", showlegend: false, legendgroup: name, name: name + " 80 % band" });
+      traces.push({ x: s.t, y: b.median, xaxis: "x", yaxis: axis, mode: "lines", line: { color: c, width: 2.5, dash: DASHES[k % DASHES.length] }, name: name, legendgroup: name, showlegend: i === 0, hovertemplate: name + ": %{y:.1f}<extra></extra>" });
     });
   });
   window.Plotly.newPlot(el, traces, layout, { responsive: true, displaylogo: false }).then(function () {

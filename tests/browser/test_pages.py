@@ -118,6 +118,8 @@ def test_a_clinician_works_through_the_pages(
     assert "Current care" in rows.nth(0).inner_text()
     assert page.locator("#outcome-table .source[title*='Law']").count() >= 1
     check_page(page, base, "whatif-result")
+    page.locator("#whatif-chart").scroll_into_view_if_needed()
+    shot(page, "whatif-chart")
 
     # Notes: write (autosaved), sign, see the summary change and follow an item to its sentence.
     page.goto(f"{base}/patients/{first.pk}/notes/")
