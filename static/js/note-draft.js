@@ -53,6 +53,7 @@
       }
       keep();
       status.textContent = "Draft saved at " + d.saved_at + ".";
+      document.dispatchEvent(new CustomEvent("twinportal:server-touched"));
     }).catch(function () {
       status.className = "autosave failed";
       status.textContent = "Not saved to the server (your session may have ended). The text is kept in this tab: ";
