@@ -420,3 +420,14 @@ def test_alerts_and_notes_pages_queries_do_not_grow_with_rows(
     before = [_queries(signed_in, u) for u in urls]
     add(20)
     assert [_queries(signed_in, u) for u in urls] == before
+
+
+def test_the_list_filters_by_last_reading(signed_in, fitted, sparse_patient) -> None:
+    signed_in.post(reverse("patients:list"), {"reading": "recent", "sort": "last_reading"})
+    html = signed_in.get(reverse("patients:list")).content.decode()
+    assert sparse_patient.mrn in html
+    assert all(p.mrn not in html for p in fitted)  # the Synthea records end years ago
+    signed_in.post(reverse("patients:list"), {"reading": "overdue", "sort": "last_reading"})
+    html = signed_in.get(reverse("patients:list")).content.decode()
+    assert sparse_patient.mrn not in html
+    assert all(p.mrn in html for p in fitted)
