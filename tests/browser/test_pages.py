@@ -51,6 +51,8 @@ def test_a_clinician_works_through_the_pages(
 ) -> None:
     base = live_server.url
     page = new_page(browser, base)
+    page.goto(f"{base}/accounts/login/")
+    check_page(page, base, "login")
     sign_in(page, base, "ana.gp", "a-long-test-password")
     page.wait_for_selector("#patient-list")
     assert page.locator("#patient-list tbody tr").count() == 2
@@ -151,4 +153,7 @@ def test_a_clinician_works_through_the_pages(
     page.wait_for_selector("mark#hl")
     assert "metformin" in page.locator("mark#hl").inner_text().lower()
     check_page(page, base, "note-highlight")
+    page.click("text=Amend this note")
+    page.wait_for_selector("#note-form")
+    check_page(page, base, "note-amend")
     assert csp_violations(page) == []
