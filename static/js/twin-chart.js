@@ -22,7 +22,7 @@
     showlegend: false,
     hovermode: "closest",
     font: { family: "system-ui, sans-serif", size: 12, color: "#1f2328" },
-    xaxis: { type: "date", anchor: "y" + (panels.length + 1), showgrid: true, gridcolor: "#eaeef2" },
+    xaxis: { type: "date", anchor: "y" + panels.length, showgrid: true, gridcolor: "#eaeef2" },
     shapes: [],
     annotations: [],
   };

@@ -104,3 +104,22 @@ def test_the_designed_states_render_cleanly(browser, live_server, states) -> Non
     page.click("text=Apply")
     page.wait_for_selector("#patient-list td.empty")
     check_page(page, base, "state-list-no-match")
+
+
+def test_the_list_and_twin_page_fit_a_tablet(browser, live_server, states) -> None:
+    from tests.browser.pages import shot
+
+    base = live_server.url
+    page = new_page(browser, base)
+    page.set_viewport_size({"width": 768, "height": 1024})
+    sign_in(page, base, "ana.gp", "a-long-test-password")
+    page.wait_for_selector("#patient-list")
+    shot(page, "tablet-patient-list")
+    wide = page.evaluate(
+        "Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > 768 && !e.closest('.table-wrap')).slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + e.getBoundingClientRect().right)"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768, wide
+    page.goto(f"{base}/patients/{states['stale'].pk}/")
+    page.wait_for_selector("#twin-chart[data-rendered='1']")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    shot(page, "tablet-twin", full_page=True)
