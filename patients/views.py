@@ -111,7 +111,7 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
             twin_services.alert_acknowledge(
                 alert=alert, user=_user(request), reason=form.cleaned_data["reason"]
             )
-            messages.success(request, f"Alert acknowledged for {alert.patient.display_name}.")
+            messages.success(request, "Alert acknowledged.")
         except ValueError as exc:
             messages.error(request, f"Not acknowledged: {exc}.")
     if back:
