@@ -430,11 +430,15 @@ def _readings_of(patient: Patient) -> dict[str, list[tuple[dt.datetime, float, i
 
 
 def _treatment_markers(meds: list[Medication]) -> list[dict[str, str]]:
+    """Starts (or, when no start is recorded, prescriptions) and stops of every medication."""
     markers = []
     for m in meds:
-        name = (treatments.label_for(m.treatment_class) if m.treatment_class else m.name) or m.name
-        if m.start:
-            markers.append({"at": m.start.isoformat(), "label": f"Started {name}", "kind": "start"})
+        name = m.name
+        if m.treatment_class:
+            name = f"{m.name} ({treatments.label_for(m.treatment_class).lower()})"
+        started = m.start or m.authored_on
+        if started:
+            markers.append({"at": started.isoformat(), "label": f"Started {name}", "kind": "start"})
         if m.stop:
             markers.append({"at": m.stop.isoformat(), "label": f"Stopped {name}", "kind": "stop"})
     return markers
