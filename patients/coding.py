@@ -317,7 +317,19 @@ def classify_medication(name: str) -> list[DrugClassification]:
     ``dose_multiple`` is the strength relative to the class's standard dose (Law 2003 definition);
     statin intensity follows the ACC/AHA 2018 table. Products the twin does not model give ``[]``.
     """
-    by_name = {n.lower(): row for row in _drug_rows() for n in row.names}
+    return list(_classified(name))
+
+
+@functools.cache
+def _by_name() -> dict[str, DrugClassRow]:
+    return {n.lower(): row for row in _drug_rows() for n in row.names}
+
+
+@functools.lru_cache(maxsize=8192)
+def _classified(name: str) -> tuple[DrugClassification, ...]:
+    # a record repeats the same few product names thousands of times (the nightly run reads
+    # every prescription of every patient): each name is parsed once per process
+    by_name = _by_name()
     found: list[DrugClassification] = []
     seen: set[str] = set()
     # Each "/"-separated part of a combination product carries its own strength.
@@ -345,4 +357,4 @@ def classify_medication(name: str) -> list[DrugClassification]:
         found.append(
             DrugClassification(row.ingredient, row.treatment_class, strength, multiple, intensity)
         )
-    return found
+    return tuple(found)
