@@ -372,9 +372,15 @@ def main() -> None:
         help="before measuring, wait (up to 30 min) until the 1-minute load average is below this, "
         "so loading can run niced beside other work and the measurement has the machine",
     )
+    parser.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="measure on the database a previous run loaded (same --patients and --observations)",
+    )
     args = parser.parse_args()
     rng = random.Random(1)
-    recreate_database()
+    if not args.reuse_db:
+        recreate_database()
 
     import django
 
@@ -387,19 +393,29 @@ def main() -> None:
     from patients.models import CareTeam, Observation
     from twinportal.celery import app as celery_app
 
-    call_command("migrate", verbosity=0)
     # the production settings serve hashed static file names from a manifest
     call_command("collectstatic", interactive=False, verbosity=0)
-    t0 = time.perf_counter()
-    ids = load_cohort(args.patients, args.observations, rng)
-    load_s = time.perf_counter() - t0
-    n_obs = Observation.objects.count()
     fit_n = args.patients if args.fit is None else min(args.fit, args.patients)
-    fit_s = fit(ids, fit_n)
-    user = user_create(username="bench.gp", password=PASSWORD, role="clinician")
-    team = CareTeam.objects.create(name="Bench practice")
-    team.members.add(user)
-    team.patients.add(*ids)
+    if args.reuse_db:
+        from accounts.models import User
+        from patients.models import Patient
+
+        ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True))
+        load_s = fit_s = 0.0
+        user = User.objects.get(username="bench.gp")
+        user.set_password(PASSWORD)
+        user.save(update_fields=["password"])
+    else:
+        call_command("migrate", verbosity=0)
+        t0 = time.perf_counter()
+        ids = load_cohort(args.patients, args.observations, rng)
+        load_s = time.perf_counter() - t0
+        fit_s = fit(ids, fit_n)
+        user = user_create(username="bench.gp", password=PASSWORD, role="clinician")
+        team = CareTeam.objects.create(name="Bench practice")
+        team.members.add(user)
+        team.patients.add(*ids)
+    n_obs = Observation.objects.count()
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     connection.close()

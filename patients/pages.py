@@ -191,9 +191,39 @@ def _readings(key: str) -> QuerySet[Observation]:
     )
 
 
-def patient_rows(*, user: User, query: ListQuery) -> QuerySet[Patient]:
-    """Visible patients with latest BP and HbA1c (and the reading before), 10-year risk, open
-    alerts and when the notes summary was computed; filtered and sorted as asked."""
+def _risk10() -> Cast:
+    return Cast(
+        KeyTextTransform(RISK_OUTCOME, KeyTransform("ten_year", "twin_state__latest__risk")),
+        FloatField(),
+    )
+
+
+def _last_reading() -> Greatest:
+    """The newest reading of any charted measure: one index lookup per measure (an "any code"
+    lookup would read every row of the patient)."""
+    return Greatest(
+        *(
+            Coalesce(Subquery(_readings(v).values("effective_at")[:1]), Value(_NEVER))
+            for _, vs in CHART_PANELS
+            for v in vs
+            if v != "dbp"
+        )
+    )
+
+
+def _open_alerts() -> Subquery:
+    return Subquery(
+        TwinAlert.objects.filter(patient=OuterRef("pk"), acknowledged_at__isnull=True)
+        .order_by()
+        .values("patient")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+
+
+def patient_ids(*, user: User, query: ListQuery) -> QuerySet[Patient, int]:
+    """Ids of the visible patients that match, in the order asked. Only what the filter and sort
+    need is computed for every patient; the page's figures come from :func:`patient_page`."""
     qs = patients_visible_to(user)
     if query.search:
         qs = qs.filter(
@@ -211,59 +241,55 @@ def patient_rows(*, user: User, query: ListQuery) -> QuerySet[Patient]:
                 )
             )
         )
+    if query.risk in RISK_FILTERS or query.sort == "risk":
+        qs = qs.annotate(risk10_sort=Coalesce(_risk10(), -1.0, output_field=FloatField()))
+        if query.risk in RISK_FILTERS:
+            qs = qs.filter(risk10_sort__gte=RISK_FILTERS[query.risk][1])
+    if query.reading or query.sort == "last_reading":
+        qs = qs.annotate(last_reading_sort=_last_reading())
+        year_ago = timezone.now() - dt.timedelta(days=365)
+        if query.reading == "recent":
+            qs = qs.filter(last_reading_sort__gte=year_ago)
+        elif query.reading == "overdue":
+            qs = qs.filter(last_reading_sort__lt=year_ago)
+    if query.alerts_only or query.sort == "alerts":
+        qs = qs.annotate(open_alerts=Coalesce(_open_alerts(), 0))
+        if query.alerts_only:
+            qs = qs.filter(open_alerts__gt=0)
+    sort = query.sort if query.sort in SORTS else "name"
+    return qs.order_by(*SORTS[sort]).values_list("pk", flat=True)
+
+
+def patient_page(*, user: User, ids: list[int]) -> list[Patient]:
+    """One page of the list, in the order of ``ids``: latest BP and HbA1c (and the reading
+    before), 10-year risk, open alerts, last reading and when the notes summary was computed."""
     twin_codes = set().union(*(coding.CONDITION_GROUPS[g] for g in CONDITION_FILTERS))
-    risk = Cast(
-        KeyTextTransform(RISK_OUTCOME, KeyTransform("ten_year", "twin_state__latest__risk")),
-        FloatField(),
-    )
-    # The newest reading of any charted measure: one index lookup per measure (an "any code"
-    # lookup would read every row of the patient).
-    last_reading = Greatest(
-        *(
-            Coalesce(Subquery(_readings(v).values("effective_at")[:1]), Value(_NEVER))
-            for _, vs in CHART_PANELS
-            for v in vs
-            if v != "dbp"
+    qs = (
+        patients_visible_to(user)
+        .filter(pk__in=ids)
+        .annotate(
+            sbp=Subquery(_readings("sbp").values("value")[:1]),
+            sbp_prev=Subquery(_readings("sbp").values("value")[1:2]),
+            dbp=Subquery(_readings("dbp").values("value")[:1]),
+            bp_at=Subquery(_readings("sbp").values("effective_at")[:1]),
+            hba1c=Subquery(_readings("hba1c").values("value")[:1]),
+            hba1c_prev=Subquery(_readings("hba1c").values("value")[1:2]),
+            hba1c_at=Subquery(_readings("hba1c").values("effective_at")[:1]),
+            last_reading_sort=_last_reading(),
+            risk10=_risk10(),
+            open_alerts=_open_alerts(),
+            summary_at=F("note_summary__computed_at"),
+        )
+        .prefetch_related(
+            Prefetch(
+                "conditions",
+                queryset=Condition.objects.filter(code__in=twin_codes, abatement_at__isnull=True),
+                to_attr="twin_conditions",
+            )
         )
     )
-    qs = qs.annotate(
-        sbp=Subquery(_readings("sbp").values("value")[:1]),
-        sbp_prev=Subquery(_readings("sbp").values("value")[1:2]),
-        dbp=Subquery(_readings("dbp").values("value")[:1]),
-        bp_at=Subquery(_readings("sbp").values("effective_at")[:1]),
-        hba1c=Subquery(_readings("hba1c").values("value")[:1]),
-        hba1c_prev=Subquery(_readings("hba1c").values("value")[1:2]),
-        hba1c_at=Subquery(_readings("hba1c").values("effective_at")[:1]),
-        last_reading_sort=last_reading,
-        risk10=risk,
-        open_alerts=Subquery(
-            TwinAlert.objects.filter(patient=OuterRef("pk"), acknowledged_at__isnull=True)
-            .order_by()
-            .values("patient")
-            .annotate(n=Count("pk"))
-            .values("n")[:1]
-        ),
-        summary_at=F("note_summary__computed_at"),
-    )
-    if query.risk in RISK_FILTERS:
-        qs = qs.filter(risk10__gte=RISK_FILTERS[query.risk][1])
-    year_ago = timezone.now() - dt.timedelta(days=365)
-    if query.reading == "recent":
-        qs = qs.filter(last_reading_sort__gte=year_ago)
-    elif query.reading == "overdue":
-        qs = qs.filter(last_reading_sort__lt=year_ago)
-    if query.alerts_only:
-        qs = qs.filter(open_alerts__gt=0)
-    qs = qs.annotate(
-        risk10_sort=Coalesce("risk10", -1.0, output_field=FloatField()),
-    )
-    return qs.prefetch_related(
-        Prefetch(
-            "conditions",
-            queryset=Condition.objects.filter(code__in=twin_codes, abatement_at__isnull=True),
-            to_attr="twin_conditions",
-        )
-    ).order_by(*SORTS.get(query.sort, SORTS["name"]))
+    by_id = {p.pk: p for p in qs}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,10 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     else:
         form = forms.PatientListForm(request.session.get(_LIST_SESSION_KEY) or None)
     query = form.to_query() if form.is_bound and form.is_valid() else pages.ListQuery()
-    patients = pages.patient_rows(user=_user(request), query=query)
-    page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = pages.list_rows(user=_user(request), patients=list(page.object_list))
+    ids = pages.patient_ids(user=_user(request), query=query)
+    page = Paginator(ids, PAGE_SIZE).get_page(request.GET.get("page"))
+    patients = pages.patient_page(user=_user(request), ids=list(page.object_list))
+    rows = pages.list_rows(user=_user(request), patients=patients)
     return render(
         request,
         "patients/list.html",
