@@ -181,14 +181,19 @@ class ListQuery:
 _NEVER = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 
 
-def _readings(key: str) -> QuerySet[Observation]:
-    return (
-        Observation.objects.filter(
-            patient=OuterRef("pk"), code__in=_codes(key), value__isnull=False
-        )
+def _latest(code: str, field: str, offset: int = 0) -> Subquery:
+    """The newest (or, with ``offset``, an earlier) reading of one code: a backward scan of the
+    ``(patient, code, effective_at)`` index that stops at the first usable row."""
+    return Subquery(
+        Observation.objects.filter(patient=OuterRef("pk"), code=code, value__isnull=False)
         .exclude(status__in=NOT_A_RESULT)
-        .order_by("-effective_at", "-pk")
+        .order_by("-effective_at")
+        .values(field)[offset : offset + 1]
     )
+
+
+#: Measures shown on the list with their previous reading (for the trend arrow).
+LIST_MEASURES: tuple[str, ...] = ("sbp", "dbp", "hba1c")
 
 
 def _risk10() -> Cast:
@@ -199,16 +204,10 @@ def _risk10() -> Cast:
 
 
 def _last_reading() -> Greatest:
-    """The newest reading of any charted measure: one index lookup per measure (an "any code"
+    """The newest reading of any charted measure: one index probe per code (an "any code"
     lookup would read every row of the patient)."""
-    return Greatest(
-        *(
-            Coalesce(Subquery(_readings(v).values("effective_at")[:1]), Value(_NEVER))
-            for _, vs in CHART_PANELS
-            for v in vs
-            if v != "dbp"
-        )
-    )
+    codes = [c for _, vs in CHART_PANELS for v in vs if v != "dbp" for c in _codes(v)]
+    return Greatest(*(Coalesce(_latest(c, "effective_at"), Value(_NEVER)) for c in codes))
 
 
 def _open_alerts() -> Subquery:
@@ -268,13 +267,16 @@ def patient_page(*, user: User, ids: list[int]) -> list[Patient]:
         patients_visible_to(user)
         .filter(pk__in=ids)
         .annotate(
-            sbp=Subquery(_readings("sbp").values("value")[:1]),
-            sbp_prev=Subquery(_readings("sbp").values("value")[1:2]),
-            dbp=Subquery(_readings("dbp").values("value")[:1]),
-            bp_at=Subquery(_readings("sbp").values("effective_at")[:1]),
-            hba1c=Subquery(_readings("hba1c").values("value")[:1]),
-            hba1c_prev=Subquery(_readings("hba1c").values("value")[1:2]),
-            hba1c_at=Subquery(_readings("hba1c").values("effective_at")[:1]),
+            **{
+                f"m_{v}_{i}_{part}": _latest(code, field, offset)
+                for v in LIST_MEASURES
+                for i, code in enumerate(_codes(v))
+                for part, field, offset in (
+                    ("value", "value", 0),
+                    ("prev", "value", 1),
+                    ("at", "effective_at", 0),
+                )
+            },
             last_reading_sort=_last_reading(),
             risk10=_risk10(),
             open_alerts=_open_alerts(),
@@ -288,8 +290,17 @@ def patient_page(*, user: User, ids: list[int]) -> list[Patient]:
             )
         )
     )
-    by_id = {p.pk: p for p in qs}
-    return [by_id[i] for i in ids if i in by_id]
+    by_id: dict[int, Patient] = {p.pk: p for p in qs}
+    out = [by_id[i] for i in ids if i in by_id]
+    for p in out:
+        for v in LIST_MEASURES:
+            # of a measure's codes, the one read most recently
+            times = [getattr(p, f"m_{v}_{i}_at") or _NEVER for i in range(len(_codes(v)))]
+            best = times.index(max(times))
+            setattr(p, v, getattr(p, f"m_{v}_{best}_value"))
+            setattr(p, f"{v}_prev", getattr(p, f"m_{v}_{best}_prev"))
+            setattr(p, f"{v}_at", getattr(p, f"m_{v}_{best}_at"))
+    return out
 
 
 @dataclass(frozen=True)
@@ -338,7 +349,7 @@ def list_rows(*, user: User, patients: list[Patient]) -> list[PatientRow]:
                 patient=p,
                 sbp=a.sbp,
                 dbp=a.dbp,
-                bp_at=a.bp_at,
+                bp_at=a.sbp_at,
                 bp_trend=_trend(a.sbp, a.sbp_prev, TREND_STEADY["sbp"]),
                 hba1c=a.hba1c,
                 hba1c_mmol=hba1c_mmol_mol(a.hba1c) if a.hba1c is not None else None,
