@@ -52,11 +52,11 @@ def test_a_clinician_works_through_the_pages(
     base = live_server.url
     page = new_page(browser, base)
     page.goto(f"{base}/accounts/login/")
-    check_page(page, base, "login")
+    check_page(page, base, "sign-in")
     sign_in(page, base, "ana.gp", "a-long-test-password")
     page.wait_for_selector("#patient-list")
     assert page.locator("#patient-list tbody tr").count() == 2
-    check_page(page, base, "patient-list")
+    check_page(page, base, "my-patients")
 
     # The search is posted: the address stays bare.
     first = clinic[0]
