@@ -30,8 +30,13 @@ DATABASES = {
 }
 
 REDIS_URL = env_str("REDIS_URL")
+# The cache may live in another Redis database (cache.clear() flushes a whole database; the
+# queued work would survive it anyway, since the sweeper requeues from PostgreSQL).
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("REDIS_CACHE_URL", REDIS_URL),
+    }
 }
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL

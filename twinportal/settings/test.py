@@ -23,7 +23,9 @@ REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        # A database of its own: cache.clear() flushes its whole database, which must never take
+        # the Celery messages of a test running beside it.
+        "LOCATION": env_str("TEST_CACHE_URL", "redis://127.0.0.1:6379/14"),
         # Each pytest-xdist worker keeps its own keys in the shared Redis.
         "KEY_PREFIX": env_str("PYTEST_XDIST_WORKER", "test"),
     }
