@@ -228,7 +228,13 @@ class Client:
 
 
 def load_phase(
-    base: str, username: str, patient_ids: list[int], clients: int, seconds: float, think: float
+    base: str,
+    username: str,
+    patient_ids: list[int],
+    clients: int,
+    seconds: float,
+    think: float,
+    naive: bool = False,
 ) -> Timings:
     timings = Timings()
     pages = max(1, (len(patient_ids) + 49) // 50)
@@ -242,26 +248,32 @@ def load_phase(
         rng = random.Random(seed)
         client = Client(base, username)
         ready.wait()
-        kind_cycle = ["list", "twin"]
+        kind_cycle = ["naive"] if naive else ["list", "twin"]
         n = seed
         while time.monotonic() < stop_at[0]:
-            kind = kind_cycle[n % 2]
+            kind = kind_cycle[n % len(kind_cycle)]
             n += 1
             path = (
                 f"/?page={rng.randint(1, pages)}"
                 if kind == "list"
                 else f"/patients/{rng.choice(patient_ids)}/"
+                if kind == "twin"
+                else f"/naive/{rng.choice(patient_ids)}/"
             )
             t0 = time.perf_counter()
-            r = client.get(path)
+            try:
+                r = client.get(path)
+            except Exception as exc:  # a timeout under overload counts as an error, not a crash
+                with timings.lock:
+                    timings.errors.append(f"{kind} {type(exc).__name__}")
+                continue
             took = time.perf_counter() - t0
-            ok = r.status_code == 200 and (
-                'id="patient-list"' in r.text
-                if kind == "list"
-                else 'id="twin-chart-data"' in r.text
+            marker = {"list": 'id="patient-list"', "twin": 'id="twin-chart-data"'}.get(
+                kind, '"risk"'
             )
+            ok = r.status_code == 200 and marker in r.text
             with timings.lock:
-                timings.latencies[kind].append(took)
+                timings.latencies.setdefault(kind, []).append(took)
                 if not ok:
                     timings.errors.append(f"{kind} {r.status_code}")
             time.sleep(rng.uniform(0.5 * think, 1.5 * think))
@@ -354,6 +366,52 @@ def naive_phase(patient_ids: list[int], n: int) -> list[float]:
     return times
 
 
+def serve(env: dict[str, str], app: str, log: Any) -> tuple[subprocess.Popen[bytes], str]:
+    """gunicorn on a free loopback port, ready to answer."""
+    import requests
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            app,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(GUNICORN_WORKERS),
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=log,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if requests.get(base + "/accounts/login/", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    return proc, base
+
+
+def naive_load_phase(env: dict[str, str], ids: list[int], args: Any) -> Timings:
+    """The naive page (``bench.pages_naive``) under the same clients and think time."""
+    with open(ROOT / "var" / "bench_pages_naive.log", "w", encoding="utf-8") as log:
+        proc, base = serve(env, "bench.pages_naive:application", log)
+    try:
+        return load_phase(
+            base, "bench.gp", ids, args.clients, args.naive_seconds, args.think, naive=True
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patients", type=int, default=1000)
@@ -363,7 +421,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--think", type=float, default=1.0, help="mean seconds between pages")
     parser.add_argument("--whatifs", type=int, default=10)
-    parser.add_argument("--naive", type=int, default=10, help="naive page requests")
+    parser.add_argument("--naive", type=int, default=10, help="naive page requests, one at a time")
+    parser.add_argument(
+        "--naive-seconds", type=float, default=30.0, help="the naive page under the clients"
+    )
     parser.add_argument("--no-report", action="store_true", help="print only (smoke runs)")
     parser.add_argument(
         "--quiet-load",
@@ -508,6 +569,7 @@ def main() -> None:
             for q in (QUEUE_PREFIX, f"{QUEUE_PREFIX}-batch", f"{QUEUE_PREFIX}-interactive"):
                 conn.default_channel.queue_purge(q)
     naive = naive_phase(ids, min(args.naive, len(ids)))
+    naive_load = naive_load_phase(env, ids, args)
 
     total = sum(len(v) for v in timings.latencies.values())
     rows = []
@@ -520,6 +582,7 @@ def main() -> None:
             f"| {label} | {len(lat):,} | {pct(lat, 50):.0f} | {pct(lat, 95):.0f} | {pct(lat, 99):.0f} | {max(lat):.0f} |"
         )
     naive_ms = [x * 1000 for x in naive]
+    naive_load_ms = [x * 1000 for x in naive_load.latencies.get("naive", [])]
     body = (
         f"{args.patients:,} patients with {n_obs:,} readings ({args.observations:,} each, seven twin "
         f"variables over eight years) in PostgreSQL, every patient's twin fitted "
@@ -546,7 +609,11 @@ def main() -> None:
         f"request at a time without other load: {len(naive)} requests, median "
         f"{statistics.median(naive_ms):.0f} ms, slowest {max(naive_ms):.0f} ms per page, so 20 "
         f"clients would queue behind each other at about {2 / statistics.median(naive):.1f} pages/s "
-        f"on two cores.\n"
+        f"on two cores. Under the same {args.clients} clients and think time, through gunicorn "
+        f"(`bench/pages_naive.py`, the project's URLs plus the naive page), for "
+        f"{args.naive_seconds:g} s: {len(naive_load.latencies.get('naive', [])):,} pages, "
+        f"p50 {pct(naive_load_ms, 50):.0f} ms, p95 {pct(naive_load_ms, 95):.0f} ms, "
+        f"max {max(naive_load_ms, default=float('nan')):.0f} ms, {len(naive_load.errors)} errors.\n"
     )
     print(body)
     if timings.errors:
