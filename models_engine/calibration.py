@@ -997,10 +997,11 @@ def calibrate_batch(
         k_each = np.ones(n_pat)
         walk_each = np.full(n_pat, walk_var)
         sd_fit = sd
+        moved = np.ones(n_pat, dtype=bool)
         for it in range(_OUTER_ITERATIONS):
             previous = x[:, :, 2].copy()
             for i, h in enumerate(histories):
-                if has_tx[i]:
+                if has_tx[i] and moved[i]:
                     x[i, :, 2] = (
                         effect_matrix(
                             var,
@@ -1013,8 +1014,12 @@ def calibrate_batch(
                         )[0]
                         * mask[i]
                     )
-            if it > 0 and np.allclose(x[:, :, 2], previous, rtol=0.0, atol=1e-6):
-                break
+            if it > 0:
+                # only a patient whose effect column moved needs solving again: the others'
+                # inputs are unchanged, so their solution would be the same
+                moved = np.any(np.abs(x[:, :, 2] - previous) > 1e-6, axis=1)
+                if not moved.any():
+                    break
             if it == 0 and empirical_bayes:
                 # drug effects at the population mean response are mean structure, not walk
                 resid = zc - x[:, :, 2]
@@ -1036,19 +1041,21 @@ def calibrate_batch(
                 k_each = np.maximum(np.where(sparse, k_noise, k_each), floor)
                 walk_each = np.where(sparse, walk_var, walk_each)
                 sd_fit = np.where(flag == 0, sd * k_each[:, None], sd)
-            mean, cov, scale = solve_batch(
-                x,
-                zc,
-                sd_fit,
-                mask,
-                m0,
-                s0,
+            idx = np.flatnonzero(moved)
+            solved = solve_batch(
+                x[idx],
+                zc[idx],
+                sd_fit[idx],
+                mask[idx],
+                m0[idx],
+                s0[idx],
                 dof=dof,
                 prior_dof=prior_dof,
-                age_years=back,
-                walk_var=walk_each,
+                age_years=back[idx],
+                walk_var=walk_each[idx],
                 slope_walk_var=priors()[(var, "slope_rw_var")],
             )
+            mean[idx], cov[idx], scale[idx] = solved
             if not any(has_tx):
                 break
         for i, d in enumerate(data):
