@@ -57,6 +57,9 @@ bench: venv services
 	$(PY) -m bench.nlp_eval
 	$(PY) -m bench.cohort_generation
 	$(PY) -m bench.admin_lists
+	$(PY) -m bench.device_ingestion
+	$(PY) -m bench.pages_load
+	$(PY) -m bench.twin_nightly
 
 validation: venv
 	$(PY) -m bench.validation
