@@ -38,13 +38,31 @@ def validate_holdout(days: float) -> None:
         raise ValueError(f"holdout_days must be within 1-{MAX_HOLDOUT_DAYS:g}, got {days:g}")
 
 
-def _last_time(history: PatientHistory) -> float:
+def last_reading_time(history: PatientHistory) -> float:
     times = [
         float(s.t.max())
         for v, s in history.observations.items()
         if v in BACKTEST_VARIABLES and s.t.size
     ]
     return max(times) if times else math.nan
+
+
+#: One variable's split at a cut-off: training times and values, held-out times and values.
+Split = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+
+
+def holdout_split(history: PatientHistory, cutoff: float) -> dict[str, Split]:
+    """Per scored variable with readings on both sides of ``cutoff``: its training and held-out part."""
+    tests: dict[str, Split] = {}
+    for v in BACKTEST_VARIABLES:
+        s = history.observations.get(v)
+        if s is None:
+            continue
+        train = s.t <= cutoff
+        test = ~train & np.isfinite(s.y)
+        if train.any() and test.any():
+            tests[v] = (s.t[train], s.y[train], s.t[test], s.y[test])
+    return tests
 
 
 def known_at(history: PatientHistory, cutoff: float) -> PatientHistory:
@@ -146,7 +164,7 @@ def run_backtest(
     validate_samples(n_samples)
     usable: list[tuple[PatientHistory, float]] = []
     for h in histories:
-        last = _last_time(h)
+        last = last_reading_time(h)
         if math.isfinite(last):
             cutoff = last - holdout_days
             usable.append((h if treatments_known else known_at(h, cutoff), cutoff))
@@ -160,15 +178,7 @@ def run_backtest(
     cover95: dict[str, list[FloatArray]] = {v: [] for v in BACKTEST_VARIABLES}
     patients: dict[str, int] = dict.fromkeys(BACKTEST_VARIABLES, 0)
     for k, ((h, cutoff), cal) in enumerate(zip(usable, cals, strict=True)):
-        tests = {}
-        for v in BACKTEST_VARIABLES:
-            s = h.observations.get(v)
-            if s is None:
-                continue
-            train = s.t <= cutoff
-            test = ~train & np.isfinite(s.y)
-            if train.sum() >= 1 and test.any():
-                tests[v] = (s.t[train], s.y[train], s.t[test], s.y[test])
+        tests = holdout_split(h, cutoff)
         if not tests:
             continue
         t_all = np.unique(np.concatenate([v[2] for v in tests.values()]))

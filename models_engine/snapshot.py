@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models_engine.backtest import BACKTEST_VARIABLES, trend_prediction
+from models_engine.backtest import Split, holdout_split, last_reading_time, trend_prediction
 from models_engine.calibration import DAYS_PER_YEAR, Calibration, calibrate_batch
 from models_engine.forecast import (
     BATCH_QUANTILES,
@@ -29,7 +29,7 @@ from models_engine.forecast import (
     forecast_batch,
     prevent_inputs,
 )
-from models_engine.history import VARIABLE_UNITS, FloatArray, PatientHistory
+from models_engine.history import FloatArray, PatientHistory
 
 #: Version of the engine's structure; bump it when a change alters results. The stored model version
 #: also carries a digest of every data file (priors, catalogue, coefficients), so editing a table
@@ -92,17 +92,6 @@ def risk_thresholds() -> tuple[RiskThreshold, ...]:
             for r in csv.DictReader(fh)
         ]
     return tuple(sorted(rows, key=lambda r: (r.outcome, r.horizon, r.threshold)))
-
-
-def risk_category(outcome: str, horizon: int, risk: float | None) -> int:
-    """How many thresholds of ``outcome``/``horizon`` the risk reaches (0 below the first); -1 unknown."""
-    if risk is None or not math.isfinite(risk):
-        return -1
-    return sum(
-        1
-        for t in risk_thresholds()
-        if t.outcome == outcome and t.horizon == horizon and risk >= t.threshold
-    )
 
 
 @dataclass(frozen=True)
@@ -281,15 +270,6 @@ def _finite(x: object) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _last_time(history: PatientHistory) -> float:
-    times = [
-        float(s.t.max())
-        for v, s in history.observations.items()
-        if v in BACKTEST_VARIABLES and s.t.size
-    ]
-    return max(times) if times else math.nan
-
-
 #: Patients forecast together: (patients, times, samples) arrays of this size stay in cache, which
 #: is twice as fast as one call for a whole batch; the draws are the same in every block, so the
 #: bands are identical to one call's.
@@ -321,21 +301,13 @@ def _backtest_batch(
 ) -> list[dict[str, dict[str, float | int]]]:
     """Each patient's own last-year backtest: twin median, carry-forward and own trend, MAE."""
     out: list[dict[str, dict[str, float | int]]] = [{} for _ in histories]
-    usable: list[tuple[int, float, dict[str, tuple[FloatArray, ...]]]] = []
+    usable: list[tuple[int, float, dict[str, Split]]] = []
     for i, h in enumerate(histories):
-        last = _last_time(h)
+        last = last_reading_time(h)
         if not math.isfinite(last):
             continue
         cutoff = last - holdout_days
-        tests: dict[str, tuple[FloatArray, ...]] = {}
-        for v in BACKTEST_VARIABLES:
-            s = h.observations.get(v)
-            if s is None:
-                continue
-            train = s.t <= cutoff
-            test = ~train & np.isfinite(s.y)
-            if train.any() and test.any():
-                tests[v] = (s.t[train], s.y[train], s.t[test], s.y[test])
+        tests = holdout_split(h, cutoff)
         if tests:
             usable.append((i, cutoff, tests))
     if not usable:
@@ -432,8 +404,3 @@ def snapshot_batch(
             )
         )
     return snapshots
-
-
-def units() -> dict[str, str]:
-    """Canonical unit of every forecast variable."""
-    return {v: VARIABLE_UNITS[v] for v in FORECAST_VARIABLES}
