@@ -199,9 +199,11 @@ def twin_recalibrate(
     return RecalibrationOutcome(counts=counts)
 
 
-def twin_failure_record(*, patient_ids: Iterable[int], error: str) -> None:
+def twin_failure_record(
+    *, patient_ids: Iterable[int], error: str, now: dt.datetime | None = None
+) -> None:
     """Leave a visible failed state on each patient's twin (the admin and the API show it)."""
-    now = timezone.now()
+    now = now or timezone.now()
     ids = list(patient_ids)
     TwinState.objects.bulk_create([TwinState(patient_id=pid) for pid in ids], ignore_conflicts=True)
     TwinState.objects.filter(patient_id__in=ids).update(last_error=error[:4000], failed_at=now)
@@ -490,13 +492,8 @@ def snapshots_compute(
                 patient_id__in=[ti.patient_id for ti in skipped], data_changed_at__lte=now
             ).update(data_changed_at=None)
         if failed_ids:
-            message = "; ".join(str(e["error"]) for e in counts.errors)[:4000]
-            TwinState.objects.bulk_create(
-                [TwinState(patient_id=pid) for pid in failed_ids], ignore_conflicts=True
-            )
-            TwinState.objects.filter(patient_id__in=failed_ids).update(
-                last_error=message, failed_at=now
-            )
+            message = "; ".join(str(e["error"]) for e in counts.errors)
+            twin_failure_record(patient_ids=failed_ids, error=message, now=now)
         counts.done = len(rows)
         counts.failed = len(failed_ids)
         counts.alerts = len(alerts)
