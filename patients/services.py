@@ -30,6 +30,7 @@ from patients.models import (
     TaskStatus,
 )
 from patients.selectors import notes_for
+from twinportal.celery import queue_task
 
 if TYPE_CHECKING:
     from nlp.summarise import PatientSummary
@@ -216,21 +217,23 @@ def notes_changed(*, note_ids: Iterable[int], triggered_by: str = SYSTEM_ACTOR) 
     )
 
     def enqueue() -> None:
-        try:
-            for note_id in ids:
-                note_analyse_task.apply_async(args=[note_id], retry=False)
-            for patient_id in patient_ids:
-                # A little later, so the analyses above are usually stored by then; if not, the
-                # summary analyses what it still needs itself.
-                summary_refresh_task.apply_async(
-                    args=[patient_id, triggered_by], countdown=5, retry=False
-                )
-        except Exception as exc:  # the broker's client raises several types; all mean "not queued"
-            # The notes are committed; the nightly refresh finds their missing analyses and
-            # stale summaries (stale_summary_patient_ids), so nothing is lost.
-            logger.warning(
-                "could not queue note reading (%s); the nightly run will", type(exc).__name__
+        # The notes are committed; if the broker is down, the nightly refresh finds their missing
+        # analyses and stale summaries (stale_summary_patient_ids), so nothing is lost.
+        recovery = "the nightly note refresh will pick it up"
+        for note_id in ids:
+            if queue_task(note_analyse_task, args=[note_id], recovery=recovery) is None:
+                return
+        for patient_id in patient_ids:
+            # A little later, so the analyses above are usually stored by then; if not, the
+            # summary analyses what it still needs itself.
+            queued = queue_task(
+                summary_refresh_task,
+                args=[patient_id, triggered_by],
+                countdown=5,
+                recovery=recovery,
             )
+            if queued is None:
+                return
 
     transaction.on_commit(enqueue)
 

@@ -39,6 +39,7 @@ from models_engine.snapshot import (
 from models_engine.treatments import PlanItem
 from models_engine.whatif import CURRENT_CARE, MAX_PLANS, compare_plans
 from patients.models import Patient
+from twinportal.celery import queue_task
 from twins import selectors
 from twins.models import (
     PendingRecalibration,
@@ -78,16 +79,12 @@ def twin_config() -> TwinConfig:
 
 def _send(task: Any, *, args: list[object], countdown: float | None = None) -> str | None:
     """Queue a task; ``None`` when the broker cannot be reached (the row stays for the sweeper)."""
-    try:
-        result = task.apply_async(args=args, countdown=countdown, retry=False)
-    except Exception as exc:  # the broker's client raises several types; all mean "not queued"
-        logger.warning(
-            "could not queue %s (%s); the sweeper will queue it when the broker is back",
-            task.name,
-            type(exc).__name__,
-        )
-        return None
-    return str(result.id)
+    return queue_task(
+        task,
+        args=args,
+        countdown=countdown,
+        recovery="the sweeper will queue it when the broker is back",
+    )
 
 
 # Recalibration after new data (debounced, kept in PostgreSQL until done).
