@@ -50,6 +50,8 @@ def test_a_draft_typed_when_the_session_ends_is_not_lost(
     page.fill("#id_password", "a-long-test-password")
     page.click("button[type=submit]")
     page.wait_for_selector("#note-form")
+    # the form is in the DOM before its deferred script has restored the tab's copy
+    page.wait_for_load_state("load")
     assert "amlodipine" in page.input_value("#id_text")
     _wait_for_status(page, "Draft saved at")
     note = ClinicalNote.objects.get(patient=patient, author=clinician)
