@@ -854,7 +854,7 @@ def finding_section(analyses: dict[str, Any], legacy: dict[str, Any]) -> Section
             f" problems.csv {_ratio(old.negation_right, old.negation_n)} |",
         ]
         if split == "heldout":
-            for batch in ("1", "2"):
+            for batch in ("1", "2", "3"):
                 part = [s for s in sentences if s.batch == batch]
                 b_new, b_old = finding_eval(part, analyses), finding_eval(part, legacy)
                 out.rows.append(

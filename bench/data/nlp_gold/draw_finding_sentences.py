@@ -31,6 +31,8 @@ DRAWS = {
     "dev2": (0, 20261207, 70, 30),
     "dev3": (0, 20261208, 70, 30),
     "dev4": (0, 20261209, 70, 30),
+    "heldout3": (1, 20261210, 70, 30),
+    "dev5": (0, 20261211, 70, 30),
 }
 
 
@@ -71,7 +73,7 @@ def main() -> None:
         picked += [p for p in pool[n_random:] if CUE.search(p[3])][:n_cue]
         for note_id, start, end, text in picked:
             drawn.add((note_id, start))
-            writer.writerow([split.rstrip("234"), note_id, start, end, text])
+            writer.writerow([split.rstrip("0123456789"), note_id, start, end, text])
 
 
 if __name__ == "__main__":
