@@ -43,7 +43,9 @@ def _team_name(role: str) -> str:
 
 def data_managers_group() -> Group:
     group, _ = Group.objects.get_or_create(name=DATA_MANAGERS_GROUP)
-    perms = Permission.objects.filter(content_type__app_label__in=["patients", "twins", "devices"])
+    perms = Permission.objects.filter(
+        content_type__app_label__in=["patients", "twins", "devices", "research"]
+    )
     perms = perms | Permission.objects.filter(
         content_type__app_label="accounts", codename__in=["view_user"]
     )
