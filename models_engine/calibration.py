@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from models_engine import prequential
 from models_engine.history import FloatArray, PatientHistory, TreatmentExposure
 from models_engine.physiology import body, bp, glycaemia
 from models_engine.treatments import effects_for, onset, steady_effect
@@ -166,6 +167,15 @@ class VariableFit:
     fallback: bool
     walk_var: float | None = None
     slope_walk_var: float | None = None
+    #: Posterior probability of the structural model against the local-level model
+    #: (``prequential``); the forecast is their mixture. 1.0: the structural model alone.
+    weight: float = 1.0
+    #: The local-level model's level after the last reading (treatment effects removed, model
+    #: scale) and its variance; NaN when it has no readings.
+    local_level: float = math.nan
+    local_level_var: float = 0.0
+    #: The local-level model's noise multiplier (the patient's empirical-Bayes one, floored).
+    local_noise_scale: float = 1.0
 
     def walk_variances(self) -> tuple[float, float]:
         """Level random-walk and slope-diffusion variances per year (model scale) of this fit.
@@ -222,6 +232,7 @@ class Calibration:
                     "n_obs": f.n_obs,
                     "noise_scale": f.noise_scale,
                     "fallback": f.fallback,
+                    "structural_weight": f.weight,
                 }
                 for v, f in self.fits.items()
             },
@@ -1058,6 +1069,29 @@ def calibrate_batch(
             mean[idx], cov[idx], scale[idx] = solved
             if not any(has_tx):
                 break
+        own = (mask > 0) & (flag == 0)
+        k_floor = np.maximum(k_each, floor)
+        score_s, score_l, ll_mean, ll_var = prequential.one_step_scores(
+            tt,
+            zc,
+            x[:, :, 2],
+            (sd * k_floor[:, None]) ** 2,
+            own.astype(np.float64),
+            m0[:, :3],
+            s0[:, :3],
+            mean[:, 2],
+            walk_var=walk_each,
+            slope_walk_var=priors()[(var, "slope_rw_var")],
+            dof=dof,
+        )
+        log_bayes = score_s - score_l
+        scored = n_own >= 2
+        prior_w = (
+            prequential.batch_prior(log_bayes, scored)
+            if empirical_bayes
+            else prequential.DEFAULT_PRIOR
+        )
+        weight = np.where(n_own > 0, prequential.posterior_weight(log_bayes, prior_w), 1.0)
         for i, d in enumerate(data):
             n_obs = int(n_own[i])
             if var == "hba1c" and not d.flag.any():
@@ -1089,6 +1123,10 @@ def calibrate_batch(
                 t_last=float(d.t.max()) if d.t.size else float(cutoffs[i]),
                 fallback=fallback,
                 walk_var=float(walk_each[i]),
+                weight=float(weight[i]),
+                local_level=float(ll_mean[i]),
+                local_level_var=float(ll_var[i]),
+                local_noise_scale=float(k_floor[i]),
             )
     return [
         Calibration(

@@ -21,6 +21,7 @@ from models_engine.calibration import (
     FIT_VARIABLES,
     LOG_VARIABLES,
     Calibration,
+    VariableFit,
     effect_matrix,
     from_model_scale,
     observation_sd,
@@ -75,6 +76,17 @@ class Draws:
     walk: dict[str, FloatArray]
     slope_walk: dict[str, FloatArray]
     noise: dict[str, FloatArray]
+    #: Per variable, shape (n_samples,): stratified uniforms in (0, 1) in random order; a sample
+    #: whose value is at least the fit's structural weight is drawn from the local-level model.
+    pick: dict[str, FloatArray] = field(default_factory=dict)
+
+    def picks(self, variable: str) -> FloatArray:
+        """``pick[variable]``, or evenly spaced uniforms when these draws were made without it."""
+        if variable in self.pick:
+            return self.pick[variable]
+        m = next(iter(self.theta.values())).shape[0]
+        out: FloatArray = (np.arange(m) + 0.5) / m
+        return out
 
     @classmethod
     def make(cls, n_samples: int, n_times: int, seed: int | np.random.Generator = 0) -> Draws:
@@ -88,7 +100,9 @@ class Draws:
             # the Student-t likelihood is the calibration's guard against gross errors; a new
             # reading's spread is the measured within-person SD (priors.csv), taken as normal
             noise[v] = rng.standard_normal((n_samples, n_times))
-        return cls(theta=theta, walk=walk, slope_walk=slope_walk, noise=noise)
+        # drawn after the others, so the earlier streams are those of draws made without it
+        pick = {v: (rng.permutation(n_samples) + 0.5) / n_samples for v in FORECAST_VARIABLES}
+        return cls(theta=theta, walk=walk, slope_walk=slope_walk, noise=noise, pick=pick)
 
 
 @dataclass(frozen=True)
@@ -243,22 +257,33 @@ def simulate(
         theta = fit.mean + draws.theta[v] @ chol.T
         level, slope, resp = theta[:, 0], theta[:, 1], theta[:, 2]
         z = level[:, None] + slope[:, None] * (t / DAYS_PER_YEAR)[None, :]
+        inputs = body.coupled_effect(v, exposures, t)[None, :] + np.zeros((theta.shape[0], 1))
         if any(effects_for(e.treatment, v, e.intensity) for e in exposures):
-            z = z + resp[:, None] * effect_matrix(
+            inputs = inputs + resp[:, None] * effect_matrix(
                 v, exposures, t, level, slope, resp, readings(cal.history, v, cal.until)
             )
-        z = z + body.coupled_effect(v, exposures, t)[None, :]
-        z = z + local_trend(
-            t,
-            fit.t_last,
-            draws.walk[v],
-            draws.slope_walk[v],
-            *fit.walk_variances(),
+        q_walk, q_slope = fit.walk_variances()
+        z = (
+            z
+            + inputs
+            + local_trend(t, fit.t_last, draws.walk[v], draws.slope_walk[v], q_walk, q_slope)
         )
+        kappa: FloatArray | float = fit.noise_scale
+        local = local_samples(fit, draws.picks(v))
+        if local.any():
+            # the local-level model's samples: its level now, the same treatment inputs, its walk
+            z_local = (
+                fit.local_level
+                + np.sqrt(fit.local_level_var) * draws.theta[v][:, :1]
+                + inputs
+                + local_trend(t, fit.t_last, draws.walk[v], draws.slope_walk[v], q_walk, 0.0)
+            )
+            z = np.where(local[:, None], z_local, z)
+            kappa = np.where(local, fit.local_noise_scale, fit.noise_scale)[:, None]
         true = from_model_scale(v, z)
         if v == "egfr":
             true = np.maximum(true, renal.EGFR_FLOOR)
-        noise = fit.noise_scale * observation_sd(v, true) * draws.noise[v]
+        noise = kappa * observation_sd(v, true) * draws.noise[v]
         # every forecast variable is a positive quantity; a reading's band stops at zero
         observed = from_model_scale(v, z + noise) if v == "ldl" else np.maximum(true + noise, 0.0)
         out[v] = (true, observed)
@@ -269,6 +294,18 @@ def simulate(
     g_true = np.maximum(glycaemia.fasting_glucose(out["hba1c"][0], offset), GLUCOSE_FLOOR)
     g_sd = cal.fits["hba1c"].noise_scale * p[("glucose", "noise_cv")] * g_true
     out["glucose"] = (g_true, np.maximum(g_true + g_sd * draws.noise["glucose"], 0.0))
+    return out
+
+
+def local_samples(fit: VariableFit, pick: FloatArray) -> npt.NDArray[np.bool_]:
+    """Which samples (shape of ``pick``) come from the local-level model rather than the structural.
+
+    A share ``1 − fit.weight`` of them (``prequential``): those whose stratified uniform ``pick``
+    is at least the structural weight. None when the local-level model has no level.
+    """
+    if not np.isfinite(fit.local_level) or fit.weight >= 1.0:
+        return np.zeros(pick.shape, dtype=bool)
+    out: npt.NDArray[np.bool_] = pick >= fit.weight
     return out
 
 
@@ -633,22 +670,41 @@ def forecast_batch(
         theta = theta.astype(f32)
         d, c = _fixed_effects(cals, v, t)
         # single precision: the bands need three significant digits, and memory traffic dominates
+        inputs = d.astype(f32)[:, :, None] * theta[:, None, 2, :]
+        inputs += c.astype(f32)[:, :, None]
         z = theta[:, None, 0, :] + years.astype(f32)[:, :, None] * theta[:, None, 1, :]
-        z += d.astype(f32)[:, :, None] * theta[:, None, 2, :]
-        z += c.astype(f32)[:, :, None]
+        z += inputs
         _add_batch_local_trend(z, cals, v, starts, grid_years, draws, p)
+        kappa = np.array([cal.fits[v].noise_scale for cal in cals], dtype=f32)[:, None]
+        local = np.stack([local_samples(cal.fits[v], draws.picks(v)) for cal in cals])
+        if local.any():
+            # the local-level model's samples (prequential weights): level now, same inputs, walk
+            rows = np.flatnonzero(local.any(axis=1))
+            part = [cals[int(i)] for i in rows]
+            lvl = np.array([[cal.fits[v].local_level, cal.fits[v].local_level_var] for cal in part])
+            z_local = inputs[rows]
+            z_local += (lvl[:, :1] + np.sqrt(lvl[:, 1:]) * draws.theta[v][None, :, 0]).astype(f32)[
+                :, None, :
+            ]
+            _add_batch_local_trend(
+                z_local, part, v, starts[rows], grid_years, draws, p, slope=False
+            )
+            z[rows] = np.where(local[rows][:, None, :], z_local, z[rows])
+            k_local = np.array([cal.fits[v].local_noise_scale for cal in part], dtype=f32)
+            kappa = np.broadcast_to(kappa, local.shape).copy()
+            kappa[rows] = np.where(local[rows], k_local[:, None], kappa[rows])
+        kappa3 = kappa[:, None, :]
         true = from_model_scale(v, z)
         if v == "egfr":
             np.maximum(true, f32(renal.EGFR_FLOOR), out=true)
-        kappa = np.array([cal.fits[v].noise_scale for cal in cals], dtype=f32)
         eps = draws.noise[v].T.astype(f32)[None, :, :]
         if (v, "noise_sd") in p:
-            observed = true + (kappa * f32(p[(v, "noise_sd")]))[:, None, None] * eps
+            observed = true + kappa3 * f32(p[(v, "noise_sd")]) * eps
         elif v in LOG_VARIABLES:
-            z += (kappa * f32(p[(v, "noise_cv")]))[:, None, None] * eps
+            z += kappa3 * f32(p[(v, "noise_cv")]) * eps
             observed = np.exp(z)
         else:
-            observed = true * (1.0 + (kappa * f32(p[(v, "noise_cv")]))[:, None, None] * eps)
+            observed = true * (1.0 + kappa3 * f32(p[(v, "noise_cv")]) * eps)
         bands[v] = _batch_quantiles(observed)
         if v == "hba1c":
             offset, hba1c_true = theta[:, None, 3, :], true
@@ -686,11 +742,14 @@ def _add_batch_local_trend(
     grid_years: FloatArray,
     draws: Draws,
     p: Mapping[tuple[str, str], float],
+    *,
+    slope: bool = True,
 ) -> None:
     """Add ``local_trend`` for many patients to ``z`` of shape (P, T, S), in place.
 
     Every patient's grid starts ``gap`` years after their last reading and then shares the same
-    steps, so the walks split into a shared part and a per-patient first step.
+    steps, so the walks split into a shared part and a per-patient first step. With ``slope``
+    False only the level walk is added (the local-level model).
     """
     gap = np.clip(starts - np.array([c.fits[variable].t_last for c in cals]), 0.0, None)
     gap /= DAYS_PER_YEAR
@@ -699,7 +758,7 @@ def _add_batch_local_trend(
     swalk = draws.slope_walk[variable].T
     # each calibration batch has its own empirical-Bayes walk variances
     qq = np.array([c.fits[variable].walk_variances() for c in cals]).reshape(-1, 2)
-    rq, rqs = np.sqrt(qq[:, 0]), np.sqrt(qq[:, 1])
+    rq, rqs = np.sqrt(qq[:, 0]), np.sqrt(qq[:, 1]) * float(slope)
     shared_slope = np.cumsum(swalk * np.sqrt(steps)[:, None], axis=0)
     shared_slope[0] = 0.0
     prev = np.vstack([np.zeros((1, walk.shape[1])), shared_slope[:-1]])
