@@ -78,7 +78,7 @@ _LATIN_PLURALS = {
     "anastomoses": "anastomosis", "thromboses": "thrombosis", "neuroses": "neurosis",
     "psychoses": "psychosis", "effusions": "effusion", "ecchymoses": "ecchymosis",
     "varices": "varix", "appendices": "appendix", "indices": "index", "teeth": "tooth",
-    "feet": "foot",
+    "feet": "foot", "testes": "testis",
 }  # fmt: skip
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|(?:[A-Za-z]\.){2,}[A-Za-z]?|[^\W_]+(?:'[^\W_]+)*|\S")
 
@@ -103,6 +103,8 @@ def normalise_word(word: str) -> str:
     latin = _LATIN_PLURALS.get(w)
     if latin is not None:
         return latin
+    if w.endswith("itides"):  # "arthritides", "dermatitides"
+        return w[:-6] + "itis"
     if w.endswith("ies") and len(w) > 4:
         return w[:-3] + "y"
     if w.endswith(("sses", "ches", "shes", "xes", "zes")):
@@ -222,6 +224,8 @@ def _anatomy() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 _CONTEXT_CHARS = 40
 _BATCH = 500
+_INVERTING = frozenset({"of", "in"})
+_DETERMINERS = frozenset({"the", "his", "her", "their", "its", "a", "an", "both"})
 _OF_SITE = frozenset(
     {"of", "in", "on", "over", "to", "at", "involving", "the", "both", "his", "her"}
 )
@@ -302,9 +306,16 @@ class FindingMatcher:
         """Longest non-overlapping findings in ``doc``, in text order."""
         spans = [Span(doc, s, e, label="N") for _, s, e in self._norm(doc)]
         spans += [Span(doc, s, e, label="E") for _, s, e in self._exact(doc)]
+        # Last, so that a wording matched as written wins over the same span turned round.
+        inverted = self._inverted(doc)
+        spans += [Span(doc, s, e, label="I") for s, e in inverted]
         found: list[TermMatch] = []
         text = doc.text
         for span in filter_spans(spans):
+            if span.label_ == "I":
+                turned = inverted[(span.start, span.end)]
+                found.append(TermMatch(span.start_char, span.end_char, span.text, turned))
+                continue
             if span.label_ == "E":
                 key = " ".join(t.text for t in span)
                 term = self._by_exact.get(key)
@@ -317,6 +328,28 @@ class FindingMatcher:
             if rule is not None and not _context_allows(rule, text, span.start_char, span.end_char):
                 continue
             found.append(self._with_site(doc, span, term))
+        return found
+
+    def _inverted(self, doc: Doc) -> dict[tuple[int, int], LexiconTerm]:
+        # "infection of the urinary tract", "change in his voice", "fracture of the femur":
+        # the one or two words after "of"/"in" put before the one or two words ahead of it
+        # name a concept of the vocabulary (urinary tract infection, voice change).
+        found: dict[tuple[int, int], LexiconTerm] = {}
+        for tok in doc:
+            i = tok.i
+            if tok.norm_ not in _INVERTING or i == 0 or doc[i - 1].is_stop:
+                continue
+            j = i + 1
+            while j < len(doc) and j - i <= 2 and doc[j].norm_ in _DETERMINERS:
+                j += 1
+            for before in (2, 1):
+                for after in (2, 1):
+                    if i - before < 0 or j + after > len(doc):
+                        continue
+                    words = [t.norm_ for t in (*doc[j : j + after], *doc[i - before : i])]
+                    term = self._by_norm.get(" ".join(words))
+                    if term is not None and " ".join(words) not in self._rules:
+                        found.setdefault((i - before, j + after), term)
         return found
 
     def _with_site(self, doc: Doc, span: Span, term: LexiconTerm) -> TermMatch:

@@ -35,6 +35,8 @@ def _concepts(text: str) -> list[str | None]:
         ("stenosis", "stenosis"),
         ("hematomas", "hematoma"),
         ("patient's", "patient"),
+        ("arthritides", "arthritis"),
+        ("testes", "testis"),
     ],
 )
 def test_it_normalises_case_plural_and_british_spelling(word: str, form: str) -> None:
@@ -132,6 +134,10 @@ def test_the_longest_match_wins() -> None:
         ("Small T2 signal abnormalities.", "signal abnormalities"),
         ("She has difficulty swallowing solids.", "difficulty swallowing"),
         ("He is hypoxic on room air.", "hypoxic"),
+        ("She was febrile overnight.", "febrile"),
+        ("Thrombosed left forearm loop graft.", "Thrombosed"),
+        ("He is ataxic and dysarthric.", "dysarthric"),
+        ("Awoke with an occipital HA and nausea.", "HA"),
     ],
 )
 def test_it_finds_kinds_of_symptoms_and_adjective_forms(text: str, found: str) -> None:
@@ -252,3 +258,30 @@ def test_a_minus_sign_in_parentheses_negates_a_review_of_systems_list() -> None:
 )
 def test_it_matches_a_wording_with_or_without_its_hyphen(text: str, concept_id: str) -> None:
     assert concept_id in _concepts(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "concept_id"),
+    [
+        ("He had an infection of the urinary tract.", "HP:0000010"),
+        ("There was a change in his voice.", "HP:0001618"),
+        ("Cancer of the breast was diagnosed in 2001.", "DOID:1612"),
+        ("Fracture of the femur.", "HP:0031846"),
+    ],
+)
+def test_it_reads_a_finding_written_with_of_or_in_in_the_other_word_order(
+    text: str, concept_id: str
+) -> None:
+    assert _concepts(text) == [concept_id]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The nature of the procedure was explained.",
+        "She was placed in the supine position.",
+        "The risk of the operation was discussed.",
+    ],
+)
+def test_turning_a_phrase_round_finds_nothing_the_vocabulary_does_not_name(text: str) -> None:
+    assert _findings(text) == []
