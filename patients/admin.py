@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection, transaction
@@ -202,6 +203,15 @@ class ObservationAdmin(ScopedAdmin):
     paginator = EstimatedCountPaginator
     list_per_page = 100
 
+    # Imported and device readings are the record as received: a correction is a new reading
+    # (or a re-imported bundle, which keeps the old value as a superseded version), never an edit
+    # or a deletion in place.
+    def has_change_permission(self, request: HttpRequest, obj: Observation | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Observation | None = None) -> bool:
+        return False
+
 
 @admin.register(Condition)
 class ConditionAdmin(ScopedAdmin):
@@ -327,6 +337,16 @@ class BundleUploadForm(forms.Form):
         help_text="A FHIR R4 Bundle (JSON). It is imported whole or not at all."
     )
 
+    def clean_bundle(self) -> Any:
+        upload = self.cleaned_data["bundle"]
+        limit: int = settings.TWINPORTAL_MAX_BUNDLE_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file is {upload.size:,} bytes, larger than the limit of {limit:,} bytes; "
+                "nothing was imported."
+            )
+        return upload
+
 
 @admin.register(ImportBatch)
 class ImportBatchAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -349,6 +369,10 @@ class ImportBatchAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: ImportBatch | None = None) -> bool:
+        return False
+
+    # the batches are the provenance of every imported row
+    def has_delete_permission(self, request: HttpRequest, obj: ImportBatch | None = None) -> bool:
         return False
 
     @admin.display(description="Result")

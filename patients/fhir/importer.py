@@ -259,6 +259,16 @@ def _import_notes(
                 ClinicalNote.objects.filter(pk=amendment.pk).update(previous_version=previous.pk)
 
 
+def _parse(raw: bytes, *, now: dt.datetime | None, sha: str) -> ParsedBundle:
+    try:
+        return parse_bundle(load_bundle_json(raw), now=now, sha256=sha)
+    except RecursionError as exc:
+        # json.loads (and anything walking the tree) recurses once per level: a bundle nested
+        # thousands of levels deep is malformed input, not a server error
+        problem = Problem(None, "", "(file)", "the JSON is nested too deeply to be a FHIR bundle")
+        raise BundleError([problem]) from exc
+
+
 def bundle_import(
     *,
     raw: bytes,
@@ -277,7 +287,7 @@ def bundle_import(
         channel=channel, filename=filename[:255], sha256=sha, size_bytes=len(raw), created_by=user
     )
     try:
-        parsed = parse_bundle(load_bundle_json(raw), now=now, sha256=sha)
+        parsed = _parse(raw, now=now, sha=sha)
         with transaction.atomic():
             batch.save()
             patient, tally = _write(parsed, batch)

@@ -110,6 +110,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Uploads: a FHIR bundle may be large, but not unbounded.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TWINPORTAL_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# file uploads stream to disk past FILE_UPLOAD_MAX_MEMORY_SIZE, so the admin's bundle upload
+# checks this limit itself
+TWINPORTAL_MAX_BUNDLE_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
 
 REST_FRAMEWORK = {
