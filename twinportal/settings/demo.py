@@ -8,6 +8,9 @@ from twinportal.settings.base import BASE_DIR
 
 # A fixed key is acceptable only because the demo holds synthetic data on 127.0.0.1.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "demo-only-insecure-key-synthetic-data-on-localhost")
+RESEARCH_EXPORT_SECRET = env_str(
+    "TWINPORTAL_RESEARCH_SECRET", "demo-only-research-export-key-synthetic-data"
+)
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 

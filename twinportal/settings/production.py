@@ -11,6 +11,8 @@ from twinportal.env import env_bool, env_int, env_list, env_str
 from twinportal.settings.base import *  # noqa: F403
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+# Optional: without it the research export (manage.py export_research) refuses to run.
+RESEARCH_EXPORT_SECRET = env_str("TWINPORTAL_RESEARCH_SECRET", "")
 DEBUG = False
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
