@@ -30,7 +30,15 @@ from models_engine.calibration import (
 )
 from models_engine.history import VARIABLE_UNITS, FloatArray, TreatmentExposure
 from models_engine.physiology import body, glycaemia, lipids, renal
-from models_engine.treatments import PlanItem, describe, effects_for, label_for, onset, strength
+from models_engine.treatments import (
+    PlanItem,
+    describe,
+    effects_for,
+    label_for,
+    onset,
+    strength,
+    validate_plan,
+)
 
 #: Forecast variables: the calibrated ones plus fasting glucose derived from HbA1c.
 FORECAST_VARIABLES: tuple[str, ...] = (*FIT_VARIABLES, "glucose")
@@ -191,12 +199,19 @@ def plan_exposures(
     (``calibration.merge_courses``: same pretreatment baseline, new dose) only when it gives more
     (a higher dose, or for a statin a higher intensity): "add an ACE inhibitor" for a patient on a
     double-dose ACE inhibitor changes nothing, rather than silently halving the dose. Each such
-    item is named in the notes.
+    item is named in the notes. A stop item (``action="stop"``) ends every course of its class
+    running on its start day (``onset`` then lets the effect wear off); it is named in the notes
+    too, also when the patient does not take the class then.
     """
+    validate_plan(plan)
     current = cal.history.treatments
     out = list(current)
     notes: list[str] = []
     for item in plan:
+        if item.stops:
+            out, note = _stop_class(out, item)
+            notes.append(note)
+            continue
         running = [
             e
             for e in current
@@ -218,6 +233,27 @@ def plan_exposures(
             )
         out.append(item.as_exposure())
     return tuple(out), tuple(notes)
+
+
+def _stop_class(
+    exposures: Sequence[TreatmentExposure], item: PlanItem
+) -> tuple[list[TreatmentExposure], str]:
+    """``exposures`` with every course of ``item``'s class ended on day ``item.start`` (courses
+    recorded to start later are dropped), and a note saying what was stopped."""
+    out: list[TreatmentExposure] = []
+    ended: list[TreatmentExposure] = []
+    for e in exposures:
+        if e.treatment != item.intervention or (e.stop is not None and e.stop <= item.start):
+            out.append(e)
+            continue
+        ended.append(e)
+        if e.start < item.start:
+            out.append(TreatmentExposure(e.treatment, e.start, item.start, e.dose, e.intensity))
+    label = label_for(item.intervention)
+    if not ended:
+        return out, f"{label}: not taken on the day the plan stops it; nothing to stop"
+    courses = ", ".join(describe(e) for e in ended)
+    return out, f"{label}: stopped ({courses}); its effect wears off as it came on"
 
 
 def exposures_under(cal: Calibration, plan: Sequence[PlanItem]) -> tuple[TreatmentExposure, ...]:

@@ -35,6 +35,9 @@ INTENSITY_RANK: dict[str, int] = {"low": 0, "moderate": 1, "high": 2}
 #: Doses are capped at twice standard: beyond that the catalogue has no trial data.
 MAX_DOSE = 2.0
 
+#: What a plan item does: add an intervention (or change a course), or stop a drug class taken now.
+PLAN_ACTIONS: tuple[str, ...] = ("add", "stop")
+
 
 @dataclass(frozen=True)
 class Effect:
@@ -62,21 +65,43 @@ class Effect:
 
 @dataclass(frozen=True)
 class PlanItem:
-    """One intervention of a what-if plan: ``start``/``stop`` in days from the reference date."""
+    """One intervention of a what-if plan: ``start``/``stop`` in days from the reference date.
+
+    ``action="stop"`` stops a drug class the patient takes: every course of it running on day
+    ``start`` ends then, and its effect wears off with the catalogue row's first-order time
+    constant ``tau_days`` (the same constant as its onset; see ``onset``). Such an item has no
+    ``stop``, dose or intensity of its own.
+    """
 
     intervention: str
     dose: float = 1.0
     start: float = 0.0
     stop: float | None = None
     intensity: str | None = None
+    action: str = "add"
 
     def __post_init__(self) -> None:
         validate_key(self.intervention)
         validate_dose(self.dose)
+        if self.action not in PLAN_ACTIONS:
+            raise ValueError(f"action must be one of {PLAN_ACTIONS}, got {self.action!r}")
         if self.stop is not None and self.stop <= self.start:
             raise ValueError(f"stop must be after start, got start={self.start}, stop={self.stop}")
         if self.intensity is not None and self.intensity not in INTENSITY_RANK:
             raise ValueError(f"intensity must be low, moderate or high, got {self.intensity!r}")
+        if self.action == "stop":
+            if self.intervention not in TREATMENT_CLASSES:
+                raise ValueError(
+                    f"only a drug class can be stopped, got {self.intervention!r} "
+                    f"(allowed: {', '.join(TREATMENT_CLASSES)})"
+                )
+            if self.stop is not None or self.intensity is not None or self.dose != 1.0:
+                raise ValueError("a stop item has no stop date, dose or intensity of its own")
+
+    @property
+    def stops(self) -> bool:
+        """Whether the item stops a drug class rather than adding one."""
+        return self.action == "stop"
 
     def as_exposure(self) -> TreatmentExposure:
         """The same intervention as a history exposure."""
@@ -289,10 +314,30 @@ def exposures_effect(
     return total
 
 
-def sources_for(keys: Iterable[str]) -> dict[str, list[str]]:
-    """Source citation of every catalogue row used by the interventions ``keys``."""
+#: How a stopped class's effect is modelled, listed with its sources.
+STOP_SOURCE = (
+    "stopping: the effect wears off with the same first-order time constant as its onset "
+    "(tau_days of each row above; docs/adding-a-treatment.md)"
+)
+
+
+def validate_plan(plan: Iterable[PlanItem]) -> None:
+    """Raise ``ValueError`` when one plan both stops a drug class and adds it."""
+    items = list(plan)
+    stopped = {i.intervention for i in items if i.stops}
+    both = sorted(stopped & {i.intervention for i in items if not i.stops})
+    if both:
+        raise ValueError(f"a plan may not both stop and add {', '.join(both)}")
+
+
+def sources_for(keys: Iterable[str], *, stopped: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Source citation of every catalogue row used by the interventions ``keys``; for the classes
+    in ``stopped`` (also among ``keys``) how their offset is modelled as well."""
     out: dict[str, list[str]] = {}
+    ends = set(stopped)
     for key in keys:
         validate_key(key)
         out[key] = [f"{r.variable}: {r.source}" for r in catalogue() if r.key == key]
+        if key in ends:
+            out[key].append(STOP_SOURCE)
     return out

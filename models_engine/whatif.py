@@ -200,7 +200,7 @@ def compare_plans(
     cal : Calibration
     plans : mapping of name → sequence of PlanItem or (intervention, dose, start[, stop])
         Interventions added to current care (an item of a class already taken changes that
-        course from its start).
+        course from its start), or drug classes stopped (``PlanItem(action="stop")``).
     horizon_years, n_samples, step_days, seed
         As ``forecast.forecast``.
     risk_fn : callable, optional
@@ -261,7 +261,10 @@ def compare_plans(
             if np.isfinite(risk).any()
             else (np.nan, np.nan, np.nan),
             sources={
-                **sources_for([p.intervention for p in plan]),
+                **sources_for(
+                    [p.intervention for p in plan],
+                    stopped=[p.intervention for p in plan if p.stops],
+                ),
                 **({"risk": list(RISK_SOURCES)} if plan else {}),
             },
         )

@@ -173,3 +173,101 @@ def test_a_stronger_statin_is_an_escalation_and_a_weaker_one_is_left_out():
     ldl_1y = {k: float(np.median(o.forecast.variables["ldl"].true[:, 12])) for k, o in out.items()}
     assert ldl_1y["high"] < ldl_1y[CURRENT_CARE] - 5.0
     assert ldl_1y["low"] == pytest.approx(ldl_1y[CURRENT_CARE])
+
+
+@pytest.fixture(scope="module")
+def on_thiazide_and_statin():
+    from models_engine.history import TreatmentExposure
+
+    h = make_history(
+        sbp=(140.0, 0.0),
+        dbp=(85.0, 0.0),
+        noise=0.3,
+        n=12,
+        seed=5,
+        treatments=(
+            TreatmentExposure("thiazide", -4000.0, None, 1.0),
+            TreatmentExposure("statin", -4000.0, None, 1.0, "moderate"),
+        ),
+    )
+    cal = calibrate(h)
+    plans = {
+        "stop thiazide": [PlanItem("thiazide", start=60.0, action="stop")],
+        "stop statin": [PlanItem("statin", action="stop")],
+        "stop metformin": [PlanItem("metformin", action="stop")],
+    }
+    return compare_plans(cal, plans, n_samples=200, seed=1)
+
+
+def test_stopping_a_class_removes_its_effect_from_the_stop_day_on(on_thiazide_and_statin):
+    base = on_thiazide_and_statin[CURRENT_CARE].forecast
+    stop = on_thiazide_and_statin["stop thiazide"].forecast
+    t = base.t_days
+    diff = np.median(stop.variables["sbp"].true - base.variables["sbp"].true, axis=0)
+    assert np.all(diff[t <= 60.0] == 0.0)  # nothing changes before the stop day
+    # Law 2003 at this pretreatment level (about 150 mmHg): -9.1 + 0.10 x 4 = -8.7 mmHg comes back,
+    # first-order with the row's 14-day time constant: 89 % after 31 days, all of it by a year
+    steady = diff[int(np.searchsorted(t, 365.0))]
+    assert 6.0 < steady < 11.0
+    assert diff[int(np.searchsorted(t, 91.0))] == pytest.approx(
+        steady * (1 - np.exp(-(t[t >= 91.0][0] - 60.0) / 14.0)), rel=0.05
+    )
+
+
+def test_stopping_a_statin_raises_ldl_and_the_ten_year_risk(on_thiazide_and_statin):
+    base, stop = on_thiazide_and_statin[CURRENT_CARE], on_thiazide_and_statin["stop statin"]
+    ldl = {
+        k: float(np.median(o.forecast.variables["ldl"].true[:, 12]))
+        for k, o in (("base", base), ("stop", stop))
+    }
+    assert ldl["stop"] > ldl["base"] * 1.3  # a moderate statin lowers LDL by 40 % (Law 2003)
+    assert stop.risk_10y > base.risk_10y
+    assert stop.arr_10y[2] < 0.0  # more events, even in the optimistic decile
+
+
+def test_stopping_a_class_lists_its_sources_and_how_it_wears_off(on_thiazide_and_statin):
+    from models_engine.treatments import STOP_SOURCE
+
+    out = on_thiazide_and_statin["stop thiazide"]
+    assert out.sources["thiazide"][-1] == STOP_SOURCE
+    assert any("Law" in s for s in out.sources["thiazide"])
+    assert any("Thiazide diuretic: stopped" in n for n in out.forecast.notes)
+    assert out.to_dict()["plan"] == [
+        {
+            "intervention": "thiazide",
+            "dose": 1.0,
+            "start": 60.0,
+            "stop": None,
+            "intensity": None,
+            "action": "stop",
+        }
+    ]
+
+
+def test_stopping_a_class_not_taken_changes_nothing_and_says_so(on_thiazide_and_statin):
+    base, stop = on_thiazide_and_statin[CURRENT_CARE], on_thiazide_and_statin["stop metformin"]
+    assert np.array_equal(
+        stop.forecast.variables["hba1c"].true, base.forecast.variables["hba1c"].true
+    )
+    assert any("nothing to stop" in n for n in stop.forecast.notes)
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (dict(intervention="smoking_cessation"), "only a drug class"),
+        (dict(intervention="thiazide", dose=2.0), "no stop date, dose or intensity"),
+        (dict(intervention="thiazide", start=10.0, stop=20.0), "no stop date, dose or intensity"),
+        (dict(intervention="thiazide", action="pause"), "action must be one of"),
+    ],
+)
+def test_it_rejects_a_stop_item_that_makes_no_sense(item, message):
+    with pytest.raises(ValueError, match=message):
+        PlanItem(**{"action": "stop", **item})
+
+
+def test_it_rejects_a_plan_that_both_stops_and_adds_one_class():
+    cal = calibrate(make_history())
+    plan = [PlanItem("thiazide", action="stop"), PlanItem("thiazide", dose=2.0)]
+    with pytest.raises(ValueError, match="both stop and add thiazide"):
+        compare_plans(cal, {"switch": plan}, n_samples=20)
