@@ -32,6 +32,7 @@ from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
+from audit import recorder
 from models_engine import treatments
 from patients import coding
 from patients.models import (
@@ -43,7 +44,7 @@ from patients.models import (
     Patient,
     TaskStatus,
 )
-from patients.selectors import medications_for, notes_for, patients_visible_to
+from patients.selectors import medications_for, notes_for, patient_get, patients_visible_to
 from patients.twin_inputs import NOT_A_RESULT
 from twins import selectors as twin_selectors
 from twins import services as twin_services
@@ -292,6 +293,7 @@ def patient_page(*, user: User, ids: list[int]) -> list[Patient]:
     )
     by_id: dict[int, Patient] = {p.pk: p for p in qs}
     out = [by_id[i] for i in ids if i in by_id]
+    recorder.patients_listed(user=user, patient_ids=[p.pk for p in out])
     for p in out:
         for v in LIST_MEASURES:
             # of a measure's codes, the one read most recently
@@ -535,7 +537,7 @@ def _past_rows(
 def twin_page(*, user: User, patient_id: int, now: dt.datetime | None = None) -> TwinPage:
     """Everything the twin page shows (``Patient.DoesNotExist`` for a patient the user may not see)."""
     now = now or timezone.now()
-    patient = patients_visible_to(user).get(pk=patient_id)
+    patient = patient_get(user=user, patient_id=patient_id)
     problems = list(
         Condition.objects.filter(patient=patient, abatement_at__isnull=True)
         .exclude(clinical_status__in=("resolved", "inactive", "remission"))
@@ -862,7 +864,7 @@ def summary_sections(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def notes_page(*, user: User, patient_id: int) -> NotesPage:
-    patient = patients_visible_to(user).get(pk=patient_id)
+    patient = patient_get(user=user, patient_id=patient_id)
     current = list(notes_for(patient=patient).select_related("previous_version"))
     signed = [n for n in current if n.is_signed]
     drafts = [n for n in current if not n.is_signed and n.author_id == user.pk]
@@ -880,7 +882,7 @@ def notes_page(*, user: User, patient_id: int) -> NotesPage:
 def note_get(*, user: User, patient_id: int, note_id: int) -> ClinicalNote:
     """One note of a visible patient (``ClinicalNote.DoesNotExist`` otherwise); drafts only to
     their author."""
-    patient = patients_visible_to(user).get(pk=patient_id)
+    patient = patient_get(user=user, patient_id=patient_id)
     return (
         ClinicalNote.objects.filter(patient=patient)
         .exclude(Q(status=ClinicalNote.Status.DRAFT) & ~Q(author=user))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
 from accounts.models import User
+from audit import recorder
+from audit import selectors as audit_selectors
 from patients import coding
 from patients.models import ClinicalNote, Condition, Medication, Observation, Patient
 
@@ -22,8 +24,30 @@ def patients_visible_to(user: User) -> QuerySet[Patient]:
 
 
 def patient_get(*, user: User, patient_id: int) -> Patient:
-    """One patient the user may see, or ``Patient.DoesNotExist`` (which views turn into 404)."""
-    return patients_visible_to(user).get(pk=patient_id)
+    """One patient the user may see, or ``Patient.DoesNotExist`` (which views turn into 404).
+
+    The one place a single patient's access is resolved: through the care teams, else through
+    the user's emergency access in its window (flagged). Every outcome is audited, denials too.
+    """
+    try:
+        patient = patients_visible_to(user).get(pk=patient_id)
+    except Patient.DoesNotExist:
+        if not (
+            user.is_authenticated
+            and user.is_active
+            and audit_selectors.emergency_access_active(user=user, patient_id=patient_id)
+        ):
+            recorder.patient_denied(user=_actor(user), patient_id=patient_id)
+            raise
+        patient = Patient.objects.get(pk=patient_id)
+        recorder.patient_accessed(user=user, patient_id=patient.pk, break_glass=True)
+        return patient
+    recorder.patient_accessed(user=user, patient_id=patient.pk)
+    return patient
+
+
+def _actor(user: User) -> User | None:
+    return user if user.is_authenticated else None
 
 
 def patient_list(*, user: User, search: str = "") -> QuerySet[Patient]:

@@ -100,7 +100,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     try:
-        alert = twin_selectors.alerts_for(user=_user(request), open_only=False).get(pk=alert_id)
+        alert = twin_selectors.alert_get(user=_user(request), alert_id=alert_id)
     except TwinAlert.DoesNotExist as exc:
         raise Http404("No such alert.") from exc
     form = forms.AcknowledgeForm(request.POST)

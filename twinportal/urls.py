@@ -21,6 +21,8 @@ urlpatterns = [
     path("api/v1/", include("patients.api.urls")),
     path("api/v1/devices/", include("devices.urls")),
     path("api/v1/", include("twins.api.urls")),
+    path("", include("audit.urls")),
+    path("api/v1/", include("audit.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -22,7 +22,7 @@ from accounts.models import User
 from models_engine.history import PatientHistory
 from patients import coding
 from patients.models import Condition, Medication, Observation, Patient
-from patients.selectors import patients_visible_to
+from patients.selectors import patient_get, patients_visible_to
 from patients.twin_inputs import (
     NOT_A_RESULT,
     SMOKER_CODE,
@@ -224,7 +224,7 @@ def snapshots_of(*, patient: Patient) -> QuerySet[TwinSnapshot]:
 
 
 def snapshot_get(*, user: User, patient_id: int, snapshot_id: int) -> TwinSnapshot:
-    patient = patients_visible_to(user).get(pk=patient_id)
+    patient = patient_get(user=user, patient_id=patient_id)
     return TwinSnapshot.objects.get(patient=patient, pk=snapshot_id)
 
 
@@ -241,7 +241,21 @@ def alerts_for(
 
 
 def whatif_get(*, user: User, run_id: int) -> WhatIfRun:
-    """A what-if run of a patient the user may see (``WhatIfRun.DoesNotExist`` otherwise)."""
-    return WhatIfRun.objects.select_related("patient").get(
-        pk=run_id, patient__in=patients_visible_to(user)
-    )
+    """A what-if run of a patient the user may see (``WhatIfRun.DoesNotExist`` otherwise); the
+    patient's access is resolved (and audited) by ``patient_get``, as for any patient page."""
+    run = WhatIfRun.objects.get(pk=run_id)
+    try:
+        run.patient = patient_get(user=user, patient_id=run.patient_id)
+    except Patient.DoesNotExist as exc:
+        raise WhatIfRun.DoesNotExist("No such what-if run.") from exc
+    return run
+
+
+def alert_get(*, user: User, alert_id: int) -> TwinAlert:
+    """One alert of a patient the user may see (``TwinAlert.DoesNotExist`` otherwise)."""
+    alert = TwinAlert.objects.select_related("acknowledged_by").get(pk=alert_id)
+    try:
+        alert.patient = patient_get(user=user, patient_id=alert.patient_id)
+    except Patient.DoesNotExist as exc:
+        raise TwinAlert.DoesNotExist("No such alert.") from exc
+    return alert

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
+from audit import recorder
 from patients import selectors
 from patients.fhir.exporter import patient_bundle
 from patients.fhir.importer import bundle_import
@@ -123,7 +124,8 @@ class PatientListApi(APIView):
             user=_user(request), search=str(request.query_params.get("search", ""))[:100]
         )
         paginator = self.Pagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        recorder.patients_listed(user=_user(request), patient_ids=[p.pk for p in page])
         return paginator.get_paginated_response(PatientOutput(page, many=True).data)
 
 

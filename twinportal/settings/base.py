@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "patients",
     "twins",
     "devices",
+    "audit",
     "research",
 ]
 
@@ -44,6 +45,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "twinportal.middleware.SecurityHeadersMiddleware",
@@ -200,6 +202,15 @@ TWINPORTAL_TWIN = {
     "whatif_lease_seconds": env_int("TWINPORTAL_WHATIF_LEASE_SECONDS", 120),
     # a recalibration that failed this many times waits for the nightly run instead
     "max_attempts": env_int("TWINPORTAL_TWIN_MAX_ATTEMPTS", 5),
+}
+# Audit and emergency access (audit/services.py reads these through ``audit_config``).
+TWINPORTAL_AUDIT = {
+    # emergency ("break-the-glass") access lasts this long, then the patient is a 404 again
+    "break_glass_minutes": env_int("TWINPORTAL_BREAK_GLASS_MINUTES", 60),
+    # every emergency access is e-mailed here (through Django's e-mail backend) and recorded
+    "privacy_officer_email": env_str(
+        "TWINPORTAL_PRIVACY_OFFICER_EMAIL", "privacy-officer@localhost"
+    ),
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Every periodic job, in one place. Each has a named schedule and expires rather than piling up

@@ -222,7 +222,7 @@ class AlertAcknowledgeApi(APIView):
     def post(self, request: Request, alert_id: int) -> Response:
         user = _user(request)
         try:
-            alert = selectors.alerts_for(user=user, open_only=False).get(pk=alert_id)
+            alert = selectors.alert_get(user=user, alert_id=alert_id)
         except TwinAlert.DoesNotExist as exc:
             raise Http404("No such alert.") from exc
         data = AcknowledgeInput(data=request.data)
