@@ -162,13 +162,21 @@ _COMMA_AND = re.compile(
     r",\s+(?:and|or)\s+(?=[^,;]*?\b(?:is|was|are|were|has|have|had|will|does|did|remains)\b)"
 )
 _CLAUSE_RULE = ContextRule(", and", "terminate", "none", 0)
+# An item number inside a run-on list ("5)venous stasis; with no h/o DVT, 6)TURP for BPH")
+# starts a new item, which a negation in the item before does not reach.
+_LIST_ITEM = re.compile(r"(?<=[\s,;])\d{1,2}\)(?=\s*[A-Za-z])")
 
 
 def _clause_breaks(text: str, sentence: Sentence) -> list[TriggerMatch]:
-    return [
+    breaks = [
         TriggerMatch(m.start(), m.end(), m.group(0), (_CLAUSE_RULE,))
         for m in _COMMA_AND.finditer(text, sentence.start, sentence.end)
     ]
+    breaks += [
+        TriggerMatch(m.start(), m.end(), m.group(0), (_CLAUSE_RULE,))
+        for m in _LIST_ITEM.finditer(text, sentence.start, sentence.end)
+    ]
+    return breaks
 
 
 def _scopes(text: str, sentence: Sentence, triggers: Sequence[TriggerMatch]) -> list[_Scope]:

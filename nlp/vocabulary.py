@@ -439,7 +439,8 @@ _GROUP_SKIP = frozenset(
         "past", "prior", "previous", "earlier", "later", "typical", "blood", "technical",
         "estimated", "total", "minimal", "without", "some", "no", "spontaneous", "based",
         "observed", "claimed", "definite", "subtle", "pathologic", "apparent", "obvious",
-        "noted", "gross", "focal",
+        "noted", "gross", "focal", "endorsed", "endorses", "reported", "reports", "described",
+        "describes", "denied", "denies", "had", "has", "having",
     }
 )  # fmt: skip
 

@@ -432,7 +432,7 @@ _ADJECTIVE_ENDINGS = (
     ("osis", "otic"), ("emia", "emic"), ("oxia", "oxic"), ("cardia", "cardic"),
     ("pnea", "pneic"), ("ope", "opal"), ("esis", "etic"), ("ation", "ated"),
     ("ema", "ematous"), ("ice", "iced"), ("usea", "useated"), ("oidism", "oid"),
-    ("plasia", "plastic"), ("plasm", "plastic"), ("trophy", "trophic"),
+    ("plasia", "plastic"), ("plasm", "plastic"), ("trophy", "trophic"), ("ysm", "ysmal"),
 )  # fmt: skip
 
 

@@ -65,6 +65,7 @@ def test_a_negated_clause_does_not_reach_the_drug_after_the_comma() -> None:
             "hypertension",
         ),
         ("Although she denies fever, she reports chills.", "chills"),
+        ("5)Venous stasis; with no h/o DVT, 6)TURP for BPH.", "BPH"),
     ],
 )
 def test_the_scope_ends_at_conjunctions_and_new_clauses(sentence: str, affirmed: str) -> None:

@@ -285,3 +285,11 @@ def test_it_reads_a_finding_written_with_of_or_in_in_the_other_word_order(
 )
 def test_turning_a_phrase_round_finds_nothing_the_vocabulary_does_not_name(text: str) -> None:
     assert _findings(text) == []
+
+
+def test_it_reads_discharge_from_the_body_but_not_from_hospital() -> None:
+    assert [e.text for e in _findings("No drainage or discharge. Purulent discharge.")] == [
+        "discharge",
+        "Purulent discharge",
+    ]
+    assert _findings("Seen at discharge; discharge summary dictated; discharge tomorrow.") == []
