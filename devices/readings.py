@@ -83,6 +83,7 @@ class Measurement:
     original_value: float
     original_unit: str
     implausible: bool
+    implausible_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,8 @@ def _parse(
                 unit=variable.unit,
                 original_value=value,
                 original_unit=unit.strip(),
-                implausible=not coding.is_plausible(variable, canonical),
+                implausible=bool(reason := coding.implausible_reason(variable, canonical)),
+                implausible_reason=reason,
             )
         )
     if kind == BLOOD_PRESSURE and measurements[1].value >= measurements[0].value:

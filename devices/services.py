@@ -238,6 +238,7 @@ def _measured(m: Measurement) -> dict[str, Any]:
         "original_value": m.original_value,
         "original_unit": m.original_unit,
         "implausible": m.implausible,
+        "implausible_reason": m.implausible_reason,
     }
 
 

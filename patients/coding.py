@@ -42,28 +42,11 @@ class Variable:
     #: multiplier from each accepted unit to ``unit``; a callable string "ifcc" marks the HbA1c equation
     conversions: dict[str, float]
     possible: tuple[float, float]
-    plausible: tuple[float, float]
 
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable(
-        "sbp",
-        "systolic blood pressure",
-        (SBP_CODE,),
-        "mm[Hg]",
-        {"mm[Hg]": 1.0},
-        (40, 300),
-        (70, 250),
-    ),
-    Variable(
-        "dbp",
-        "diastolic blood pressure",
-        (DBP_CODE,),
-        "mm[Hg]",
-        {"mm[Hg]": 1.0},
-        (20, 200),
-        (35, 150),
-    ),
+    Variable("sbp", "systolic blood pressure", (SBP_CODE,), "mm[Hg]", {"mm[Hg]": 1.0}, (40, 300)),
+    Variable("dbp", "diastolic blood pressure", (DBP_CODE,), "mm[Hg]", {"mm[Hg]": 1.0}, (20, 200)),
     Variable(
         "hba1c",
         "HbA1c",
@@ -71,7 +54,6 @@ VARIABLES: tuple[Variable, ...] = (
         "%",
         {"%": 1.0, "mmol/mol": -1.0},
         (2, 25),
-        (3.5, 18),
     ),
     Variable(
         "glucose",
@@ -80,7 +62,6 @@ VARIABLES: tuple[Variable, ...] = (
         "mg/dL",
         {"mg/dL": 1.0, "mmol/L": 18.016},
         (10, 2000),
-        (30, 800),
     ),
     Variable(
         "weight",
@@ -89,7 +70,6 @@ VARIABLES: tuple[Variable, ...] = (
         "kg",
         {"kg": 1.0, "[lb_av]": 0.45359237, "g": 0.001},
         (0.3, 500),
-        (25, 300),
     ),
     Variable(
         "height",
@@ -98,9 +78,8 @@ VARIABLES: tuple[Variable, ...] = (
         "cm",
         {"cm": 1.0, "m": 100.0, "[in_i]": 2.54},
         (20, 280),
-        (120, 220),
     ),
-    Variable("bmi", "body mass index", ("39156-5",), "kg/m2", {"kg/m2": 1.0}, (5, 150), (12, 80)),
+    Variable("bmi", "body mass index", ("39156-5",), "kg/m2", {"kg/m2": 1.0}, (5, 150)),
     Variable(
         "total_chol",
         "total cholesterol",
@@ -108,7 +87,6 @@ VARIABLES: tuple[Variable, ...] = (
         "mg/dL",
         {"mg/dL": 1.0, "mmol/L": 38.67},
         (20, 1500),
-        (70, 600),
     ),
     Variable(
         "ldl",
@@ -117,16 +95,9 @@ VARIABLES: tuple[Variable, ...] = (
         "mg/dL",
         {"mg/dL": 1.0, "mmol/L": 38.67},
         (1, 1000),
-        (10, 500),
     ),
     Variable(
-        "hdl",
-        "HDL cholesterol",
-        ("2085-9",),
-        "mg/dL",
-        {"mg/dL": 1.0, "mmol/L": 38.67},
-        (1, 500),
-        (10, 200),
+        "hdl", "HDL cholesterol", ("2085-9",), "mg/dL", {"mg/dL": 1.0, "mmol/L": 38.67}, (1, 500)
     ),
     Variable(
         "triglycerides",
@@ -135,7 +106,6 @@ VARIABLES: tuple[Variable, ...] = (
         "mg/dL",
         {"mg/dL": 1.0, "mmol/L": 88.57},
         (1, 20000),
-        (20, 5000),
     ),
     Variable(
         "egfr",
@@ -144,7 +114,6 @@ VARIABLES: tuple[Variable, ...] = (
         "mL/min/{1.73_m2}",
         {"mL/min/{1.73_m2}": 1.0, "mL/min": 1.0},
         (0, 400),
-        (2, 150),
     ),
     Variable(
         "creatinine",
@@ -153,7 +122,6 @@ VARIABLES: tuple[Variable, ...] = (
         "mg/dL",
         {"mg/dL": 1.0, "umol/L": 1 / 88.42},
         (0.01, 40),
-        (0.2, 15),
     ),
     Variable(
         "uacr",
@@ -162,9 +130,8 @@ VARIABLES: tuple[Variable, ...] = (
         "mg/g",
         {"mg/g": 1.0, "mg/mmol": 8.84},
         (0, 50000),
-        (0, 5000),
     ),
-    Variable("heart_rate", "heart rate", ("8867-4",), "/min", {"/min": 1.0}, (10, 350), (30, 220)),
+    Variable("heart_rate", "heart rate", ("8867-4",), "/min", {"/min": 1.0}, (10, 350)),
 )
 
 VARIABLE_BY_CODE: dict[str, Variable] = {code: var for var in VARIABLES for code in var.codes}
@@ -241,9 +208,59 @@ def check_possible(variable: Variable, value: float) -> None:
         )
 
 
+@dataclass(frozen=True)
+class PlausibleRange:
+    """Values outside ``low``-``high`` are possible but implausible: kept, flagged, left to review."""
+
+    low: float
+    high: float
+    source: str
+
+
+@functools.cache
+def plausible_ranges() -> dict[str, PlausibleRange]:
+    """Per variable key, its plausible range and the source it comes from (``plausible_ranges.csv``)."""
+    with open(_DATA / "plausible_ranges.csv", encoding="utf-8", newline="") as fh:
+        ranges: dict[str, PlausibleRange] = {}
+        for row in csv.DictReader(fh):
+            variable = VARIABLE_BY_KEY[row["variable"]]
+            if row["unit"] != variable.unit:
+                raise ValueError(
+                    f"plausible_ranges.csv: {row['variable']} is in {row['unit']!r}, "
+                    f"not the canonical {variable.unit!r}"
+                )
+            ranges[variable.key] = PlausibleRange(
+                float(row["low"]), float(row["high"]), row["source"]
+            )
+    missing = set(VARIABLE_BY_KEY) - set(ranges)
+    if missing:
+        raise ValueError(f"plausible_ranges.csv has no row for {', '.join(sorted(missing))}")
+    return ranges
+
+
+def implausible_reason(variable: Variable, value: float) -> str:
+    """Why ``value`` (canonical unit) is implausible for ``variable``, or "" when it is plausible."""
+    bounds = plausible_ranges()[variable.key]
+    if bounds.low <= value <= bounds.high:
+        return ""
+    side = "below" if value < bounds.low else "above"
+    return (
+        f"{variable.label} {value:.4g} {variable.unit} is {side} the plausible range "
+        f"{bounds.low:g}-{bounds.high:g} {variable.unit}"
+    )
+
+
 def is_plausible(variable: Variable, value: float) -> bool:
-    low, high = variable.plausible
-    return low <= value <= high
+    return not implausible_reason(variable, value)
+
+
+def sole_unit(variable: Variable) -> str | None:
+    """The only unit ``variable`` is ever given in, when it has one; ``None`` when it has several.
+
+    A value sent without a unit is read in this unit (and marked as assumed); a variable with
+    several units cannot be read without one.
+    """
+    return next(iter(variable.conversions)) if len(variable.conversions) == 1 else None
 
 
 # Conditions the twin and its pages care about (SNOMED CT), both Synthea generations included.

@@ -170,6 +170,19 @@ class Observation(models.Model):
         default=False,
         help_text="Possible but outside the plausible range: kept, flagged for review.",
     )
+    # db_default: rows inserted by raw SQL (benchmarks) that name no flag get the same defaults
+    implausible_reason = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Why the value is implausible, from patients/data/plausible_ranges.csv.",
+    )
+    unit_assumed = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="The value came without a unit and was read in its code's only unit "
+        "(docs/import-policy.md).",
+    )
     encounter = models.ForeignKey(
         Encounter, null=True, blank=True, on_delete=models.SET_NULL, related_name="observations"
     )

@@ -75,6 +75,8 @@ class ObservationOutput(serializers.ModelSerializer[Observation]):
             "effective_at",
             "source",
             "implausible",
+            "implausible_reason",
+            "unit_assumed",
         ]
 
 

@@ -293,6 +293,8 @@ def bundle_import(
             patient, tally = _write(parsed, batch)
             changed = any(t["created"] or t["updated"] for t in tally.values())
             batch.patient = patient
+            # observation values of this bundle kept with a flag (docs/import-policy.md)
+            tally["Observation"].update(parsed.flag_counts)
             batch.counts = {
                 **tally,
                 "skipped": {

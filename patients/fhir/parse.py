@@ -195,6 +195,10 @@ class ObservationRec:
     value_display: str = ""
     value_string: str = ""
     implausible: bool = False
+    #: why the value is implausible (``patients/data/plausible_ranges.csv``), "" when it is not
+    implausible_reason: str = ""
+    #: the quantity came without a unit and was read in its code's only unit
+    unit_assumed: bool = False
     components: list[ObservationRec] = field(default_factory=list)
 
 
@@ -262,6 +266,15 @@ class ParsedBundle:
     @property
     def imported_counts(self) -> dict[str, int]:
         return {t: self.resource_counts.get(t, 0) for t in IMPORTED_TYPES}
+
+    @property
+    def flag_counts(self) -> dict[str, int]:
+        """Values kept with a flag (components included): units assumed, implausible values."""
+        values = [c for o in self.observations for c in (o, *o.components)]
+        return {
+            "unit_assumed": sum(v.unit_assumed for v in values),
+            "implausible": sum(v.implausible for v in values),
+        }
 
 
 def record_values(record: Any, *drop: str) -> dict[str, Any]:
@@ -637,6 +650,19 @@ class _Parser:
         if variable is None:
             rec.value, rec.unit = value, unit
             return
+        if not unit:
+            # docs/import-policy.md: a code with one unit is read in it, marked as assumed
+            assumed = coding.sole_unit(variable)
+            if assumed is None:
+                self.problem(
+                    index,
+                    "Observation",
+                    f"{fld}.code",
+                    f"no unit given; {variable.label} may be in "
+                    f"{' or '.join(variable.conversions)}, so the value cannot be read",
+                )
+                return
+            unit, rec.unit_assumed = assumed, True
         try:
             canonical = coding.to_canonical(variable, value, unit)
             coding.check_possible(variable, canonical)
@@ -647,7 +673,8 @@ class _Parser:
             self.problem(index, "Observation", f"{fld}.value", f"impossible value: {exc}")
             return
         rec.value, rec.unit = canonical, variable.unit
-        rec.implausible = not coding.is_plausible(variable, canonical)
+        rec.implausible_reason = coding.implausible_reason(variable, canonical)
+        rec.implausible = bool(rec.implausible_reason)
 
     def observation(self, index: int, res: dict[str, Any]) -> ObservationRec | None:
         code_c = _coding(res.get("code"), coding.LOINC)

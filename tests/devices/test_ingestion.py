@@ -105,6 +105,7 @@ def test_it_keeps_an_implausible_weight_and_flags_it(issue) -> None:
 
     row = Observation.objects.get()
     assert (row.code, row.value, row.implausible) == ("29463-7", 20.0, True)
+    assert row.implausible_reason == "body weight 20 kg is below the plausible range 25-300 kg"
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,11 @@ class Command(BaseCommand):
             f"\nBundles: {len(paths)} read, {outcomes['succeeded']} imported, "
             f"{outcomes['unchanged']} unchanged, {outcomes['failed']} failed"
         )
+        flagged = totals["Observation"]
+        self.stdout.write(
+            f"Values kept with a flag: {flagged['unit_assumed']} with an assumed unit, "
+            f"{flagged['implausible']} implausible (docs/import-policy.md)"
+        )
         for path, failure in failures:
             self.stderr.write(self.style.ERROR(f"{path}: nothing imported"))
             for problem in failure.problems:
