@@ -174,8 +174,12 @@ def _check_catalogue(rows: Sequence[Effect]) -> None:
 
 
 def label_for(key: str) -> str:
-    """The catalogue's human label of a treatment key (the key itself if unknown)."""
-    return next((row.label for row in catalogue() if row.key == key), key)
+    """The catalogue's human label of a treatment key (the key itself if unknown), without the
+    intensity of a class that has several ("Statin", not "Statin (low intensity)")."""
+    row = next((r for r in catalogue() if r.key == key), None)
+    if row is None:
+        return key
+    return row.label.removesuffix(f" ({row.intensity} intensity)") if row.intensity else row.label
 
 
 def strength(exposure: TreatmentExposure | PlanItem) -> tuple[int, float]:

@@ -135,3 +135,9 @@ def test_planning_a_drug_the_patient_already_takes_at_the_same_dose_changes_noth
     )
     base, alt = _paired_difference(h, [PlanItem("metformin")], "hba1c", [1.0])
     assert np.allclose(base, alt)
+
+
+def test_a_class_is_labelled_without_the_intensity_of_one_of_its_rows():
+    assert treatments.label_for("statin") == "Statin"
+    assert treatments.label_for("ace_inhibitor") == "ACE inhibitor"
+    assert treatments.label_for("aspirin") == "aspirin"
