@@ -37,6 +37,7 @@ from patients.models import (
     Observation,
     Patient,
 )
+from patients.patient_copy import patient_copy_issue
 from patients.services import notes_changed
 from patients.signals import records_changed
 
@@ -160,7 +161,7 @@ class PatientAdmin(ScopedAdmin):
     search_fields = ("=mrn", "family_name", "given_name", "=fhir_id")
     exact_search_fields = ("mrn", "fhir_id", "family_name")
     readonly_fields = ("fhir_id", "import_batch", "created_at", "updated_at")
-    actions = ["export_fhir"]
+    actions = ["export_fhir", "patient_copy"]
     show_full_result_count = False
 
     @admin.action(description="Export the selected patients as FHIR R4 bundles")
@@ -179,6 +180,27 @@ class PatientAdmin(ScopedAdmin):
         response["Content-Disposition"] = 'attachment; filename="twinportal-export.json"'
         return response
 
+    @admin.action(description="Give the selected patient a copy of their own record")
+    def patient_copy(
+        self, request: HttpRequest, queryset: QuerySet[Patient]
+    ) -> HttpResponse | None:
+        """One patient's whole record (FHIR bundle and printable summary) as a ZIP, logged."""
+        patients = list(queryset[:2])
+        if len(patients) != 1:
+            messages.error(request, "Select exactly one patient: a copy is for one person.")
+            return None
+        assert isinstance(request.user, User)
+        copy = patient_copy_issue(
+            patient=patients[0],
+            issued_by=request.user,
+            ip=request.META.get("REMOTE_ADDR") or None,
+            request_id=getattr(request, "request_id", ""),
+        )
+        response = HttpResponse(copy.zip_bytes(), content_type="application/zip")
+        response["Content-Disposition"] = 'attachment; filename="health-record.zip"'
+        response["Cache-Control"] = "no-store"
+        return response
+
 
 @admin.register(Observation)
 class ObservationAdmin(ScopedAdmin):
@@ -191,9 +213,8 @@ class ObservationAdmin(ScopedAdmin):
         "unit",
         "source",
         "implausible",
-        "unit_assumed",
     )
-    list_filter = ("source", ObservationCategoryFilter, "implausible", "unit_assumed")
+    list_filter = ("source", ObservationCategoryFilter, "implausible")
     search_fields = ("=patient__mrn", "=code")
     exact_search_fields = ("patient__mrn", "code")
     list_select_related = ("patient",)
@@ -383,13 +404,7 @@ class ImportBatchAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return f"{len(obj.errors)} problem(s): entry {first.get('entry')} {first.get('resource_type', '')} {first.get('field', '')}: {first.get('message', '')}"
         created = sum(v.get("created", 0) for k, v in obj.counts.items() if k != "skipped")
         updated = sum(v.get("updated", 0) for k, v in obj.counts.items() if k != "skipped")
-        flagged = obj.counts.get("Observation", {})
-        notes = [
-            f"{flagged[key]} {label}"
-            for key, label in (("unit_assumed", "unit(s) assumed"), ("implausible", "implausible"))
-            if flagged.get(key)
-        ]
-        return ", ".join([f"{created} created, {updated} updated", *notes])
+        return f"{created} created, {updated} updated"
 
     def get_urls(self) -> list[Any]:
         return [
