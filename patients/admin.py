@@ -213,8 +213,9 @@ class ObservationAdmin(ScopedAdmin):
         "unit",
         "source",
         "implausible",
+        "unit_assumed",
     )
-    list_filter = ("source", ObservationCategoryFilter, "implausible")
+    list_filter = ("source", ObservationCategoryFilter, "implausible", "unit_assumed")
     search_fields = ("=patient__mrn", "=code")
     exact_search_fields = ("patient__mrn", "code")
     list_select_related = ("patient",)
@@ -404,7 +405,13 @@ class ImportBatchAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return f"{len(obj.errors)} problem(s): entry {first.get('entry')} {first.get('resource_type', '')} {first.get('field', '')}: {first.get('message', '')}"
         created = sum(v.get("created", 0) for k, v in obj.counts.items() if k != "skipped")
         updated = sum(v.get("updated", 0) for k, v in obj.counts.items() if k != "skipped")
-        return f"{created} created, {updated} updated"
+        flagged = obj.counts.get("Observation", {})
+        notes = [
+            f"{flagged[key]} {label}"
+            for key, label in (("unit_assumed", "unit(s) assumed"), ("implausible", "implausible"))
+            if flagged.get(key)
+        ]
+        return ", ".join([f"{created} created, {updated} updated", *notes])
 
     def get_urls(self) -> list[Any]:
         return [
