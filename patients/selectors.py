@@ -3,13 +3,17 @@ scopes them to the caller's care teams; no view may build its own patient querys
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
 from audit import recorder
 from audit import selectors as audit_selectors
 from patients import coding
 from patients.models import ClinicalNote, Condition, Medication, Observation, Patient
+from patients.twin_inputs import MedicationPeriod, medication_exposures
 
 
 def patients_visible_to(user: User) -> QuerySet[Patient]:
@@ -88,6 +92,24 @@ def observations_for(*, patient: Patient, code: str) -> QuerySet[Observation]:
 
 def medications_for(*, patient: Patient) -> QuerySet[Medication]:
     return Medication.objects.filter(patient=patient).order_by("-start", "-authored_on", "pk")
+
+
+def treatment_classes_taken(*, patient: Patient, now: dt.datetime | None = None) -> list[str]:
+    """The drug classes the twin counts as taken ``now`` (a what-if may stop them), read from the
+    prescriptions exactly as the twin reads them (``twin_inputs.medication_exposures``)."""
+    now = now or timezone.now()
+    periods = [
+        MedicationPeriod(*row)
+        for row in Medication.objects.filter(patient=patient).values_list(
+            "name", "status", "start", "stop", "authored_on"
+        )
+    ]
+    running = {
+        e.treatment
+        for e in medication_exposures(periods, now)
+        if e.start <= 0.0 and (e.stop is None or e.stop > 0.0)
+    }
+    return sorted(running)
 
 
 def notes_for(*, patient: Patient) -> QuerySet[ClinicalNote]:

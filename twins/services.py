@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +36,9 @@ from models_engine.snapshot import (
 from models_engine.snapshot import (
     TwinSnapshot as EngineSnapshot,
 )
-from models_engine.treatments import PlanItem
+from models_engine.treatments import PlanItem, label_for
 from models_engine.whatif import CURRENT_CARE, MAX_PLANS, compare_plans
+from patients import selectors as patient_selectors
 from patients.models import Patient
 from twinportal.celery import queue_task
 from twins import selectors
@@ -699,11 +700,15 @@ def alert_acknowledge(
 
 @dataclass(frozen=True)
 class PlanItemInput:
+    """One item of a plan as a clinician enters it; ``action="stop"`` stops a drug class the
+    patient takes from ``start`` on (``models_engine.treatments.PlanItem``)."""
+
     intervention: str
     start: dt.date
     dose: float = 1.0
     stop: dt.date | None = None
     intensity: str | None = None
+    action: str = "add"
 
 
 def _plan_items(items: Sequence[PlanItemInput], reference: dt.datetime) -> tuple[PlanItem, ...]:
@@ -719,15 +724,23 @@ def _plan_items(items: Sequence[PlanItemInput], reference: dt.datetime) -> tuple
             start=day(i.start),
             stop=day(i.stop) if i.stop else None,
             intensity=i.intensity,
+            action=i.action,
         )
         for i in items
     )
 
 
 def whatif_validate(
-    *, plans: Mapping[str, Sequence[PlanItemInput]], today: dt.date
+    *,
+    plans: Mapping[str, Sequence[PlanItemInput]],
+    today: dt.date,
+    taking: Collection[str] | None = None,
 ) -> list[dict[str, str]]:
-    """Every problem with the plans (``field`` and ``message``); empty when they can run."""
+    """Every problem with the plans (``field`` and ``message``); empty when they can run.
+
+    ``taking``: the drug classes the patient takes now, the only ones a plan may stop (not
+    checked when ``None``).
+    """
     problems: list[dict[str, str]] = []
     if not plans:
         problems.append({"field": "plans", "message": "choose at least one plan"})
@@ -748,6 +761,20 @@ def whatif_validate(
                 _plan_items([item], dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC))
             except ValueError as exc:
                 problems.append({"field": f"{where}[{k}]", "message": str(exc)})
+                continue
+            if item.action == "stop" and taking is not None and item.intervention not in taking:
+                problems.append(
+                    {
+                        "field": f"{where}[{k}].intervention",
+                        "message": f"the patient does not take {label_for(item.intervention)} "
+                        "now; only a current drug class can be stopped",
+                    }
+                )
+        stopped = {i.intervention for i in items if i.action == "stop"}
+        for key in sorted(stopped & {i.intervention for i in items if i.action != "stop"}):
+            problems.append(
+                {"field": where, "message": f"a plan may not both stop and add {label_for(key)}"}
+            )
     return problems
 
 
@@ -768,7 +795,8 @@ def whatif_submit(
 ) -> WhatIfRun:
     """Record a comparison and queue it on the interactive queue (``PlanError`` for bad plans)."""
     now = now or timezone.now()
-    problems = whatif_validate(plans=plans, today=now.date())
+    taking = patient_selectors.treatment_classes_taken(patient=patient, now=now)
+    problems = whatif_validate(plans=plans, today=now.date(), taking=taking)
     if not 0 < horizon_years <= 30:
         problems.append({"field": "horizon_years", "message": "between 0 and 30 years"})
     if problems:
@@ -781,6 +809,7 @@ def whatif_submit(
                 "start": i.start.isoformat(),
                 "stop": i.stop.isoformat() if i.stop else None,
                 "intensity": i.intensity,
+                "action": i.action,
             }
             for i in items
         ]
@@ -820,6 +849,7 @@ def _stored_plans(run: WhatIfRun) -> dict[str, list[PlanItemInput]]:
                 start=dt.date.fromisoformat(i["start"]),
                 stop=dt.date.fromisoformat(i["stop"]) if i.get("stop") else None,
                 intensity=i.get("intensity"),
+                action=i.get("action", "add"),
             )
             for i in items
         ]

@@ -148,3 +148,57 @@ def test_the_schema_documents_the_twin_endpoints(api: APIClient) -> None:
         "/api/v1/alerts/{alert_id}/acknowledge/",
     ):
         assert path in schema["paths"], path
+
+
+@pytest.mark.django_db
+def test_a_plan_stopping_a_current_drug_class_runs_beside_the_others(
+    api: APIClient, care_team: Any, imported: list[Patient]
+) -> None:
+    from models_engine.treatments import STOP_SOURCE
+
+    patient = imported[0]  # takes hydrochlorothiazide
+    today = timezone.now().date().isoformat()
+    plans = [
+        {"name": "add ARB", "items": [{"intervention": "arb", "start": today}]},
+        {
+            "name": "stop thiazide",
+            "items": [{"action": "stop", "intervention": "thiazide", "start": today}],
+        },
+    ]
+    response = api.post(f"/api/v1/patients/{patient.pk}/whatif/", {"plans": plans}, format="json")
+    assert response.status_code == 202, response.json()
+    run = services.whatif_execute(run_id=response.json()["id"])
+    body = api.get(f"/api/v1/whatif/{run.pk}/").json()
+    outcomes = body["result"]["outcomes"]
+    assert set(outcomes) == {"current care", "add ARB", "stop thiazide"}
+    stopped = outcomes["stop thiazide"]
+    assert stopped["plan"][0]["action"] == "stop"
+    assert STOP_SOURCE in stopped["sources"]["thiazide"]
+    sbp = {k: o["sbp_1y"][0] for k, o in outcomes.items()}
+    assert sbp["add ARB"] < sbp["current care"] < sbp["stop thiazide"]
+
+
+@pytest.mark.django_db
+def test_stopping_a_class_the_patient_does_not_take_is_refused(
+    api: APIClient, care_team: Any, imported: list[Patient]
+) -> None:
+    today = timezone.now().date().isoformat()
+    plans = [
+        {
+            "name": "stop",
+            "items": [{"action": "stop", "intervention": "metformin", "start": today}],
+        },
+        {
+            "name": "stop at 2x",
+            "items": [{"action": "stop", "intervention": "thiazide", "start": today, "dose": 2}],
+        },
+    ]
+    response = api.post(
+        f"/api/v1/patients/{imported[0].pk}/whatif/", {"plans": plans}, format="json"
+    )
+    assert response.status_code == 400
+    assert {p["field"] for p in response.json()["problems"]} == {
+        "plans.stop[0].intervention",
+        "plans.stop at 2x[0]",
+    }
+    assert not WhatIfRun.objects.exists()

@@ -210,3 +210,67 @@ def test_each_patients_backtest_is_refreshed_once_in_each_four_week_cycle() -> N
     assert max(per_day) == 2  # 56 patients spread over 28 nights
     other_model = TwinSnapshot(model_version="0.9+old", backtest_at=T0)
     assert not services._backtest_still_good(other_model, patient_id=1, now=T0, version=version)
+
+
+@pytest.mark.django_db
+def test_a_plan_may_stop_only_a_drug_class_the_patient_takes_now(
+    imported: list[Patient], clinician: Any
+) -> None:
+    from patients.models import Medication
+
+    patient = imported[0]
+    now = timezone.now()
+    today = now.date()
+    stop = services.PlanItemInput("thiazide", start=today, action="stop")
+    with pytest.raises(services.PlanError) as refused:
+        services.whatif_submit(
+            user=clinician,
+            patient=patient,
+            plans={"stop statin": [services.PlanItemInput("statin", start=today, action="stop")]},
+            now=now,
+        )
+    assert refused.value.problems == [
+        {
+            "field": "plans.stop statin[0].intervention",
+            "message": "the patient does not take Statin now; "
+            "only a current drug class can be stopped",
+        }
+    ]
+    run = services.whatif_submit(
+        user=clinician, patient=patient, plans={"stop thiazide": [stop]}, now=now
+    )
+    assert run.plans["stop thiazide"][0]["action"] == "stop"
+    assert services._stored_plans(run) == {"stop thiazide": [stop]}
+    # once the prescription is stopped in the record there is nothing left to stop
+    Medication.objects.filter(patient=patient, treatment_class="thiazide").update(
+        status="stopped", stop=now - dt.timedelta(days=1)
+    )
+    with pytest.raises(services.PlanError):
+        services.whatif_submit(
+            user=clinician, patient=patient, plans={"stop thiazide": [stop]}, now=now
+        )
+
+
+def test_a_plan_may_not_stop_and_add_one_class_nor_stop_a_lifestyle_item() -> None:
+    today = timezone.now().date()
+    problems = services.whatif_validate(
+        plans={
+            "switch": [
+                services.PlanItemInput("thiazide", start=today, action="stop"),
+                services.PlanItemInput("thiazide", start=today, dose=2.0),
+            ],
+            "unsmoke": [services.PlanItemInput("smoking_cessation", start=today, action="stop")],
+            "past": [
+                services.PlanItemInput(
+                    "thiazide", start=today - dt.timedelta(days=1), action="stop"
+                )
+            ],
+        },
+        today=today,
+        taking={"thiazide"},
+    )
+    assert {(p["field"], p["message"].split(",")[0]) for p in problems} == {
+        ("plans.switch", "a plan may not both stop and add Thiazide diuretic"),
+        ("plans.unsmoke[0]", "only a drug class can be stopped"),
+        ("plans.past[0].start", "start may not be in the past"),
+    }

@@ -235,6 +235,12 @@ class AlertAcknowledgeApi(APIView):
 
 
 class PlanItemInput(serializers.Serializer[Any]):
+    action = serializers.ChoiceField(
+        choices=["add", "stop"],
+        default="add",
+        help_text="add an intervention (or raise a current course), or stop a drug class the "
+        "patient takes now from start on (no dose, intensity or stop then)",
+    )
     intervention = serializers.CharField(
         help_text="A treatment class (e.g. ace_inhibitor, statin, metformin) or lifestyle item"
     )
