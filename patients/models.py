@@ -7,8 +7,12 @@ are idempotent and exports round-trip. Values are stored in one canonical unit p
 
 from __future__ import annotations
 
+import functools
+import operator
 import uuid
 
+import pghistory
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -16,6 +20,33 @@ from django.db.models import Q
 
 def new_fhir_id() -> str:
     return str(uuid.uuid4())
+
+
+# Property 11: every insert, update and delete of a clinical row is copied by a PostgreSQL trigger
+# into the model's event table (``<Model>Event``): the row after an insert, the row before and
+# after an update (same context), the row before a delete, with the context the change was
+# made in (the import batch and who imported it). The event tables are append-only.
+def clinical_history() -> tuple[pghistory.Tracker, ...]:
+    # fresh trackers per model: a tracker keeps the fields of the model it was bound to
+    return (
+        pghistory.InsertEvent(),
+        pghistory.UpdateEvent("before_update", row=pghistory.Old),
+        pghistory.UpdateEvent("update"),
+        pghistory.DeleteEvent(),
+    )
+
+
+def observation_history() -> tuple[pghistory.Tracker, ...]:
+    # An observation never changes once written (below), so its insert is not copied: the row
+    # itself is that record; an update (the is_current flag, a review flag) or a delete is copied.
+    return clinical_history()[1:]
+
+
+def _any_changed(fields: tuple[str, ...]) -> pgtrigger.Q:
+    return functools.reduce(
+        operator.or_,
+        (pgtrigger.Q(**{f"old__{f}__df": pgtrigger.F(f"new__{f}")}) for f in fields),
+    )
 
 
 class Sex(models.TextChoices):
@@ -61,11 +92,14 @@ class ImportBatch(models.Model):
     class Meta:
         ordering = ["-started_at"]
         verbose_name_plural = "import batches"
+        # the provenance of every imported row and of every version it replaced
+        triggers = [pgtrigger.Protect(name="import_batch_kept", operation=pgtrigger.Delete)]
 
     def __str__(self) -> str:
         return f"{self.filename or self.sha256[:12]} ({self.status})"
 
 
+@pghistory.track(*clinical_history(), append_only=True)
 class Patient(models.Model):
     fhir_id = models.CharField(max_length=64, unique=True, default=new_fhir_id)
     mrn = models.CharField("MRN", max_length=64, unique=True)
@@ -111,6 +145,7 @@ class CareTeam(models.Model):
         return self.name
 
 
+@pghistory.track(*clinical_history(), append_only=True)
 class Encounter(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="encounters")
     fhir_id = models.CharField(max_length=64, unique=True, default=new_fhir_id)
@@ -135,9 +170,50 @@ class Encounter(models.Model):
         return f"{self.type_display or self.class_code} on {self.start:%Y-%m-%d}"
 
 
+#: what was measured, when and for whom: never changed in place
+OBSERVATION_IMMUTABLE_FIELDS: tuple[str, ...] = (
+    "patient_id",
+    "fhir_id",
+    "parent_id",
+    "component_index",
+    "code",
+    "display",
+    "category",
+    "status",
+    "value",
+    "unit",
+    "original_value",
+    "original_unit",
+    "value_code",
+    "value_code_system",
+    "value_display",
+    "value_string",
+    "effective_at",
+    "issued_at",
+    "source",
+    "created_at",
+    "version",
+    "previous_version_id",
+)
+
+
+class CurrentObservationManager(models.Manager["Observation"]):
+    """Current versions only: what every page, export and twin reads."""
+
+    def get_queryset(self) -> models.QuerySet[Observation]:
+        return super().get_queryset().filter(is_current=True)
+
+
+@pghistory.track(*observation_history(), append_only=True)
 class Observation(models.Model):
     """One measurement. A blood-pressure panel is a parent row; its systolic and diastolic components
-    are child rows with their own LOINC codes, so "all systolic readings" is one indexed query."""
+    are child rows with their own LOINC codes, so "all systolic readings" is one indexed query.
+
+    Immutable (property 15): a PostgreSQL trigger refuses any change to what was measured. A
+    re-imported bundle that changes a reading writes a new version with the same ``fhir_id`` and
+    its own import batch, and marks the old one not current; ``Observation.objects`` reads current
+    versions only, ``Observation.versions`` every version.
+    """
 
     class Source(models.TextChoices):
         CLINIC = "clinic", "Clinic"
@@ -145,8 +221,9 @@ class Observation(models.Model):
         IMPORT = "import", "Import"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="observations")
-    # a component row's id is its panel's FHIR id (up to 64 characters) plus "#<index>"
-    fhir_id = models.CharField(max_length=72, unique=True, default=new_fhir_id)
+    # a component row's id is its panel's FHIR id (up to 64 characters) plus "#<index>"; unique
+    # among current versions (constraint below)
+    fhir_id = models.CharField(max_length=72, db_index=True, default=new_fhir_id)
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="components"
     )
@@ -190,13 +267,37 @@ class Observation(models.Model):
         ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # db_default: rows inserted by raw SQL (benchmarks) are first and current versions
+    is_current = models.BooleanField(
+        default=True, db_default=True, help_text="False once a later version replaces it."
+    )
+    version = models.PositiveIntegerField(default=1, db_default=1)
+    previous_version = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    objects = CurrentObservationManager()
+    versions = models.Manager["Observation"]()
 
     class Meta:
         ordering = ["patient", "code", "effective_at"]
+        base_manager_name = "versions"
         indexes = [
             models.Index(
                 fields=["patient", "code", "effective_at"], name="obs_patient_code_time_idx"
             ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fhir_id"], condition=Q(is_current=True), name="obs_current_fhir_id_uniq"
+            )
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="observation_immutable",
+                operation=pgtrigger.Update,
+                condition=_any_changed(OBSERVATION_IMMUTABLE_FIELDS),
+            )
         ]
 
     def __str__(self) -> str:
@@ -204,6 +305,7 @@ class Observation(models.Model):
         return f"{self.display or self.code} = {value} {self.unit} at {self.effective_at:%Y-%m-%d}"
 
 
+@pghistory.track(*clinical_history(), append_only=True)
 class Condition(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="conditions")
     fhir_id = models.CharField(max_length=64, unique=True, default=new_fhir_id)
@@ -263,6 +365,7 @@ class TreatmentClass(models.TextChoices):
     INSULIN = "insulin", "Insulin"
 
 
+@pghistory.track(*clinical_history(), append_only=True)
 class Medication(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -327,6 +430,7 @@ class Medication(models.Model):
         return self.name
 
 
+@pghistory.track(*clinical_history(), append_only=True)
 class ClinicalNote(models.Model):
     """A note one clinician writes to others. A signed note never changes: an amendment is a new
     version that points back to the one it replaces."""
@@ -371,6 +475,25 @@ class ClinicalNote(models.Model):
     class Meta:
         ordering = ["patient", "-written_at"]
         indexes = [models.Index(fields=["patient", "written_at"], name="note_patient_time_idx")]
+        # save() below says why in Python; this holds for every other writer (update(), SQL)
+        triggers = [
+            pgtrigger.Protect(
+                name="signed_note_immutable",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.Q(old__status="signed")
+                & _any_changed(
+                    (
+                        "text",
+                        "author_id",
+                        "author_name",
+                        "written_at",
+                        "patient_id",
+                        "title",
+                        "status",
+                    )
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title or self.note_type or 'Note'} by {self.author_name} ({self.written_at:%Y-%m-%d})"
@@ -457,3 +580,23 @@ class NoteSummary(models.Model):
 
     def __str__(self) -> str:
         return f"Note summary of patient {self.patient_id} ({self.status})"
+
+
+class NoteSummaryView(models.Model):
+    """When a clinician last opened a patient's notes: which summary (by its ``computed_at``) they
+    saw, so My patients can mark a summary that changed since."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    seen_computed_at = models.DateTimeField(
+        help_text="computed_at of the notes summary shown when the clinician last opened the notes."
+    )
+    viewed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "patient"], name="note_summary_view_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"Notes summary of patient {self.patient_id} seen by user {self.user_id}"

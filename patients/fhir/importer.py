@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from django.db import DataError, models, transaction
+import pghistory
+from django.db import DataError, connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -59,8 +61,13 @@ def _upsert(
     patient: Patient,
     batch: ImportBatch,
     tally: dict[str, int],
+    versioned: bool = False,
 ) -> dict[str, models.Model]:
-    """Create or update rows keyed on ``fhir_id``; returns them by fhir_id."""
+    """Create or update rows keyed on ``fhir_id``; returns them by fhir_id.
+
+    With ``versioned`` a changed row is not updated: it is marked not current and a new version
+    (same fhir_id, this batch) is written pointing back at it.
+    """
     records = list(records)
     ids = [r.fhir_id for r in records]
     existing: dict[str, Any] = {
@@ -68,6 +75,7 @@ def _upsert(
     }
     out: dict[str, models.Model] = {}
     to_create: list[models.Model] = []
+    superseded: list[int] = []
     for rec in records:
         values = fields(rec)
         obj = existing.get(rec.fhir_id)
@@ -81,7 +89,19 @@ def _upsert(
                     f"{model.__name__} {rec.fhir_id} already belongs to another patient"
                 )
             changed = {k: v for k, v in values.items() if getattr(obj, k) != v}
-            if changed:
+            if changed and versioned:
+                superseded.append(obj.pk)
+                obj = model(
+                    fhir_id=rec.fhir_id,
+                    patient=patient,
+                    import_batch=batch,
+                    version=obj.version + 1,
+                    previous_version=obj,
+                    **values,
+                )
+                to_create.append(obj)
+                tally["updated"] += 1
+            elif changed:
                 for k, v in changed.items():
                     setattr(obj, k, v)
                 obj.import_batch = batch
@@ -90,6 +110,9 @@ def _upsert(
             else:
                 tally["unchanged"] += 1
         out[rec.fhir_id] = obj
+    if superseded:
+        # before the new versions are inserted: one current version per fhir_id
+        model._default_manager.filter(pk__in=superseded).update(is_current=False)
     model._default_manager.bulk_create(to_create, batch_size=1000)
     return out
 
@@ -141,6 +164,7 @@ def _write(parsed: ParsedBundle, batch: ImportBatch) -> tuple[Patient, dict[str,
         patient=patient,
         batch=batch,
         tally=tally["Observation"],
+        versioned=True,
     )
     components: list[ObservationRec] = []
     component_parent: dict[str, tuple[Observation, int]] = {}
@@ -161,6 +185,7 @@ def _write(parsed: ParsedBundle, batch: ImportBatch) -> tuple[Patient, dict[str,
         patient=patient,
         batch=batch,
         tally={"created": 0, "updated": 0, "unchanged": 0},
+        versioned=True,
     )
     _upsert(
         Condition,
@@ -259,6 +284,15 @@ def _import_notes(
                 ClinicalNote.objects.filter(pk=amendment.pk).update(previous_version=previous.pk)
 
 
+def _history_context(*, batch: ImportBatch, user: User | None) -> AbstractContextManager[Any]:
+    """Every history event the import writes names its batch and who imported it."""
+    if connection.vendor != "postgresql":  # the SQLite demo has no history triggers
+        return nullcontext()
+    return pghistory.context(
+        import_batch=batch.pk, actor=user.username if user else "system:import"
+    )
+
+
 def _parse(raw: bytes, *, now: dt.datetime | None, sha: str) -> ParsedBundle:
     try:
         return parse_bundle(load_bundle_json(raw), now=now, sha256=sha)
@@ -290,7 +324,8 @@ def bundle_import(
         parsed = _parse(raw, now=now, sha=sha)
         with transaction.atomic():
             batch.save()
-            patient, tally = _write(parsed, batch)
+            with _history_context(batch=batch, user=user):
+                patient, tally = _write(parsed, batch)
             changed = any(t["created"] or t["updated"] for t in tally.values())
             batch.patient = patient
             # observation values of this bundle kept with a flag (docs/import-policy.md)
