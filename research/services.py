@@ -13,11 +13,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from audit import recorder
 from patients.fhir.exporter import patient_bundle
 from patients.models import Patient
 from research import deidentify
 from research.models import ResearchConsent
 from research.selectors import patients_consenting
+
+#: The research export's name in the access log.
+EXPORT_ACTOR = "system:research-export"
 
 
 class ConsentError(Exception):
@@ -78,13 +82,15 @@ def research_export_write(*, directory: Path, now: dt.datetime | None = None) ->
     """Write the de-identified records of the patients consenting at ``now`` as FHIR NDJSON.
 
     One file per resource type (``Patient.ndjson``, ...), each replaced whole: files are written
-    beside their final names and renamed once every patient has been written.
+    beside their final names and renamed once every patient has been written and the export
+    recorded in the access log (one read per exported patient).
     """
     secret = _export_secret()
     when = now or timezone.now()
     directory.mkdir(parents=True, exist_ok=True)
     export = ResearchExport(directory=directory, counts=dict.fromkeys(deidentify.RESOURCE_TYPES, 0))
     partial = {kind: directory / f".{kind}.ndjson.part" for kind in deidentify.RESOURCE_TYPES}
+    exported: list[int] = []
     handles = {kind: path.open("w", encoding="utf-8") for kind, path in partial.items()}
     try:
         for patient in patients_consenting(at=when).iterator(chunk_size=200):
@@ -96,6 +102,11 @@ def research_export_write(*, directory: Path, now: dt.datetime | None = None) ->
                 handles[kind].write(json.dumps(resource, separators=(",", ":")) + "\n")
                 export.counts[kind] += 1
             export.patients += 1
+            exported.append(patient.pk)
+        # the export is in the access log before its files appear, or it does not appear at all
+        recorder.system_access(
+            actor_name=EXPORT_ACTOR, resource="export_research", patient_ids=exported, write=False
+        )
     except BaseException:
         for path in partial.values():
             path.unlink(missing_ok=True)

@@ -18,10 +18,11 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
+from audit.models import AuditEvent
 from patients.fhir.exporter import patient_bundle
 from patients.models import ClinicalNote, Observation
 from research.deidentify import RESOURCE_TYPES, pseudonym
-from research.services import consent_record, consent_withdraw
+from research.services import EXPORT_ACTOR, consent_record, consent_withdraw
 from tests.conftest import SYNTHEA
 
 pytestmark = pytest.mark.django_db
@@ -151,6 +152,17 @@ def test_only_patients_consenting_now_are_exported(consented, tmp_path) -> None:
     assert subjects == exported
     expected = Observation.objects.filter(patient__in=consented[:2], parent__isnull=True).count()
     assert len(resources["Observation"]) == expected
+
+
+def test_the_export_is_in_the_access_log_as_a_read_of_each_exported_patient(
+    consented, tmp_path
+) -> None:
+    export(tmp_path / "out")
+    events = AuditEvent.objects.filter(actor_name=EXPORT_ACTOR)
+    assert sorted(events.values_list("patient_id", flat=True)) == sorted(
+        p.pk for p in consented[:2]
+    )
+    assert {(e.action, e.resource) for e in events} == {("read", "export_research")}
 
 
 def test_references_point_at_exported_pseudonymous_ids(consented, tmp_path) -> None:
