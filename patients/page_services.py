@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from patients.models import ClinicalNote, Patient
+from patients.models import ClinicalNote, NoteSummaryView, Patient
 from twins.models import WhatIfRun
 
 
@@ -45,6 +45,25 @@ def note_draft_save(
             text=text,
             status=ClinicalNote.Status.DRAFT,
         )
+
+
+def note_summary_view_record(
+    *,
+    user: User,
+    patient: Patient,
+    computed_at: dt.datetime | None,
+    now: dt.datetime | None = None,
+) -> NoteSummaryView | None:
+    """Record that ``user`` has seen the notes summary computed at ``computed_at`` (nothing to
+    record while the patient has no summary)."""
+    if computed_at is None:
+        return None
+    view, _ = NoteSummaryView.objects.update_or_create(
+        user=user,
+        patient=patient,
+        defaults={"seen_computed_at": computed_at, "viewed_at": now or timezone.now()},
+    )
+    return view
 
 
 def whatif_name_set(*, run: WhatIfRun, name: str) -> WhatIfRun:

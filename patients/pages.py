@@ -14,7 +14,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.cache import cache
 from django.db.models import (
     Count,
     Exists,
@@ -40,6 +39,7 @@ from patients.models import (
     Condition,
     Medication,
     NoteSummary,
+    NoteSummaryView,
     Observation,
     Patient,
     TaskStatus,
@@ -282,6 +282,11 @@ def patient_page(*, user: User, ids: list[int]) -> list[Patient]:
             risk10=_risk10(),
             open_alerts=_open_alerts(),
             summary_at=F("note_summary__computed_at"),
+            summary_seen_at=Subquery(
+                NoteSummaryView.objects.filter(user=user, patient=OuterRef("pk")).values(
+                    "seen_computed_at"
+                )[:1]
+            ),
         )
         .prefetch_related(
             Prefetch(
@@ -333,19 +338,14 @@ class PatientRow:
         return "high" if self.risk10 >= 0.2 else "mid" if self.risk10 >= 0.075 else "low"
 
 
-def _seen_key(user_id: int, patient_id: int) -> str:
-    return f"twinportal:summary-seen:{user_id}:{patient_id}"
-
-
 def list_rows(*, user: User, patients: list[Patient]) -> list[PatientRow]:
     """One page of the list as display rows; "summary changed" compares each summary's time with
-    when this clinician last opened the patient's notes (one cache read for the page)."""
-    seen = cache.get_many([_seen_key(user.pk, p.pk) for p in patients])
+    the one this clinician last saw (``summary_seen_at``, annotated by :func:`patient_page`)."""
     today = timezone.now()
     rows = []
     for p in patients:
         a: Any = p
-        seen_at = seen.get(_seen_key(user.pk, p.pk))
+        seen_at = a.summary_seen_at
         rows.append(
             PatientRow(
                 patient=p,
@@ -361,17 +361,11 @@ def list_rows(*, user: User, patients: list[Patient]) -> list[PatientRow]:
                 open_alerts=a.open_alerts or 0,
                 last_reading=None if a.last_reading_sort == _NEVER else a.last_reading_sort,
                 summary_changed=a.summary_at is not None
-                and (seen_at is None or a.summary_at.isoformat() > seen_at),
+                and (seen_at is None or a.summary_at > seen_at),
                 age=age_on(p.birth_date, (p.deceased_at or today).date()),
             )
         )
     return rows
-
-
-def summary_seen_record(*, user: User, patient: Patient, computed_at: dt.datetime | None) -> None:
-    """Remember which summary this clinician last looked at (kept in the shared cache)."""
-    if computed_at is not None:
-        cache.set(_seen_key(user.pk, patient.pk), computed_at.isoformat(), timeout=None)
 
 
 # ---------------------------------------------------------------------------------------------

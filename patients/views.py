@@ -215,7 +215,7 @@ def notes(request: HttpRequest, patient_id: int) -> HttpResponse:
         data = pages.notes_page(user=_user(request), patient_id=patient_id)
     except Patient.DoesNotExist as exc:
         raise Http404("No such patient.") from exc
-    pages.summary_seen_record(
+    page_services.note_summary_view_record(
         user=_user(request),
         patient=data.patient,
         computed_at=data.summary.computed_at if data.summary else None,

@@ -350,12 +350,10 @@ def test_another_clinicians_draft_is_not_shown_or_editable(
 
 
 def test_the_list_marks_a_summary_changed_since_i_last_looked(signed_in, fitted) -> None:
-    from django.core.cache import cache
     from django.utils import timezone
 
     from patients.models import NoteSummary, TaskStatus
 
-    cache.clear()
     p = fitted[0]
     NoteSummary.objects.create(
         patient=p, status=TaskStatus.SUCCEEDED, summary={"problems": []}, computed_at=timezone.now()
@@ -367,6 +365,37 @@ def test_the_list_marks_a_summary_changed_since_i_last_looked(signed_in, fitted)
         computed_at=timezone.now() + dt.timedelta(seconds=1)
     )
     assert "Summary changed" in signed_in.get(reverse("patients:list")).content.decode()
+
+
+def test_what_a_clinician_has_seen_is_kept_in_the_database_for_that_clinician_only(
+    client, signed_in, fitted, clinician, other_clinician, care_team
+) -> None:
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from patients.models import NoteSummary, NoteSummaryView, TaskStatus
+
+    p = fitted[0]
+    care_team.members.add(other_clinician)
+    computed = timezone.now()
+    NoteSummary.objects.create(
+        patient=p, status=TaskStatus.SUCCEEDED, summary={"problems": []}, computed_at=computed
+    )
+    signed_in.get(reverse("patients:notes", args=[p.pk]))
+    signed_in.get(reverse("patients:notes", args=[p.pk]))
+    view = NoteSummaryView.objects.get(patient=p)
+    assert (view.user_id, view.seen_computed_at) == (clinician.pk, computed)
+    cache.clear()  # the mark survives a cache flush or restart
+    assert "Summary changed" not in signed_in.get(reverse("patients:list")).content.decode()
+    client.force_login(other_clinician)
+    assert "Summary changed" in client.get(reverse("patients:list")).content.decode()
+
+
+def test_opening_the_notes_before_any_summary_records_nothing(signed_in, fitted) -> None:
+    from patients.models import NoteSummaryView
+
+    signed_in.get(reverse("patients:notes", args=[fitted[0].pk]))
+    assert not NoteSummaryView.objects.exists()
 
 
 def test_the_list_filters_by_alerts_and_sorts_by_risk(signed_in, fitted) -> None:
