@@ -225,6 +225,7 @@ def _anatomy() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 _CONTEXT_CHARS = 40
 _BATCH = 500
 _INVERTING = frozenset({"of", "in"})
+_COORDINATORS = frozenset({"and", "or", ",", "and/or", "/"})
 _DETERMINERS = frozenset({"the", "his", "her", "their", "its", "a", "an", "both"})
 _OF_SITE = frozenset(
     {"of", "in", "on", "over", "to", "at", "involving", "the", "both", "his", "her"}
@@ -308,6 +309,7 @@ class FindingMatcher:
         spans += [Span(doc, s, e, label="E") for _, s, e in self._exact(doc)]
         # Last, so that a wording matched as written wins over the same span turned round.
         inverted = self._inverted(doc)
+        inverted.update(self._elided(doc, spans))
         spans += [Span(doc, s, e, label="I") for s, e in inverted]
         found: list[TermMatch] = []
         text = doc.text
@@ -350,6 +352,24 @@ class FindingMatcher:
                     term = self._by_norm.get(" ".join(words))
                     if term is not None and " ".join(words) not in self._rules:
                         found.setdefault((i - before, j + after), term)
+        return found
+
+    def _elided(self, doc: Doc, spans: list[Span]) -> dict[tuple[int, int], LexiconTerm]:
+        # "urinary urgency and frequency", "knee pain or swelling": the words before a matched
+        # finding's last word also qualify the word coordinated with it, when together they
+        # name a concept (urinary frequency).
+        found: dict[tuple[int, int], LexiconTerm] = {}
+        for span in spans:
+            j = span.end
+            if len(span) < 2 or j + 1 >= len(doc) or doc[j].norm_ not in _COORDINATORS:
+                continue
+            if doc[j].norm_ == "," and doc[j + 1].norm_ in _COORDINATORS:
+                j += 1
+            word = doc[j + 1]
+            key = " ".join([*(t.norm_ for t in span[:-1]), word.norm_])
+            term = self._by_norm.get(key)
+            if term is not None and key not in self._rules:
+                found.setdefault((word.i, word.i + 1), term)
         return found
 
     def _with_site(self, doc: Doc, span: Span, term: LexiconTerm) -> TermMatch:

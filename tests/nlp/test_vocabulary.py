@@ -293,3 +293,38 @@ def test_it_reads_discharge_from_the_body_but_not_from_hospital() -> None:
         "Purulent discharge",
     ]
     assert _findings("Seen at discharge; discharge summary dictated; discharge tomorrow.") == []
+
+
+def test_a_word_coordinated_with_a_finding_takes_its_qualifier() -> None:
+    found = _findings("Urinary urgency and frequency.")
+    assert [(e.text, e.normalized) for e in found] == [
+        ("Urinary urgency", "urinary urgency"),
+        ("frequency", "urinary frequency"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Flat affect and poor insight.", "Flat affect"),
+        ("There was no evidence of incoherence.", "incoherence"),
+        ("The EEG shows diffuse slowing.", "diffuse slowing"),
+        ("Left temporal sharp waves.", "sharp waves"),
+        ("He fell down 20 steps.", "fell"),
+        ("Mild thinning of the cortex.", "thinning"),
+    ],
+)
+def test_it_reads_mental_status_eeg_and_bare_head_findings(text: str, found: str) -> None:
+    assert found in [e.text for e in _findings(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "He fell asleep during the study.",
+        "Her hemoglobin fell to 8.",
+        "Sponge, needle and sharps counts were correct.",
+    ],
+)
+def test_it_does_not_take_fell_or_sharps_in_their_other_meanings(text: str) -> None:
+    assert _findings(text) == []
