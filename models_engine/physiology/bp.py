@@ -37,24 +37,51 @@ B_DBP = 55.9788
 REF_DBP = 75.8451
 #: Age at which the tracks are anchored, years.
 AGE_ANCHOR = 30.0
+#: Ages (years) over which the tracks were fitted: Herrgårdh 2022 fitted them to the Framingham
+#: Heart Study trajectories of Franklin SS et al., Circulation 1997;96:308 (adults followed from
+#: age 30 to about 80) [approximate]. Outside this range the curves are held at their end value
+#: (no age drift): extrapolated, the DBP track becomes singular near age 101.5 and prescribes a
+#: fall of DBP with age that nobody measured. ``validate_age`` accepts every adult age (18-110);
+#: the curves are evaluated at ``curve_age``.
+PUBLISHED_AGE_RANGE = (30.0, 80.0)
 
 
 def validate_age(age: FloatArray | float) -> None:
-    """Raise ``ValueError`` unless every age is within 18-110 years."""
+    """Raise ``ValueError`` unless every age is within 18-110 years.
+
+    Any adult age is accepted; the curves use it clamped to ``PUBLISHED_AGE_RANGE``.
+    """
     a = np.asarray(age)
     if np.any((a < 18.0) | (a > 110.0)) or not np.all(np.isfinite(a)):
         raise ValueError(f"age must be within 18-110 years, got {a}")
 
 
+def curve_age(age: FloatArray | float) -> FloatArray:
+    """``age`` (years) clamped to ``PUBLISHED_AGE_RANGE``, where the published tracks hold."""
+    out: FloatArray = np.clip(np.asarray(age, dtype=np.float64), *PUBLISHED_AGE_RANGE)
+    return out
+
+
+def _in_range(age: FloatArray | float) -> FloatArray:
+    """1 inside ``PUBLISHED_AGE_RANGE``, 0 outside (the curves' age drift stops there)."""
+    a = np.asarray(age, dtype=np.float64)
+    out: FloatArray = ((a >= PUBLISHED_AGE_RANGE[0]) & (a <= PUBLISHED_AGE_RANGE[1])).astype(
+        np.float64
+    )
+    return out
+
+
 def _sbp_shape(age: FloatArray) -> FloatArray:
-    out: FloatArray = (K1_SBP * (age - AGE_ANCHOR) + 0.5 * K2_SBP * (age**2 - AGE_ANCHOR**2)) / (
+    a = curve_age(age)
+    out: FloatArray = (K1_SBP * (a - AGE_ANCHOR) + 0.5 * K2_SBP * (a**2 - AGE_ANCHOR**2)) / (
         REF_SBP - B_SBP
     )
     return out
 
 
 def _dbp_shape(age: FloatArray) -> FloatArray:
-    out: FloatArray = (K1_DBP * (age - AGE_ANCHOR) - 0.5 * K2_DBP * (age**2 - AGE_ANCHOR**2)) / (
+    a = curve_age(age)
+    out: FloatArray = (K1_DBP * (a - AGE_ANCHOR) - 0.5 * K2_DBP * (a**2 - AGE_ANCHOR**2)) / (
         REF_DBP - B_DBP
     )
     return out
@@ -78,8 +105,9 @@ def rhs(age: float, y: FloatArray, ic_sbp: float, ic_dbp: float) -> FloatArray:
         d[SBP, DBP]/d(age) in mmHg/yr.
     """
     del y
-    d_sbp = (K1_SBP + K2_SBP * age) * (ic_sbp - B_SBP) / (REF_SBP - B_SBP)
-    d_dbp = (K1_DBP - K2_DBP * age) * (ic_dbp - B_DBP) / (REF_DBP - B_DBP)
+    inside = float(_in_range(age))
+    d_sbp = inside * (K1_SBP + K2_SBP * age) * (ic_sbp - B_SBP) / (REF_SBP - B_SBP)
+    d_dbp = inside * (K1_DBP - K2_DBP * age) * (ic_dbp - B_DBP) / (REF_DBP - B_DBP)
     return np.array([d_sbp, d_dbp])
 
 
@@ -131,14 +159,16 @@ def dbp_on_track(age: FloatArray | float, ic_dbp: FloatArray | float) -> FloatAr
 def sbp_slope(age: FloatArray | float, sbp: FloatArray | float) -> FloatArray:
     """Personalised prior SBP slope (mmHg/yr) for a patient reading ``sbp`` at ``age``."""
     ic = track_from_reading(age, sbp)
-    out: FloatArray = (K1_SBP + K2_SBP * np.asarray(age)) * (ic - B_SBP) / (REF_SBP - B_SBP)
+    rate = _in_range(age) * (K1_SBP + K2_SBP * np.asarray(age))
+    out: FloatArray = rate * (ic - B_SBP) / (REF_SBP - B_SBP)
     return out
 
 
 def dbp_slope(age: FloatArray | float, dbp: FloatArray | float) -> FloatArray:
     """Personalised prior DBP slope (mmHg/yr) for a patient reading ``dbp`` at ``age``."""
     ic = dbp_track_from_reading(age, dbp)
-    out: FloatArray = (K1_DBP - K2_DBP * np.asarray(age)) * (ic - B_DBP) / (REF_DBP - B_DBP)
+    rate = _in_range(age) * (K1_DBP - K2_DBP * np.asarray(age))
+    out: FloatArray = rate * (ic - B_DBP) / (REF_DBP - B_DBP)
     return out
 
 

@@ -69,3 +69,19 @@ def test_its_fixed_step_driver_matches_a_tight_solve_ivp_reference():
 def test_it_rejects_ages_outside_the_adult_range():
     with pytest.raises(ValueError, match="age"):
         bp.track_from_reading(12.0, 110.0)
+
+
+def test_the_curves_are_held_at_their_end_value_outside_the_ages_they_were_published_for():
+    hi = bp.PUBLISHED_AGE_RANGE[1]
+    ic = float(bp.dbp_track_from_reading(75.0, 80.0))
+    assert float(bp.dbp_on_track(95.0, ic)) == pytest.approx(float(bp.dbp_on_track(hi, ic)))
+    assert float(bp.dbp_slope(90.0, 80.0)) == 0.0
+    assert float(bp.sbp_slope(20.0, 120.0)) == 0.0
+    # extrapolated, the DBP track was singular near age 101.5
+    assert np.isfinite(bp.dbp_track_from_reading(101.5, 80.0))
+    assert float(bp.rhs(hi + 5.0, np.zeros(2), 130.0, 85.0)[1]) == 0.0
+
+
+def test_validate_age_accepts_every_adult_age_the_curves_clamp():
+    bp.validate_age(np.array([18.0, 95.0, 110.0]))
+    assert bp.curve_age(95.0) == pytest.approx(bp.PUBLISHED_AGE_RANGE[1])
