@@ -34,6 +34,7 @@ from models_engine.physiology import body, bp, glycaemia
 from models_engine.treatments import effects_for, onset, steady_effect
 
 PRIORS_PATH = Path(__file__).resolve().parent / "data" / "priors.csv"
+RANGES_PATH = Path(__file__).resolve().parent / "data" / "plausible_ranges.csv"
 
 #: Variables the twin calibrates and forecasts directly (glucose is derived from HbA1c).
 FIT_VARIABLES: tuple[str, ...] = ("sbp", "dbp", "hba1c", "weight", "ldl", "egfr")
@@ -339,12 +340,62 @@ def effect_matrix(
     return total
 
 
+@functools.cache
+def plausible_ranges() -> dict[str, tuple[float, float, str]]:
+    """Plausible (low, high, unit) of each variable from ``data/plausible_ranges.csv``; loaded once.
+
+    The same limits as the records layer's import flags (``patients/data/plausible_ranges.csv``),
+    kept here so the engine checks its inputs whoever built them.
+    """
+    out: dict[str, tuple[float, float, str]] = {}
+    with RANGES_PATH.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if not row["source"].strip():
+                raise ValueError(f"plausible_ranges.csv: {row['variable']} has no source")
+            out[row["variable"]] = (float(row["low"]), float(row["high"]), row["unit"])
+    return out
+
+
+def plausible(variable: str, y: FloatArray) -> npt.NDArray[np.bool_]:
+    """Whether each value of ``y`` (canonical units) is finite and within the plausible range."""
+    y = np.asarray(y, dtype=np.float64)
+    ok: npt.NDArray[np.bool_] = np.isfinite(y) & (y > 0)
+    limits = plausible_ranges().get(variable)
+    if limits is not None:
+        ok &= (y >= limits[0]) & (y <= limits[1])
+    return ok
+
+
 def readings(history: PatientHistory, variable: str, until: float) -> tuple[FloatArray, FloatArray]:
+    """Times and values of ``variable`` at or before day ``until`` that the twin may use.
+
+    Values outside the plausible range (``plausible``; e.g. an HbA1c below 4 %, which does not
+    reflect glycaemia) stay in the record but are left out everywhere in the fit;
+    ``implausible_note`` says so in the calibration notes.
+    """
     series = history.observations.get(variable)
     if series is None:
         return np.empty(0), np.empty(0)
-    keep = (series.t <= until) & np.isfinite(series.y) & (series.y > 0)
+    keep = (series.t <= until) & plausible(variable, series.y)
     return series.t[keep], series.y[keep]
+
+
+def implausible_note(history: PatientHistory, variable: str, until: float) -> str | None:
+    """A calibration note naming the readings of ``variable`` left out as implausible, or None."""
+    series = history.observations.get(variable)
+    if series is None:
+        return None
+    before = (series.t <= until) & np.isfinite(series.y)
+    bad = before & ~plausible(variable, series.y)
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return None
+    low, high, unit = plausible_ranges().get(variable, (0.0, math.inf, ""))
+    values = ", ".join(f"{v:g}" for v in series.y[bad][:3]) + (", ..." if n_bad > 3 else "")
+    return (
+        f"{variable}: {n_bad} reading(s) outside the plausible range {low:g}-{high:g} {unit} "
+        f"({values}) left out of the fit"
+    )
 
 
 def _visit_groups(t: FloatArray) -> tuple[float, npt.NDArray[np.intp] | None]:
@@ -934,6 +985,54 @@ def _context(history: PatientHistory, until: float) -> dict[str, float]:
     return ctx
 
 
+#: The slope estimate from a patient's readings alone is taken with a slope prior this many times
+#: wider than the documented one (nearly flat, numerically safe).
+_FLAT_SLOPE_FACTOR = 100.0
+
+
+def _slope_prior_scale(
+    t: FloatArray,
+    z: FloatArray,
+    effect: FloatArray,
+    sd: FloatArray,
+    use: npt.NDArray[np.bool_],
+    prior_mean: FloatArray,
+    prior_sd: FloatArray,
+    walk_var: FloatArray,
+    dof: float,
+) -> float:
+    """Empirical-Bayes multiplier of the slope prior's SD for one variable of a batch.
+
+    Each patient's slope from their own readings (``prequential.one_step_scores``'s filter with a
+    nearly flat slope prior and a constant slope), then ``prequential.slope_prior_scale``.
+    """
+    flat = prior_sd[:, :3].copy()
+    flat[:, 1] *= _FLAT_SLOPE_FACTOR
+    state: list[FloatArray] = []
+    prequential.one_step_scores(
+        t,
+        z,
+        effect,
+        sd**2,
+        use.astype(np.float64),
+        prior_mean[:, :3],
+        flat,
+        prior_mean[:, 2],
+        walk_var=walk_var,
+        slope_walk_var=0.0,
+        dof=dof,
+        final_state=state,
+    )
+    return prequential.slope_prior_scale(
+        state[0][:, 1],
+        np.where(use.any(axis=1), state[1][:, 1, 1], np.nan),
+        prior_mean[:, 1],
+        prior_sd[:, 1],
+        hyper_log_sd=priors()[("all", "hyper_log_sd")],
+        min_patients=MIN_EB_PATIENTS,
+    )
+
+
 def calibrate_batch(
     histories: Sequence[PatientHistory],
     *,
@@ -1052,6 +1151,17 @@ def calibrate_batch(
                 k_each = np.maximum(np.where(sparse, k_noise, k_each), floor)
                 walk_each = np.where(sparse, walk_var, walk_each)
                 sd_fit = np.where(flag == 0, sd * k_each[:, None], sd)
+                s0[:, 1] *= _slope_prior_scale(
+                    tt,
+                    zc,
+                    x[:, :, 2],
+                    sd_fit,
+                    own & (n_own >= MIN_READINGS)[:, None],
+                    m0,
+                    s0,
+                    walk_each,
+                    dof,
+                )
             idx = np.flatnonzero(moved)
             solved = solve_batch(
                 x[idx],
@@ -1071,6 +1181,21 @@ def calibrate_batch(
                 break
         own = (mask > 0) & (flag == 0)
         k_floor = np.maximum(k_each, floor)
+        shift = (priors()[("all", "shift_prob")], priors()[("all", "shift_scale")])
+        if empirical_bayes:
+            ts, used, (zs, es, vs) = prequential.sort_rows(
+                tt, own.astype(np.float64), zc, x[:, :, 2], (sd * k_floor[:, None]) ** 2
+            )
+            shift = prequential.estimate_shift(
+                ts,
+                zs - mean[:, 2:3] * es,
+                np.where(used, vs, 1.0),
+                used,
+                walk_var=walk_each,
+                dof=dof,
+                default=shift,
+                min_patients=MIN_EB_PATIENTS,
+            )
         score_s, score_l, ll_mean, ll_var = prequential.one_step_scores(
             tt,
             zc,
@@ -1083,6 +1208,8 @@ def calibrate_batch(
             walk_var=walk_each,
             slope_walk_var=priors()[(var, "slope_rw_var")],
             dof=dof,
+            shift_prob=shift[0],
+            shift_scale=shift[1],
         )
         log_bayes = score_s - score_l
         scored = n_own >= 2
@@ -1094,6 +1221,9 @@ def calibrate_batch(
         weight = np.where(n_own > 0, prequential.posterior_weight(log_bayes, prior_w), 1.0)
         for i, d in enumerate(data):
             n_obs = int(n_own[i])
+            left_out = implausible_note(histories[i], var, float(cutoffs[i]))
+            if left_out:
+                notes[i].append(left_out)
             if var == "hba1c" and not d.flag.any():
                 o_mean, o_sd = glucose_offset(histories[i], mean[i], float(cutoffs[i]))
                 mean[i, 3], cov[i, 3, :], cov[i, :, 3] = o_mean, 0.0, 0.0

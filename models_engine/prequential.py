@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from models_engine.history import FloatArray
 
@@ -38,6 +39,13 @@ PRIOR_BOUNDS = (0.02, 0.98)
 #: ``calibration.MIN_EB_PATIENTS`` for noise and walk).
 MIN_PRIOR_PATIENTS = 10
 _DAYS_PER_YEAR = 365.25
+#: (probability, scale) pairs of the local-level model's level shifts that ``estimate_shift``
+#: chooses from: no shifts, or a shift between two readings with probability 2-20 % and an SD of
+#: 2-8 measurement SDs (a grid, not a source's value: the batch picks) [assumption].
+SHIFT_GRID: tuple[tuple[float, float], ...] = (
+    (0.0, 0.0),
+    *((p, s) for p in (0.02, 0.05, 0.1, 0.2) for s in (2.0, 4.0, 8.0)),
+)
 
 
 def _t_log_density(resid: FloatArray, var: FloatArray, dof: float) -> FloatArray:
@@ -61,6 +69,9 @@ def one_step_scores(
     walk_var: FloatArray,
     slope_walk_var: float,
     dof: float,
+    final_state: list[FloatArray] | None = None,
+    shift_prob: float = 0.0,
+    shift_scale: float = 0.0,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """One-step-ahead log scores of both models and the local level at each patient's last reading.
 
@@ -87,6 +98,11 @@ def one_step_scores(
         Slope diffusion per year (structural model).
     dof : float
         Student-t degrees of freedom of the scores (> 2).
+    final_state : list, optional
+        When given, the structural filter's last state mean (P, 3) and covariance (P, 3, 3) are
+        appended to it.
+    shift_prob, shift_scale : float
+        Level shifts of the local-level model (``local_level_scores``).
 
     Returns
     -------
@@ -114,14 +130,8 @@ def one_step_scores(
     lift[:, 0, 1] = t1
     cov = lift @ (prior_sd[:, :, None] ** 2 * np.eye(3)[None]) @ np.transpose(lift, (0, 2, 1))
     score_s = np.zeros(n_pat)
-    score_l = np.zeros(n_pat)
-    # local level: starts at the first reading
-    detreated = zs - response[:, None] * es
-    lvl = detreated[:, 0].copy()
-    lvl_var = rs[:, 0].copy()
     q = walk_var
     t_prev = ts[:, 0]
-    first = us[:, 0]
     for j in range(width):
         on = us[:, j]
         if not on.any():
@@ -149,22 +159,158 @@ def one_step_scores(
         gain = ph / s2[:, None]
         x_new = x_pred + gain * resid[:, None]
         c_new = c_pred - gain[:, :, None] * ph[:, None, :]
-        # local-level prediction of the same reading
-        l_var_pred = lvl_var + q * (np.maximum(ts[:, j] - t_prev, 0.0) / _DAYS_PER_YEAR)
-        l_s2 = l_var_pred + rs[:, j]
-        l_resid = detreated[:, j] - lvl
-        scored = on & (j > 0)
-        score_s += np.where(scored, _t_log_density(resid, s2, dof), 0.0)
-        score_l += np.where(scored, _t_log_density(l_resid, l_s2, dof), 0.0)
-        if j > 0:
-            l_gain = l_var_pred / l_s2
-            lvl = np.where(on, lvl + l_gain * l_resid, lvl)
-            lvl_var = np.where(on, (1.0 - l_gain) * l_var_pred, lvl_var)
+        score_s += np.where(on & (j > 0), _t_log_density(resid, s2, dof), 0.0)
         x = np.where(on[:, None], x_new, x)
         cov = np.where(on[:, None, None], c_new, cov)
         t_prev = np.where(on, ts[:, j], t_prev)
-    lvl = np.where(first, lvl, np.nan)
+    if final_state is not None:
+        final_state.extend([x, cov])
+    score_l, lvl, lvl_var = local_level_scores(
+        ts,
+        zs - response[:, None] * es,
+        rs,
+        us,
+        walk_var=walk_var,
+        shift_prob=shift_prob,
+        shift_scale=shift_scale,
+        dof=dof,
+    )
     return score_s, score_l, lvl, lvl_var
+
+
+def local_level_scores(
+    t: FloatArray,
+    z: FloatArray,
+    noise_var: FloatArray,
+    use: npt.NDArray[np.bool_],
+    *,
+    walk_var: FloatArray,
+    shift_prob: float,
+    shift_scale: float,
+    dof: float,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """One-step log scores and final level of the local-level model with occasional level shifts.
+
+    Between readings the level follows a random walk (variance ``walk_var`` per year) and, with
+    probability ``shift_prob``, also shifts by a normal jump of SD ``shift_scale`` times the
+    reading's measurement SD: a lasting change (a new diagnosis, a change of habits) that the
+    newest readings show before any later one confirms it. The filter is the two-component
+    Gaussian-sum filter collapsed by moment matching after each reading (Harrison & Stevens 1976,
+    "Bayesian forecasting", JRSS B 38:205, the class II multi-process model), so a reading far from
+    the level moves it most of the way instead of being discounted as noise.
+
+    Parameters
+    ----------
+    t, z, noise_var : ndarray, shape (P, N)
+        Days, readings (model scale, treatment effects removed) and measurement variances,
+        each patient's readings in time order with ``use`` marking the real ones (a prefix).
+    use : ndarray of bool, shape (P, N)
+    walk_var : ndarray, shape (P,)
+    shift_prob : float
+        Probability of a shift between two readings, in [0, 1).
+    shift_scale : float
+        Shift SD over the measurement SD (>= 0).
+    dof : float
+        Student-t degrees of freedom of the scores (> 2).
+
+    Returns
+    -------
+    score : ndarray, shape (P,)
+        Summed log scores of the readings after each patient's first.
+    level, level_var : ndarray, shape (P,)
+        The level after the last reading (NaN without readings) and its variance.
+    """
+    n_pat, width = z.shape
+    lvl = z[:, 0].copy()
+    lvl_var = noise_var[:, 0].copy()
+    t_prev = t[:, 0].copy()
+    score = np.zeros(n_pat)
+    log_stay = math.log1p(-shift_prob)
+    log_shift = math.log(shift_prob) if shift_prob > 0.0 else -np.inf
+    for j in range(1, width):
+        on = use[:, j]
+        if not on.any():
+            break
+        pred = lvl_var + walk_var * np.maximum(t[:, j] - t_prev, 0.0) / _DAYS_PER_YEAR
+        r = noise_var[:, j]
+        resid = z[:, j] - lvl
+        s2_stay = pred + r
+        ld_stay = log_stay + _t_log_density(resid, s2_stay, dof)
+        mean_stay = lvl + pred / s2_stay * resid
+        var_stay = pred * r / s2_stay
+        if shift_prob > 0.0:
+            pred_shift = pred + shift_scale**2 * r
+            s2_shift = pred_shift + r
+            ld_shift = log_shift + _t_log_density(resid, s2_shift, dof)
+            total = np.logaddexp(ld_stay, ld_shift)
+            p_shift = np.exp(ld_shift - total)
+            mean_shift = lvl + pred_shift / s2_shift * resid
+            var_shift = pred_shift * r / s2_shift
+            new = (1.0 - p_shift) * mean_stay + p_shift * mean_shift
+            new_var = (1.0 - p_shift) * (var_stay + (mean_stay - new) ** 2) + p_shift * (
+                var_shift + (mean_shift - new) ** 2
+            )
+        else:
+            total, new, new_var = ld_stay, mean_stay, var_stay
+        score += np.where(on, total, 0.0)
+        lvl = np.where(on, new, lvl)
+        lvl_var = np.where(on, new_var, lvl_var)
+        t_prev = np.where(on, t[:, j], t_prev)
+    lvl = np.where(use[:, 0], lvl, np.nan)
+    return score, lvl, lvl_var
+
+
+def estimate_shift(
+    t: FloatArray,
+    z: FloatArray,
+    noise_var: FloatArray,
+    use: npt.NDArray[np.bool_],
+    *,
+    walk_var: FloatArray,
+    dof: float,
+    default: tuple[float, float],
+    min_patients: int,
+) -> tuple[float, float]:
+    """Empirical-Bayes shift probability and scale of the local-level model for a batch.
+
+    The pair of ``SHIFT_GRID`` that maximises the batch's summed one-step log scores
+    (``local_level_scores``): the prequential marginal likelihood of the local-level model, so
+    a data source whose patients change level in steps gets shifts, and one whose readings scatter
+    around a stable level gets few. Arrays as ``local_level_scores`` (each row in time order);
+    ``default`` (probability, scale) when fewer than ``min_patients`` patients have two readings.
+    """
+    if int(use[:, 1].sum()) < min_patients if use.shape[1] > 1 else True:
+        return default
+    best, best_score = default, -np.inf
+    for prob, scale in SHIFT_GRID:
+        score = float(
+            local_level_scores(
+                t,
+                z,
+                noise_var,
+                use,
+                walk_var=walk_var,
+                shift_prob=prob,
+                shift_scale=scale,
+                dof=dof,
+            )[0].sum()
+        )
+        if score > best_score:
+            best, best_score = (prob, scale), score
+    return best
+
+
+def sort_rows(
+    t: FloatArray, use: FloatArray, *arrays: FloatArray
+) -> tuple[FloatArray, npt.NDArray[np.bool_], tuple[FloatArray, ...]]:
+    """Each patient's readings in time order, the ``use`` ones first; ``arrays`` reordered alike."""
+    order = np.argsort(np.where(use > 0, t, np.inf), axis=1, kind="stable")
+    used = np.take_along_axis(use, order, axis=1) > 0
+    return (
+        np.take_along_axis(t, order, axis=1),
+        used,
+        tuple(np.take_along_axis(a, order, axis=1) for a in arrays),
+    )
 
 
 def batch_prior(log_bayes: FloatArray, scored: FloatArray) -> float:
@@ -194,3 +340,34 @@ def posterior_weight(log_bayes: FloatArray, prior: float) -> FloatArray:
     logit = math.log(prior / (1.0 - prior)) + np.clip(log_bayes, -700.0, 700.0)
     out: FloatArray = 1.0 / (1.0 + np.exp(-logit))
     return out
+
+
+def slope_prior_scale(
+    slope: FloatArray,
+    slope_var: FloatArray,
+    prior_mean: FloatArray,
+    prior_sd: FloatArray,
+    *,
+    hyper_log_sd: float,
+    min_patients: int,
+) -> float:
+    """Empirical-Bayes multiplier of the documented slope-prior SD from the batch's own slopes.
+
+    ``slope`` and ``slope_var`` (shape (P,)) are each patient's slope estimate from their readings
+    alone (nearly flat prior) and its variance; under the prior each estimate is
+    ``N(prior_mean, (c·prior_sd)² + slope_var)``. ``c`` is the posterior mode with a log-normal
+    hyperprior centred on 1 (log-SD ``hyper_log_sd``, as for noise and walk), on a grid of
+    ``ln c`` within ±3 hyperprior SDs. A batch whose patients leave the population curve gets
+    ``c > 1`` (the curve binds less), one whose patients follow it ``c < 1``. With fewer than
+    ``min_patients`` usable estimates: 1.
+    """
+    ok = np.isfinite(slope) & np.isfinite(slope_var) & (slope_var > 0)
+    if int(ok.sum()) < min_patients:
+        return 1.0
+    d2 = (slope[ok] - prior_mean[ok]) ** 2
+    v = slope_var[ok]
+    s2 = prior_sd[ok] ** 2
+    u = np.linspace(-3.0 * hyper_log_sd, 3.0 * hyper_log_sd, 241)
+    var = np.exp(2.0 * u)[:, None] * s2[None, :] + v[None, :]
+    post = -0.5 * (np.log(var) + d2[None, :] / var).sum(axis=1) - 0.5 * u**2 / hyper_log_sd**2
+    return float(np.exp(u[int(np.argmax(post))]))

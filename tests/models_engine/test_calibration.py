@@ -9,6 +9,7 @@ import pytest
 
 from models_engine import calibration
 from models_engine.calibration import calibrate, calibrate_batch
+from models_engine.forecast import forecast
 from models_engine.history import Series, TreatmentExposure
 from tests.fixtures.twin.factories import make_history
 
@@ -253,8 +254,9 @@ def test_a_flat_record_forecasts_flat_despite_the_population_slope():
         patient_id="flat", n=8, span_days=7 * 365.25, hba1c=(7.1, 0.0), noise=0.0, diabetes=True
     )
     others = [make_history(patient_id=f"p{i}", hba1c=(6.5, 0.1), seed=i) for i in range(30)]
-    fit = calibrate_batch([flat, *others])[0].fits["hba1c"]
-    assert fit.mean[0] + 5.0 * fit.mean[1] == pytest.approx(7.1, abs=0.1)
+    cal = calibrate_batch([flat, *others])[0]
+    five_years = forecast(cal, horizon_years=5.0, n_samples=1000, with_risk=False)
+    assert five_years.variables["hba1c"].median[-1] == pytest.approx(7.1, abs=0.1)
 
 
 def test_it_rejects_a_non_positive_walk_variance():
@@ -340,3 +342,35 @@ def test_repeated_values_still_forecast_a_new_reading_with_the_measurements_impr
     floor_sd = calibration.priors()[("sbp", "noise_floor")]
     assert np.all(sbp.hi80 - sbp.lo80 >= 0.9 * 2 * 1.2816 * floor_sd)
     assert not twin.drift("sbp", 180.0, 155.0, within=fc).outside95
+
+
+def test_a_patient_whose_dbp_does_not_fall_with_age_is_not_forecast_falling():
+    # patients in their late 80s with a steady DBP of 85: the population curve (published up to
+    # age 80) may not pull their forecast down
+    batch = [
+        make_history(
+            patient_id=f"old{i}", age=88.0, n=12, span_days=8 * 365.25, dbp=(85.0, 0.0), seed=i
+        )
+        for i in range(12)
+    ]
+    cal = calibrate_batch(batch)[0]
+    five_years = forecast(cal, horizon_years=5.0, n_samples=1000, with_risk=False)
+    assert five_years.variables["dbp"].median[-1] > 82.0
+
+
+def test_an_hba1c_below_4_percent_is_left_out_of_the_fit_and_the_notes_say_why():
+    h = make_history(n=10, hba1c=(6.0, 0.0), noise=0.2, seed=5)
+    t, y = h.observations["hba1c"].t, h.observations["hba1c"].y.copy()
+    y[-1] = 3.0
+    cal = calibrate(_with(h, "hba1c", t, y))
+    fit = cal.fits["hba1c"]
+    assert fit.n_obs == 9
+    assert fit.mean[0] == pytest.approx(6.0, abs=0.3)
+    assert any("hba1c: 1 reading(s) outside the plausible range 4-18 %" in n for n in cal.notes)
+
+
+def test_every_plausible_range_names_its_source():
+    with calibration.RANGES_PATH.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {"sbp", "dbp", "hba1c", "ldl", "weight", "egfr"} <= {r["variable"] for r in rows}
+    assert all(r["source"].strip() for r in rows)

@@ -93,3 +93,65 @@ def test_calibration_records_each_variables_structural_weight():
             assert 0.0 <= fit.weight <= 1.0
         assert np.isfinite(cal.fits["sbp"].local_level)
         assert "structural_weight" in cal.to_dict()["fits"]["sbp"]
+
+
+def _series(levels, noise=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    z = np.asarray(levels, float)[None, :]
+    z = z + noise * rng.standard_normal(z.shape)
+    t = (np.arange(z.shape[1]) * 180.0)[None, :]
+    return t, z, np.full(z.shape, noise**2), np.ones(z.shape, bool)
+
+
+def test_a_simulated_step_at_the_newest_reading_moves_the_level_when_shifts_are_allowed():
+    t, z, r, use = _series([6.0] * 9 + [3.0], noise=0.1)
+    common = dict(walk_var=np.array([0.01]), dof=4.0)
+    _, without, _ = prequential.local_level_scores(
+        t, z, r, use, shift_prob=0.0, shift_scale=0.0, **common
+    )
+    _, with_shifts, _ = prequential.local_level_scores(
+        t, z, r, use, shift_prob=0.05, shift_scale=8.0, **common
+    )
+    assert abs(with_shifts[0] - 3.0) < 0.5 < abs(without[0] - 3.0)
+
+
+def test_the_batch_chooses_shifts_only_when_its_patients_change_in_steps():
+    rng = np.random.default_rng(1)
+    stepped = [
+        _series(np.r_[np.full(6, 90.0), np.full(6, 90.0 + rng.choice([-20, 20]))], seed=i)
+        for i in range(20)
+    ]
+    steady = [_series(np.full(12, 90.0), seed=i) for i in range(20)]
+    picks = []
+    for batch in (stepped, steady):
+        t, z, r, use = (np.concatenate(a) for a in zip(*batch, strict=True))
+        picks.append(
+            prequential.estimate_shift(
+                t,
+                z,
+                r,
+                use,
+                walk_var=np.full(20, 0.01),
+                dof=4.0,
+                default=(0.05, 4.0),
+                min_patients=10,
+            )
+        )
+    # expected shift variance per step, in measurement variances
+    stepped_var, steady_var = (prob * scale**2 for prob, scale in picks)
+    assert stepped_var > 10.0 * steady_var and steady_var < 0.1
+
+
+def test_the_slope_prior_loosens_for_a_batch_that_leaves_the_population_curve():
+    rng = np.random.default_rng(2)
+    n = 40
+    common = dict(hyper_log_sd=1.0, min_patients=10)
+    leaving = prequential.slope_prior_scale(
+        rng.normal(0.0, 1.5, n), np.full(n, 0.01), np.zeros(n), np.full(n, 0.4), **common
+    )
+    following = prequential.slope_prior_scale(
+        rng.normal(0.0, 0.05, n), np.full(n, 0.01), np.zeros(n), np.full(n, 0.4), **common
+    )
+    assert leaving > 2.0 and following < 0.5
+    few = prequential.slope_prior_scale(np.ones(3), np.ones(3), np.zeros(3), np.ones(3), **common)
+    assert few == 1.0
