@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from models_engine.history import PatientHistory, Series, Sex, TreatmentExposure
 from patients import coding
@@ -51,6 +52,21 @@ class ObservationPoint:
     value: float | None
     value_code: str = ""
     status: str = "final"
+    #: why the records flag the value as implausible (``coding.implausible_reason``), "" if not
+    implausible_reason: str = ""
+
+
+@dataclass(frozen=True)
+class FlaggedReadings:
+    """Which readings of one variable the records flag as implausible, for the fit to leave out.
+
+    Both are aligned with ``history.observations[variable].t`` and ``.y`` (same length, same order):
+    ``mask[i]`` is true when reading ``i`` is flagged and ``reasons[i]`` says why ("" when not).
+    The readings stay in the history; leaving them out, and saying so, is the engine's decision.
+    """
+
+    mask: npt.NDArray[np.bool_]
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,36 @@ def build_history(
 
     ``reference`` (t = 0) defaults to the last observation kept.
     """
+    history, _flags = build_history_and_flags(
+        patient_id=patient_id,
+        sex=sex,
+        birth_date=birth_date,
+        observations=observations,
+        medications=medications,
+        conditions=conditions,
+        race=race,
+        reference=reference,
+        cutoff=cutoff,
+    )
+    return history
+
+
+def build_history_and_flags(
+    *,
+    patient_id: str,
+    sex: str,
+    birth_date: dt.date,
+    observations: Iterable[ObservationPoint],
+    medications: Iterable[MedicationPeriod],
+    conditions: Iterable[ConditionSpan],
+    race: str = "",
+    reference: dt.datetime | None = None,
+    cutoff: dt.datetime | None = None,
+) -> tuple[PatientHistory, dict[str, FlaggedReadings]]:
+    """:func:`build_history` plus, per variable with any flagged reading, which ones are flagged.
+
+    Variables without a flagged reading are absent from the second value.
+    """
     points = [
         o
         for o in observations
@@ -150,7 +196,7 @@ def build_history(
     if reference is None:
         times = [o.effective_at for o in points]
         reference = max(times) if times else (cutoff or dt.datetime.now(dt.UTC))
-    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    series: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     smoker_status: tuple[dt.datetime, bool] | None = None
     for o in points:
         if o.code == SMOKER_CODE:
@@ -161,12 +207,18 @@ def build_history(
         variable = coding.VARIABLE_BY_CODE.get(o.code)
         if variable is None or variable.key not in TWIN_VARIABLES or o.value is None:
             continue
-        series[variable.key].append((_days(o.effective_at, reference), float(o.value)))
+        series[variable.key].append(
+            (_days(o.effective_at, reference), float(o.value), o.implausible_reason)
+        )
     observed: dict[str, Series] = {}
+    flags: dict[str, FlaggedReadings] = {}
     for key, values in series.items():
         values.sort()
-        arr = np.asarray(values, dtype=np.float64)
+        arr = np.asarray([(t, y) for t, y, _reason in values], dtype=np.float64)
         observed[key] = Series(t=arr[:, 0].copy(), y=arr[:, 1].copy())
+        reasons = tuple(reason for _t, _y, reason in values)
+        if any(reasons):
+            flags[key] = FlaggedReadings(np.array([bool(r) for r in reasons]), reasons)
 
     diabetes = False
     for c in conditions:
@@ -187,7 +239,7 @@ def build_history(
         if cutoff is None or (m.start or m.authored_on or reference) <= cutoff
     ]
     normalized_sex: Sex = "female" if sex == "female" else "male"
-    return PatientHistory(
+    history = PatientHistory(
         patient_id=patient_id,
         sex=normalized_sex,
         birth_date=birth_date,
@@ -198,3 +250,4 @@ def build_history(
         diabetes=diabetes,
         race=race.lower() or None,
     )
+    return history, flags

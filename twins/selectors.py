@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import connection
 from django.db.models import F, Q, QuerySet
@@ -28,9 +28,10 @@ from patients.twin_inputs import (
     SMOKER_CODE,
     TWIN_VARIABLES,
     ConditionSpan,
+    FlaggedReadings,
     MedicationPeriod,
     ObservationPoint,
-    build_history,
+    build_history_and_flags,
 )
 from twins.models import PendingRecalibration, TwinAlert, TwinSnapshot, TwinState, WhatIfRun
 
@@ -70,6 +71,8 @@ class TwinInput:
     data_until: dt.datetime | None
     readings: tuple[Reading, ...]
     deceased: bool = False
+    #: per variable with any, the readings flagged as implausible (aligned with ``history``)
+    flags: dict[str, FlaggedReadings] = field(default_factory=dict)
 
 
 def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> list[TwinInput]:
@@ -85,21 +88,31 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
             "pk", "sex", "birth_date", "race", "deceased_at"
         )
     }
-    obs: dict[int, list[tuple[int, str, dt.datetime, float | None, str, str]]] = defaultdict(list)
+    obs: dict[int, list[tuple[int, str, dt.datetime, float | None, str, str, str]]]
+    obs = defaultdict(list)
     utc = dt.UTC
     from_epoch = dt.datetime.fromtimestamp
     # times as epoch seconds: parsing a hundred thousand timestamp strings per batch cost more
     # than the rest of the read
-    for pid, obs_id, code, epoch, value, value_code, status in (
+    for pid, obs_id, code, epoch, value, value_code, status, reason in (
         Observation.objects.filter(
             patient_id__in=ids, code__in=TWIN_CODES, effective_at__lte=reference
         )
         .annotate(epoch=RawSQL(_EPOCH_SQL[connection.vendor], ()))
         .order_by("patient_id", "effective_at", "pk")
-        .values_list("patient_id", "pk", "code", "epoch", "value", "value_code", "status")
+        .values_list(
+            "patient_id",
+            "pk",
+            "code",
+            "epoch",
+            "value",
+            "value_code",
+            "status",
+            "implausible_reason",
+        )
         .iterator(chunk_size=20_000)
     ):
-        obs[pid].append((obs_id, code, from_epoch(epoch, utc), value, value_code, status))
+        obs[pid].append((obs_id, code, from_epoch(epoch, utc), value, value_code, status, reason))
     meds: dict[
         int, list[tuple[str, str, dt.datetime | None, dt.datetime | None, dt.datetime | None]]
     ]
@@ -136,10 +149,13 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
         digest = hashlib.sha256(f"{p['sex']}|{p['birth_date']}|{p['race']}\n".encode())
         points: list[ObservationPoint] = []
         readings: list[Reading] = []
-        for obs_id, code, when, value, value_code, status in rows:
-            points.append(ObservationPoint(code, when, value, value_code, status))
+        for obs_id, code, when, value, value_code, status, reason in rows:
+            points.append(ObservationPoint(code, when, value, value_code, status, reason))
+            # a flag is part of the input only where there is one, so unflagged patients keep
+            # the digests they had before flags existed (and are not all refitted)
+            flagged = f"|{reason}" if reason else ""
             digest.update(
-                f"o|{code}|{when.timestamp()!r}|{value!r}|{value_code}|{status}\n".encode()
+                f"o|{code}|{when.timestamp()!r}|{value!r}|{value_code}|{status}{flagged}\n".encode()
             )
             variable = coding.VARIABLE_BY_CODE.get(code)
             if variable is not None and value is not None and status not in NOT_A_RESULT:
@@ -152,7 +168,7 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
             digest.update(
                 f"c|{c.code}|{c.onset_at}|{c.abatement_at}|{c.clinical_status}|{c.verification_status}\n".encode()
             )
-        history = build_history(
+        history, flags = build_history_and_flags(
             patient_id=str(pid),
             sex=p["sex"],
             birth_date=p["birth_date"],
@@ -170,6 +186,7 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
                 data_until=rows[-1][2] if rows else None,
                 readings=tuple(readings),
                 deceased=p["deceased_at"] is not None and p["deceased_at"] <= reference,
+                flags=flags,
             )
         )
     return out

@@ -7,22 +7,38 @@ from typing import Any
 
 from models_engine.history import PatientHistory
 from patients.fhir.parse import ParsedBundle, parse_bundle
-from patients.twin_inputs import ConditionSpan, MedicationPeriod, ObservationPoint, build_history
+from patients.twin_inputs import (
+    ConditionSpan,
+    FlaggedReadings,
+    MedicationPeriod,
+    ObservationPoint,
+    build_history_and_flags,
+)
 
 
-def history_from_parsed(
+def history_and_flags_from_parsed(
     parsed: ParsedBundle, *, reference: dt.datetime | None = None, cutoff: dt.datetime | None = None
-) -> PatientHistory:
+) -> tuple[PatientHistory, dict[str, FlaggedReadings]]:
+    """The patient's history and, per variable, the readings flagged as implausible."""
     points: list[ObservationPoint] = []
     for obs in parsed.observations:
         points.append(
-            ObservationPoint(obs.code, obs.effective_at, obs.value, obs.value_code, obs.status)
+            ObservationPoint(
+                obs.code,
+                obs.effective_at,
+                obs.value,
+                obs.value_code,
+                obs.status,
+                obs.implausible_reason,
+            )
         )
         points.extend(
-            ObservationPoint(c.code, c.effective_at, c.value, c.value_code, obs.status)
+            ObservationPoint(
+                c.code, c.effective_at, c.value, c.value_code, obs.status, c.implausible_reason
+            )
             for c in obs.components
         )
-    return build_history(
+    return build_history_and_flags(
         patient_id=parsed.patient.fhir_id,
         sex=parsed.patient.sex,
         birth_date=parsed.patient.birth_date,
@@ -43,6 +59,12 @@ def history_from_parsed(
     )
 
 
+def history_from_parsed(
+    parsed: ParsedBundle, *, reference: dt.datetime | None = None, cutoff: dt.datetime | None = None
+) -> PatientHistory:
+    return history_and_flags_from_parsed(parsed, reference=reference, cutoff=cutoff)[0]
+
+
 def history_from_bundle(
     bundle: dict[str, Any] | bytes,
     *,
@@ -55,3 +77,13 @@ def history_from_bundle(
     is the time that becomes t = 0 (default: the last observation kept).
     """
     return history_from_parsed(parse_bundle(bundle), reference=reference, cutoff=cutoff)
+
+
+def history_and_flags_from_bundle(
+    bundle: dict[str, Any] | bytes,
+    *,
+    reference: dt.datetime | None = None,
+    cutoff: dt.datetime | None = None,
+) -> tuple[PatientHistory, dict[str, FlaggedReadings]]:
+    """:func:`history_from_bundle` plus the readings flagged as implausible, per variable."""
+    return history_and_flags_from_parsed(parse_bundle(bundle), reference=reference, cutoff=cutoff)
