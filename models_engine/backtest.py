@@ -125,6 +125,19 @@ def gain_interval(
     return float(lo), float(hi)
 
 
+@dataclasses.dataclass(frozen=True)
+class PatientScore:
+    """One patient's held-out readings of one variable: how many, and each forecast's MAE."""
+
+    patient_id: str
+    variable: str
+    n: int
+    mae_twin: float
+    mae_locf: float
+    mae_trend: float
+    coverage80: float
+
+
 def run_backtest(
     histories: Sequence[PatientHistory],
     *,
@@ -133,6 +146,7 @@ def run_backtest(
     seed: int = 0,
     treatments_known: bool = True,
     empirical_bayes: bool = True,
+    patient_scores: list[PatientScore] | None = None,
 ) -> dict[str, dict[str, float | int | None]]:
     """Backtest the twin against carry-forward and linear-trend baselines.
 
@@ -150,6 +164,8 @@ def run_backtest(
     empirical_bayes : bool
         Estimate noise and random-walk hyperparameters from the batch's training readings
         (default; see ``calibrate_batch``) or take priors.csv's values.
+    patient_scores : list of PatientScore, optional
+        When given, one :class:`PatientScore` per patient and scored variable is appended to it.
 
     Returns
     -------
@@ -193,6 +209,19 @@ def run_backtest(
             cover[v].append(((y_te >= q[1]) & (y_te <= q[2])).astype(float))
             cover95[v].append(((y_te >= q[3]) & (y_te <= q[4])).astype(float))
             patients[v] += 1
+            if patient_scores is not None:
+                own = {m: float(np.mean(np.abs(err[v][m][-1]))) for m in ("twin", "locf", "trend")}
+                patient_scores.append(
+                    PatientScore(
+                        h.patient_id,
+                        v,
+                        int(y_te.size),
+                        own["twin"],
+                        own["locf"],
+                        own["trend"],
+                        float(np.mean(cover[v][-1])),
+                    )
+                )
     report: dict[str, dict[str, float | int | None]] = {}
     for v in BACKTEST_VARIABLES:
         row: dict[str, float | int | None] = {

@@ -2,11 +2,13 @@
 
 Bundles are parsed and validated by the records layer (no database is touched); the engine
 calibrates each patient on data before the cut-off and scores the held-out readings against
-last-value-carried-forward and the patient's own linear trend.
+last-value-carried-forward and the patient's own linear trend. A bundle that cannot be read is
+named with its reason and the others are still scored (exit status 1 then).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -19,11 +21,12 @@ from tqdm import tqdm
 from models_engine.backtest import (
     BACKTEST_VARIABLES,
     MAX_HOLDOUT_DAYS,
+    PatientScore,
     run_backtest,
     validate_holdout,
 )
 from models_engine.forecast import validate_samples
-from models_engine.history import PatientHistory
+from models_engine.history import VARIABLE_UNITS, PatientHistory
 from patients.fhir.extract import history_from_bundle
 from patients.fhir.parse import BundleError
 from patients.management.commands.import_fhir import bundle_paths
@@ -35,6 +38,11 @@ def _fmt(value: Any, pct: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{100 * value:.0f}%" if pct else f"{value:.2f}"
+
+
+def _names(failures: list[tuple[Path, str]]) -> str:
+    names = ", ".join(path.name for path, _why in failures[:5])
+    return names + (f" and {len(failures) - 5} more" if len(failures) > 5 else "")
 
 
 class Command(BaseCommand):
@@ -75,27 +83,37 @@ class Command(BaseCommand):
         if out is not None and not out.parent.is_dir():
             raise CommandError(f"--json {out}: folder {out.parent} does not exist")
         histories: list[PatientHistory] = []
+        #: file each patient came from (the terminal names patients by it)
+        files: dict[str, str] = {}
+        failures: list[tuple[Path, str]] = []
         for path in tqdm(paths, unit="bundle", disable=options["no_progress"], file=self.stderr):
             try:
-                histories.append(history_from_bundle(path.read_bytes()))
+                history = history_from_bundle(path.read_bytes())
             except BundleError as exc:
-                raise CommandError(f"{path}: {exc}") from exc
+                failures.append((path, str(exc)))
+                continue
+            except OSError as exc:
+                failures.append((path, exc.strerror or str(exc)))
+                continue
+            histories.append(history)
+            files[history.patient_id] = path.name
+        if not histories:
+            self._failures(failures)
+            raise CommandError(
+                f"none of the {len(paths)} bundle(s) could be read: {_names(failures)}"
+            )
+        scores: list[PatientScore] = []
         results = run_backtest(
             histories,
             holdout_days=holdout_days,
             n_samples=options["samples"],
             seed=options["seed"],
             treatments_known=not options["treatments_at_cutoff"],
+            patient_scores=scores,
         )
-        self.stdout.write(
-            f"{'variable':<9}{'n':>6}{'MAE twin':>10}{'MAE LOCF':>10}{'MAE trend':>11}{'cov80':>8}{'cov95':>8}"
-        )
+        self._summary(results)
         for var in BACKTEST_VARIABLES:
-            r = results[var]
-            self.stdout.write(
-                f"{var:<9}{r['n']:>6}{_fmt(r['mae_twin']):>10}{_fmt(r['mae_locf']):>10}{_fmt(r['mae_trend']):>11}"
-                f"{_fmt(r['coverage80'], True):>8}{_fmt(r['coverage95'], True):>8}"
-            )
+            self._patients_table(var, [s for s in scores if s.variable == var], files)
         if out is not None:
             payload = {
                 "generated_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -104,9 +122,60 @@ class Command(BaseCommand):
                 "samples": options["samples"],
                 "treatments_known": not options["treatments_at_cutoff"],
                 **results,
+                "bootstrap": (
+                    "gain_low and gain_high: 95 % percentile bootstrap interval of "
+                    "1 - mae_twin / mae_locf, resampling patients "
+                    "(models_engine.backtest.gain_interval)"
+                ),
+                "patients": [
+                    {**dataclasses.asdict(s), "file": files.get(s.patient_id, "")} for s in scores
+                ],
+                "failed_bundles": [{"file": p.name, "reason": why} for p, why in failures],
             }
             try:
                 out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
             except OSError as exc:
                 raise CommandError(f"--json {out}: {exc.strerror}") from exc
             self.stderr.write(f"wrote {out}")
+        if failures:
+            self._failures(failures)
+            raise CommandError(
+                f"{len(failures)} of {len(paths)} bundle(s) could not be read and were not "
+                f"scored: {_names(failures)}"
+            )
+
+    def _summary(self, results: dict[str, dict[str, Any]]) -> None:
+        self.stdout.write(
+            f"{'variable':<9}{'n':>6}{'MAE twin':>10}{'MAE LOCF':>10}{'MAE trend':>11}"
+            f"{'cov80':>8}{'cov95':>8}  gain over LOCF (95 % bootstrap)"
+        )
+        for var in BACKTEST_VARIABLES:
+            r = results[var]
+            gain = (
+                f"{_fmt(r['gain_low'], True)} to {_fmt(r['gain_high'], True)}"
+                if r.get("gain_low") is not None
+                else "—"
+            )
+            self.stdout.write(
+                f"{var:<9}{r['n']:>6}{_fmt(r['mae_twin']):>10}{_fmt(r['mae_locf']):>10}{_fmt(r['mae_trend']):>11}"
+                f"{_fmt(r['coverage80'], True):>8}{_fmt(r['coverage95'], True):>8}  {gain}"
+            )
+
+    def _patients_table(self, var: str, scores: list[PatientScore], files: dict[str, str]) -> None:
+        """One line per patient with held-out readings of ``var``: their errors, worst twin first."""
+        self.stdout.write(
+            f"\n{var} ({VARIABLE_UNITS[var]}), {len(scores)} patient(s), mean absolute errors"
+        )
+        if not scores:
+            return
+        self.stdout.write(f"{'patient':<40}{'n':>4}{'twin':>9}{'LOCF':>9}{'trend':>9}{'cov80':>7}")
+        for s in sorted(scores, key=lambda s: s.mae_twin - s.mae_locf, reverse=True):
+            name = files.get(s.patient_id, s.patient_id).removesuffix(".json")[:39]
+            self.stdout.write(
+                f"{name:<40}{s.n:>4}{_fmt(s.mae_twin):>9}{_fmt(s.mae_locf):>9}"
+                f"{_fmt(s.mae_trend):>9}{_fmt(s.coverage80, True):>7}"
+            )
+
+    def _failures(self, failures: list[tuple[Path, str]]) -> None:
+        for path, why in failures:
+            self.stderr.write(self.style.ERROR(f"{path}: not scored: {why}"))

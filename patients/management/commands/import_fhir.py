@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from patients.fhir.importer import bundle_import
-from patients.fhir.parse import IMPORTED_TYPES, BundleError
+from patients.fhir.parse import IMPORTED_TYPES, BundleError, Problem
 from patients.models import ImportBatch
 
 
@@ -57,8 +57,15 @@ class Command(BaseCommand):
         for path in bar:
             bar.set_postfix_str(path.name[:40])
             try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                problem = Problem(None, "", "(file)", f"cannot be read: {exc.strerror or exc}")
+                failures.append((path, BundleError([problem])))
+                outcomes["failed"] += 1
+                continue
+            try:
                 batch = bundle_import(
-                    raw=path.read_bytes(), channel=ImportBatch.Channel.COMMAND, filename=path.name
+                    raw=raw, channel=ImportBatch.Channel.COMMAND, filename=path.name
                 )
             except BundleError as exc:
                 failures.append((path, exc))
