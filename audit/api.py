@@ -18,23 +18,25 @@ from patients.api.views import COMMON_ERRORS, ErrorOutput
 from patients.models import Patient
 
 
+class EmergencyAccessInput(serializers.Serializer[Any]):
+    patient = serializers.IntegerField(min_value=1, help_text="The patient's record id")
+    reason = serializers.CharField(
+        min_length=services.MIN_REASON_LENGTH, max_length=2000, trim_whitespace=True
+    )
+
+
+class EmergencyAccessOutput(serializers.ModelSerializer[EmergencyAccess]):
+    class Meta:
+        model = EmergencyAccess
+        fields = ["id", "patient", "granted_at", "expires_at"]
+
+
 class EmergencyAccessApi(APIView):
-    class Input(serializers.Serializer[Any]):
-        patient = serializers.IntegerField(min_value=1, help_text="The patient's record id")
-        reason = serializers.CharField(
-            min_length=services.MIN_REASON_LENGTH, max_length=2000, trim_whitespace=True
-        )
-
-    class Output(serializers.ModelSerializer[EmergencyAccess]):
-        class Meta:
-            model = EmergencyAccess
-            fields = ["id", "patient", "granted_at", "expires_at"]
-
     @extend_schema(
         operation_id="emergency_access_create",
-        request=Input,
+        request=EmergencyAccessInput,
         responses={
-            201: Output,
+            201: EmergencyAccessOutput,
             400: OpenApiResponse(ErrorOutput, description="No reason, or access not allowed"),
             404: OpenApiResponse(ErrorOutput, description="No such patient"),
             **COMMON_ERRORS,
@@ -46,7 +48,7 @@ class EmergencyAccessApi(APIView):
     )
     def post(self, request: Request) -> Response:
         assert isinstance(request.user, User)
-        data = self.Input(data=request.data)
+        data = EmergencyAccessInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             patient = selectors.patient_for_emergency_access(
@@ -64,4 +66,4 @@ class EmergencyAccessApi(APIView):
             )
         except services.EmergencyAccessRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(self.Output(grant).data, status=status.HTTP_201_CREATED)
+        return Response(EmergencyAccessOutput(grant).data, status=status.HTTP_201_CREATED)

@@ -22,6 +22,9 @@ DATABASES = {
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# E-mail (the privacy officer's notifications) is printed on the server's console.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
 # Tasks run in the web process: no broker, no worker.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
