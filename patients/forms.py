@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 
-from models_engine.treatments import MAX_DOSE
+from models_engine.treatments import MAX_DOSE, label_for
 from models_engine.whatif import MAX_PLANS
 from patients import pages
 from twins.services import PlanItemInput
@@ -83,15 +84,25 @@ INTENSITIES = [("", "—"), ("low", "low"), ("moderate", "moderate"), ("high", "
 ITEMS_PER_PLAN = 3
 
 
+#: Prefix of an intervention choice that stops a drug class the patient takes.
+STOP = "stop:"
+
+
 class PlanForm(forms.Form):
-    """One plan: a name and up to three interventions, each with a start (and optional stop)."""
+    """One plan: a name and up to three interventions, each with a start (and optional stop);
+    an intervention may also stop one of the drug classes in ``taking`` from its start on."""
 
     name = forms.CharField(required=False, max_length=60, label="Plan name")
 
-    def __init__(self, *args: Any, today: dt.date, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, today: dt.date, taking: Sequence[str] = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.today = today
-        choices = [("", "—"), *pages.treatment_choices()]
+        choices: list[Any] = [("", "—"), ("Add or change", pages.treatment_choices())]
+        if taking:
+            stops = [(f"{STOP}{k}", f"Stop {label_for(k)}") for k in taking]
+            choices.append(("Stop a drug taken now", stops))
         for k in range(ITEMS_PER_PLAN):
             self.fields[f"item{k}_intervention"] = forms.ChoiceField(
                 required=False, choices=choices, label="Intervention"
@@ -139,6 +150,15 @@ class PlanForm(forms.Form):
                 self.add_error(f"item{k}_start", "The start may not be in the past.")
                 continue
             stop = data.get(f"item{k}_stop")
+            if key.startswith(STOP):
+                if stop is not None:
+                    self.add_error(f"item{k}_stop", "A drug that is stopped has no stop date.")
+                    continue
+                # dose and intensity are those of the course being stopped
+                items.append(
+                    PlanItemInput(intervention=key.removeprefix(STOP), start=start, action="stop")
+                )
+                continue
             if stop is not None and stop <= start:
                 self.add_error(f"item{k}_stop", "The stop must be after the start.")
                 continue
@@ -160,8 +180,8 @@ class PlanForm(forms.Form):
         return data
 
 
-def plan_forms(data: Any | None, *, today: dt.date) -> list[PlanForm]:
-    return [PlanForm(data, prefix=f"plan{i}", today=today) for i in range(MAX_PLANS)]
+def plan_forms(data: Any | None, *, today: dt.date, taking: Sequence[str] = ()) -> list[PlanForm]:
+    return [PlanForm(data, prefix=f"plan{i}", today=today, taking=taking) for i in range(MAX_PLANS)]
 
 
 def plans_from(forms_: list[PlanForm]) -> tuple[dict[str, list[PlanItemInput]], list[str]]:

@@ -979,13 +979,15 @@ def whatif_comparison(run: WhatIfRun) -> dict[str, Any] | None:
             }
             for key, texts in (o.get("sources") or {}).items()
         ]
+        forecast = o.get("forecast") or {}
         rows.append(
             {
                 "name": name,
                 "is_current": name == "current care",
                 "plan": [
                     {
-                        "label": labels.get(i["intervention"], i["intervention"])
+                        "label": ("Stop " if i.get("action") == "stop" else "")
+                        + labels.get(i["intervention"], i["intervention"])
                         + (f" ({i['intensity']} intensity)" if i.get("intensity") else "")
                         + (f", {i['dose']:g}× dose" if i.get("dose", 1.0) != 1.0 else ""),
                         "start": reference + dt.timedelta(days=i["start"]),
@@ -1003,9 +1005,10 @@ def whatif_comparison(run: WhatIfRun) -> dict[str, Any] | None:
                 "events": _events_text(arr[0]),
                 "sources": sources,
                 "sources_title": "\n".join(f"{x['label']}: {x['sources']}" for x in sources),
+                # what the plan did to courses already taken (the fit's own notes are shown once)
+                "notes": [n for n in forecast.get("notes", []) if n not in result.get("notes", [])],
             }
         )
-        forecast = o.get("forecast") or {}
         t_days: list[float] = forecast.get("t_days", [])
         step = max(1, len(t_days) // WHATIF_POINTS)
         idx = list(range(0, len(t_days), step))

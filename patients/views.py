@@ -18,9 +18,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import User
+from audit import recorder
+from models_engine.treatments import label_for
 from patients import forms, page_services, pages, services
 from patients.models import ClinicalNote, Patient
-from patients.selectors import patient_get
+from patients.selectors import patient_get, treatment_classes_taken
 from twins import selectors as twin_selectors
 from twins import services as twin_services
 from twins.models import TaskState, TwinAlert, WhatIfRun
@@ -89,6 +91,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     show_all = request.GET.get("state") == "all"
     alerts = twin_selectors.alerts_for(user=_user(request), open_only=not show_all)
     page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
+    recorder.patients_listed(user=_user(request), patient_ids=[a.patient_id for a in page])
     return render(
         request,
         "patients/alerts.html",
@@ -128,7 +131,10 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
 def whatif_new(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = _patient_or_404(request, patient_id)
     today = timezone.localdate()
-    plan_forms = forms.plan_forms(request.POST if request.method == "POST" else None, today=today)
+    taking = treatment_classes_taken(patient=patient)
+    plan_forms = forms.plan_forms(
+        request.POST if request.method == "POST" else None, today=today, taking=taking
+    )
     problems: list[str] = []
     if request.method == "POST" and all(f.is_valid() for f in plan_forms):
         plans, problems = forms.plans_from(plan_forms)
@@ -153,6 +159,7 @@ def whatif_new(request: HttpRequest, patient_id: int) -> HttpResponse:
             "problems": problems,
             "saved": pages.whatif_saved(patient=patient),
             "today": today,
+            "taking_labels": [label_for(k) for k in taking],
         },
     )
 

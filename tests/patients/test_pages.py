@@ -272,6 +272,68 @@ def test_a_what_if_is_submitted_and_saved_under_a_name(signed_in, fitted) -> Non
     assert "BP or lipids" in html
 
 
+def test_a_what_if_offers_to_stop_only_the_drug_classes_taken_now(signed_in, fitted) -> None:
+    html = signed_in.get(reverse("patients:whatif-new", args=[fitted[0].pk])).content.decode()
+    assert '<optgroup label="Stop a drug taken now">' in html
+    assert '<option value="stop:thiazide">Stop Thiazide diuretic</option>' in html
+    assert 'value="stop:statin"' not in html  # not taken by this patient
+
+
+def test_a_plan_stopping_a_drug_is_compared_side_by_side_with_its_source(signed_in, fitted) -> None:
+    from models_engine.treatments import STOP_SOURCE
+    from twins import services
+    from twins.models import WhatIfRun
+
+    today = dt.date.today()
+    response = signed_in.post(
+        reverse("patients:whatif-new", args=[fitted[0].pk]),
+        {
+            "plan0-name": "Add ARB",
+            "plan0-item0_intervention": "arb",
+            "plan0-item0_start": today.isoformat(),
+            "plan1-name": "Stop the thiazide",
+            "plan1-item0_intervention": "stop:thiazide",
+            "plan1-item0_start": (today + dt.timedelta(days=30)).isoformat(),
+            "plan1-item0_dose": "1",
+        },
+    )
+    run = WhatIfRun.objects.get()
+    assert response["Location"] == reverse("patients:whatif", args=[run.pk])
+    assert run.plans["Stop the thiazide"] == [
+        {
+            "intervention": "thiazide",
+            "dose": 1.0,
+            "start": (today + dt.timedelta(days=30)).isoformat(),
+            "stop": None,
+            "intensity": None,
+            "action": "stop",
+        }
+    ]
+    services.whatif_execute(run_id=run.pk)
+    html = signed_in.get(reverse("patients:whatif", args=[run.pk])).content.decode()
+    assert "Stop Thiazide diuretic from" in html
+    assert "Thiazide diuretic: stopped (1× standard dose)" in html
+    assert STOP_SOURCE in html
+    assert html.index("Add ARB") < html.index("Stop the thiazide")  # side by side, by name
+
+
+def test_a_stopped_drug_with_a_stop_date_is_refused(signed_in, fitted) -> None:
+    from twins.models import WhatIfRun
+
+    today = dt.date.today()
+    response = signed_in.post(
+        reverse("patients:whatif-new", args=[fitted[0].pk]),
+        {
+            "plan0-name": "Stop",
+            "plan0-item0_intervention": "stop:thiazide",
+            "plan0-item0_start": today.isoformat(),
+            "plan0-item0_stop": (today + dt.timedelta(days=9)).isoformat(),
+        },
+    )
+    assert "A drug that is stopped has no stop date." in response.content.decode()
+    assert not WhatIfRun.objects.exists()
+
+
 def test_an_alert_is_acknowledged_only_with_a_reason(signed_in, fitted) -> None:
     from twins.models import TwinAlert
 
