@@ -84,9 +84,11 @@ STOP_SURFACES = frozenset(
         "trauma", "ulcer", "rash", "cyst", "polyp", "nodule", "murmur", "aspiration",
         "arranging", "bouncing", "collecting", "cutting", "fisting", "hopping", "jumping",
         "mouthing", "ordering", "spinning", "tearing", "twirling", "rmed", "dissociated",
-        "stereotyped", "hostile",
+        "stereotyped", "hostile", "tongue protrusion",
     }
 )  # fmt: skip
+# "tongue protrusion" is the examination manoeuvre ("no tremor on tongue protrusion"); the
+# finding keeps its other wordings ("protruding tongue").
 # Some of STOP_SURFACES are real findings when they stand alone ("rash", "murmur"): the project
 # lists those itself with a code, so they are kept through problems.csv, not the ontologies.
 

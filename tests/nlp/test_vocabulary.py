@@ -312,6 +312,8 @@ def test_a_word_coordinated_with_a_finding_takes_its_qualifier() -> None:
         ("Left temporal sharp waves.", "sharp waves"),
         ("He fell down 20 steps.", "fell"),
         ("Mild thinning of the cortex.", "thinning"),
+        ("No reversible defect on perfusion imaging.", "reversible defect"),
+        ("Symptoms of flu for two days.", "flu"),
     ],
 )
 def test_it_reads_mental_status_eeg_and_bare_head_findings(text: str, found: str) -> None:
@@ -324,6 +326,7 @@ def test_it_reads_mental_status_eeg_and_bare_head_findings(text: str, found: str
         "He fell asleep during the study.",
         "Her hemoglobin fell to 8.",
         "Sponge, needle and sharps counts were correct.",
+        "Tongue protrusion is midline.",
     ],
 )
 def test_it_does_not_take_fell_or_sharps_in_their_other_meanings(text: str) -> None:
