@@ -44,7 +44,13 @@ from patients.models import (
     Patient,
     TaskStatus,
 )
-from patients.selectors import medications_for, notes_for, patient_get, patients_visible_to
+from patients.selectors import (
+    current_notes_visible_to,
+    medications_for,
+    note_summary_for,
+    patient_get,
+    patients_visible_to,
+)
 from patients.twin_inputs import NOT_A_RESULT
 from twins import selectors as twin_selectors
 from twins import services as twin_services
@@ -859,10 +865,12 @@ def summary_sections(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 def notes_page(*, user: User, patient_id: int) -> NotesPage:
     patient = patient_get(user=user, patient_id=patient_id)
-    current = list(notes_for(patient=patient).select_related("previous_version"))
+    current = list(
+        current_notes_visible_to(user=user, patient=patient).select_related("previous_version")
+    )
     signed = [n for n in current if n.is_signed]
-    drafts = [n for n in current if not n.is_signed and n.author_id == user.pk]
-    summary = NoteSummary.objects.filter(patient=patient).first()
+    drafts = [n for n in current if not n.is_signed]
+    summary = note_summary_for(patient=patient)
     data = summary.summary if summary and summary.status == TaskStatus.SUCCEEDED else None
     return NotesPage(
         patient=patient,
@@ -870,18 +878,6 @@ def notes_page(*, user: User, patient_id: int) -> NotesPage:
         drafts=drafts,
         summary=summary,
         sections=summary_sections(data),
-    )
-
-
-def note_get(*, user: User, patient_id: int, note_id: int) -> ClinicalNote:
-    """One note of a visible patient (``ClinicalNote.DoesNotExist`` otherwise); drafts only to
-    their author."""
-    patient = patient_get(user=user, patient_id=patient_id)
-    return (
-        ClinicalNote.objects.filter(patient=patient)
-        .exclude(Q(status=ClinicalNote.Status.DRAFT) & ~Q(author=user))
-        .select_related("previous_version")
-        .get(pk=note_id)
     )
 
 

@@ -12,7 +12,14 @@ from accounts.models import User
 from audit import recorder
 from audit import selectors as audit_selectors
 from patients import coding
-from patients.models import ClinicalNote, Condition, Medication, Observation, Patient
+from patients.models import (
+    ClinicalNote,
+    Condition,
+    Medication,
+    NoteSummary,
+    Observation,
+    Patient,
+)
 from patients.twin_inputs import MedicationPeriod, medication_exposures
 
 
@@ -117,6 +124,35 @@ def notes_for(*, patient: Patient) -> QuerySet[ClinicalNote]:
     return ClinicalNote.objects.filter(patient=patient, next_version__isnull=True).order_by(
         "-written_at", "pk"
     )
+
+
+def notes_visible_to(*, user: User, patient: Patient) -> QuerySet[ClinicalNote]:
+    """Every version of the patient's notes the user may read: signed notes, and drafts only to
+    their author (the patient itself comes from :func:`patient_get`)."""
+    return ClinicalNote.objects.filter(patient=patient).exclude(
+        Q(status=ClinicalNote.Status.DRAFT) & ~Q(author=user)
+    )
+
+
+def note_get(*, user: User, patient_id: int, note_id: int) -> ClinicalNote:
+    """One note (any version) of a patient the user may see: ``Patient.DoesNotExist`` or
+    ``ClinicalNote.DoesNotExist`` otherwise; drafts only to their author."""
+    patient = patient_get(user=user, patient_id=patient_id)
+    return (
+        notes_visible_to(user=user, patient=patient)
+        .select_related("patient", "previous_version")
+        .get(pk=note_id)
+    )
+
+
+def current_notes_visible_to(*, user: User, patient: Patient) -> QuerySet[ClinicalNote]:
+    """The current versions of :func:`notes_visible_to`, newest first (``notes_for``'s order)."""
+    return notes_for(patient=patient).exclude(Q(status=ClinicalNote.Status.DRAFT) & ~Q(author=user))
+
+
+def note_summary_for(*, patient: Patient) -> NoteSummary | None:
+    """The patient's cross-note summary row (whatever its state), if one was ever asked for."""
+    return NoteSummary.objects.filter(patient=patient).first()
 
 
 def can_manage_records(user: User) -> bool:

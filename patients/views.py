@@ -22,7 +22,7 @@ from audit import recorder
 from models_engine.treatments import label_for
 from patients import forms, page_services, pages, services
 from patients.models import ClinicalNote, Patient
-from patients.selectors import patient_get, treatment_classes_taken
+from patients.selectors import note_get, patient_get, treatment_classes_taken
 from twins import selectors as twin_selectors
 from twins import services as twin_services
 from twins.models import TaskState, TwinAlert, WhatIfRun
@@ -232,7 +232,7 @@ def notes(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 def _note_or_404(request: HttpRequest, patient_id: int, note_id: int) -> ClinicalNote:
     try:
-        return pages.note_get(user=_user(request), patient_id=patient_id, note_id=note_id)
+        return note_get(user=_user(request), patient_id=patient_id, note_id=note_id)
     except (Patient.DoesNotExist, ClinicalNote.DoesNotExist) as exc:
         raise Http404("No such note.") from exc
 
