@@ -40,6 +40,7 @@ class AuditScope:
         action: str,
         break_glass: bool = False,
         detail: str = "",
+        actor_name: str = "",
     ) -> None:
         key = (patient_id, action)
         if key in self.entries:
@@ -47,7 +48,7 @@ class AuditScope:
             return
         self.entries[key] = AuditEvent(
             actor=user,
-            actor_name=user.get_username() if user is not None else self.actor_name,
+            actor_name=actor_name or (user.get_username() if user is not None else self.actor_name),
             patient_id=patient_id,
             action=action,
             break_glass=break_glass,
@@ -98,6 +99,7 @@ def _record(
     action: str | None = None,
     break_glass: bool = False,
     detail: str = "",
+    actor_name: str = "",
 ) -> None:
     scope = _current.get()
     standalone = scope is None
@@ -110,6 +112,7 @@ def _record(
             action=action or (AuditEvent.Action.WRITE if scope.write else AuditEvent.Action.READ),
             break_glass=break_glass,
             detail=detail,
+            actor_name=actor_name,
         )
     if standalone:
         flush(scope)
@@ -138,6 +141,11 @@ def emergency_access_granted(*, user: User, patient_id: int, reason: str) -> Non
         break_glass=True,
         detail=reason,
     )
+
+
+def device_accessed(*, device: str, patient_id: int) -> None:
+    """A home device sending readings to its patient's record: the device is the actor."""
+    _record(user=None, patient_ids=[patient_id], actor_name=device)
 
 
 def system_access(

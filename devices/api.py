@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit import recorder
 from devices import services
 from devices.authentication import DeviceTokenAuthentication, HasDeviceToken
 from devices.models import DeviceToken
@@ -188,6 +189,9 @@ class DeviceReadingsApi(APIView):
     )
     def post(self, request: Request) -> Response:
         assert isinstance(request.auth, DeviceToken)
+        recorder.device_accessed(
+            device=f"device:{request.auth.prefix}", patient_id=request.auth.patient_id
+        )
         try:
             body = request.data
         except ParseError as exc:

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import nlp
+from audit import recorder
 from nlp.types import NoteAnalysis
 from patients import coding
 from patients.models import (
@@ -67,6 +68,12 @@ def _sha(text: str) -> str:
 def note_analysis_run(*, note_id: int, task_id: str = "") -> NoteAnalysisResult:
     """Analyse one note (unless its current analysis is already up to date) and store the result."""
     note = ClinicalNote.objects.get(pk=note_id)
+    recorder.system_access(
+        actor_name=SYSTEM_ACTOR,
+        resource="patients.services.note_analysis_run",
+        patient_ids=[note.patient_id],
+        write=False,
+    )
     version, text_sha = _pipeline_version(), _sha(note.text)
     result, _ = NoteAnalysisResult.objects.get_or_create(note=note)
     if result.status == TaskStatus.SUCCEEDED and (result.pipeline_version, result.text_sha256) == (
@@ -138,6 +145,12 @@ def note_summary_refresh(
     """
     summariser = summariser or nlp.summarise
     patient = Patient.objects.get(pk=patient_id)
+    recorder.system_access(
+        actor_name=SYSTEM_ACTOR,
+        resource="patients.services.note_summary_refresh",
+        patient_ids=[patient.pk],
+        write=False,
+    )
     now = now or timezone.now()
     version = _pipeline_version()
     notes = list(

@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
+from audit import recorder
 from models_engine.calibration import calibrate
 from models_engine.forecast import BATCH_QUANTILES, FORECAST_VARIABLES
 from models_engine.history import VARIABLE_UNITS
@@ -57,6 +58,10 @@ logger = logging.getLogger(__name__)
 
 _DAYS_PER_YEAR = 365.25
 #: A patient's own backtest (the held-out last year) is recomputed at most this often.
+#: Who the access log names for the twin's own reads of patients' records (background work).
+TWIN_ACTOR = "system:twin-recompute"
+WHATIF_ACTOR = "system:twin-whatif"
+
 BACKTEST_KEEP_DAYS = 28
 
 
@@ -394,6 +399,12 @@ def snapshots_compute(
     stale_days = cfg.stale_after_days if stale_after_days is None else stale_after_days
     version = model_version()
     inputs = selectors.twin_inputs_for(patient_ids, reference=now)
+    recorder.system_access(
+        actor_name=TWIN_ACTOR,
+        resource="twins.services.snapshots_compute",
+        patient_ids=[ti.patient_id for ti in inputs],
+        write=False,
+    )
     latest = selectors.latest_snapshots(patient_ids)
     fresh_after = now - dt.timedelta(days=stale_days)
     todo: list[selectors.TwinInput] = []
@@ -871,6 +882,12 @@ def whatif_execute(
     inputs = selectors.twin_inputs_for([run.patient_id], reference=now)
     if not inputs:
         raise ValueError(f"patient {run.patient_id} no longer exists")
+    recorder.system_access(
+        actor_name=WHATIF_ACTOR,
+        resource="twins.services.whatif_execute",
+        patient_ids=[run.patient_id],
+        write=False,
+    )
     ti = inputs[0]
     plans = {name: _plan_items(items, now) for name, items in _stored_plans(run).items()}
     if progress:

@@ -87,21 +87,57 @@ def test_a_list_records_one_row_per_patient_shown_in_one_insert(
     assert len(inserts) == 1
 
 
+@pytest.mark.parametrize("name", ["patients:alerts", "twins-api:alerts"])
+def test_an_alert_list_records_the_patients_whose_alerts_it_shows(
+    name, signed_in, member_objects
+) -> None:
+    response = signed_in.get(reverse(name))
+    assert response.status_code == 200
+    assert [r.patient_id for r in _rows(response)] == [member_objects["patient_id"]]
+
+
 def test_a_request_that_touches_no_patient_writes_no_row(signed_in, care_team) -> None:
-    response = signed_in.get(reverse("patients:alerts"))
+    response = signed_in.get(reverse("audit:emergency-access"))
     assert response.status_code == 200
     assert _rows(response) == []
 
 
-def test_a_background_task_records_a_named_system_actor(imported) -> None:
-    from audit import recorder
+def test_background_work_records_a_named_system_actor(imported) -> None:
+    from patients.services import note_summary_refresh
+    from twins import services
 
-    recorder.system_access(
-        actor_name="system:twin-nightly",
-        resource="twins.tasks.twin_recompute_chunk",
-        patient_ids=[p.pk for p in imported],
-        write=True,
-    )
-    rows = AuditEvent.objects.filter(actor_name="system:twin-nightly")
+    services.snapshots_compute(patient_ids=[p.pk for p in imported], trigger="test")
+    rows = AuditEvent.objects.filter(actor_name="system:twin-recompute")
     assert sorted(r.patient_id for r in rows) == sorted(p.pk for p in imported)
-    assert {(r.actor_id, r.action) for r in rows} == {(None, "write")}
+    assert {(r.actor_id, r.action, r.resource) for r in rows} == {
+        (None, "read", "twins.services.snapshots_compute")
+    }
+    note_summary_refresh(patient_id=imported[0].pk)
+    [row] = AuditEvent.objects.filter(actor_name="system:note-reader")
+    assert row.patient_id == imported[0].pk
+
+
+def test_a_home_device_writing_readings_is_the_actor_of_its_write(data_manager, imported) -> None:
+    from devices.services import device_token_issue
+
+    issued = device_token_issue(
+        kind="bp_cuff", label="cuff at home", created_by=data_manager, patient=imported[0]
+    )
+    reading = {
+        "id": "cuff-0001",
+        "type": "blood_pressure",
+        "time": (timezone.now() - dt.timedelta(hours=1)).isoformat(),
+        "systolic": 131,
+        "diastolic": 82,
+        "unit": "mm[Hg]",
+    }
+    response = Client().post(
+        reverse("devices-api:readings"),
+        {"readings": [reading]},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Device {issued.secret}",
+    )
+    assert response.status_code == 201
+    [row] = _rows(response)
+    assert (row.actor_id, row.patient_id, row.action) == (None, imported[0].pk, "write")
+    assert row.actor_name == f"device:{issued.token.prefix}"

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit import recorder
 from patients.api.views import COMMON_ERRORS, NOT_FOUND, ErrorOutput, _page, _patient_or_404, _user
 from patients.models import Patient
 from twins import selectors, services
@@ -195,7 +196,8 @@ class AlertListApi(APIView):
             patient_id=patient_id,
         )
         paginator = self.Pagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        recorder.patients_listed(user=_user(request), patient_ids=[a.patient_id for a in page])
         return paginator.get_paginated_response(AlertOutput(page, many=True).data)
 
 
