@@ -246,7 +246,8 @@ LOGGING = {
     "filters": {"request_id": {"()": "twinportal.logging.RequestIdFilter"}},
     "handlers": {
         "console": {
-            "class": "logging.StreamHandler",
+            # JSON lines for servers and pipes, readable lines on a terminal
+            "class": "twinportal.logging.ConsoleHandler",
             "formatter": "json",
             "filters": ["request_id"],
         },

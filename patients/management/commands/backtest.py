@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
 from models_engine.backtest import (
     BACKTEST_VARIABLES,
@@ -30,6 +29,7 @@ from models_engine.history import VARIABLE_UNITS, PatientHistory
 from patients.fhir.extract import history_from_bundle
 from patients.fhir.parse import BundleError
 from patients.management.commands.import_fhir import bundle_paths
+from patients.management.progress import progress_bar
 
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -86,7 +86,8 @@ class Command(BaseCommand):
         #: file each patient came from (the terminal names patients by it)
         files: dict[str, str] = {}
         failures: list[tuple[Path, str]] = []
-        for path in tqdm(paths, unit="bundle", disable=options["no_progress"], file=self.stderr):
+        bar = progress_bar(paths, stream=self.stderr, unit="bundle", disable=options["no_progress"])
+        for path in bar:
             try:
                 history = history_from_bundle(path.read_bytes())
             except BundleError as exc:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import sys
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
-from tqdm import tqdm
 
 from patients.cohort.generator import generate_cohort
 from patients.fhir.bulk import cohort_bulk_load
+from patients.management.progress import progress_bar
 from patients.models import ImportBatch
 
 
@@ -25,7 +26,7 @@ def _load_range(
 ) -> dict[str, int]:
     batch = ImportBatch.objects.get(pk=batch_id)
     bundles = generate_cohort(n, seed=seed, today=dt.datetime.now(dt.UTC).date(), start=start)
-    bar = tqdm(bundles, total=n, unit="patient", disable=not progress)
+    bar = progress_bar(bundles, stream=sys.stderr, unit="patient", total=n, disable=not progress)
     return cohort_bulk_load(bundles=bar, chunk_size=chunk_size, validate=validate, batch=batch)
 
 

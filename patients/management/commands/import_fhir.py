@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
 from patients.fhir.importer import bundle_import
 from patients.fhir.parse import IMPORTED_TYPES, BundleError, Problem
+from patients.management.progress import progress_bar
 from patients.models import ImportBatch
 
 
@@ -53,7 +53,7 @@ class Command(BaseCommand):
         totals: dict[str, Counter[str]] = {t: Counter() for t in IMPORTED_TYPES}
         outcomes: Counter[str] = Counter()
         failures: list[tuple[Path, BundleError]] = []
-        bar = tqdm(paths, unit="bundle", disable=options["no_progress"], file=self.stderr)
+        bar = progress_bar(paths, stream=self.stderr, unit="bundle", disable=options["no_progress"])
         for path in bar:
             bar.set_postfix_str(path.name[:40])
             try:
