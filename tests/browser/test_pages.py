@@ -102,7 +102,8 @@ def test_a_clinician_works_through_the_pages(
     after = page.locator("#alert-list tbody tr").count()
     assert after == before - 1 or "No open alerts" in page.locator("#alert-list").inner_text()
 
-    # What-if: two plans run by the worker, compared side by side.
+    # What-if: three plans run by the worker, compared side by side; one stops the thiazide the
+    # patient takes.
     page.goto(f"{base}/patients/{first.pk}/whatif/")
     page.wait_for_selector("#whatif-form")
     check_page(page, base, "whatif-form")
@@ -111,13 +112,21 @@ def test_a_clinician_works_through_the_pages(
     page.fill("#id_plan1-name", "High-intensity statin")
     page.select_option("#id_plan1-item0_intervention", "statin")
     page.select_option("#id_plan1-item0_intensity", "high")
+    page.fill("#id_plan2-name", "Stop the thiazide")
+    page.select_option("#id_plan2-item0_intervention", "stop:thiazide")
     page.fill("#id_name", "BP or lipids first")
     page.click("text=Run comparison")
     page.wait_for_selector("#outcome-table", timeout=120_000)
     page.wait_for_selector("#whatif-chart[data-rendered='1']")
     rows = page.locator("#outcome-table tbody tr")
-    assert rows.count() == 3
+    assert rows.count() == 4
     assert "Current care" in rows.nth(0).inner_text()
+    stopped = page.locator("#outcome-table tbody tr:has-text('Stop the thiazide')")
+    assert "Stop Thiazide diuretic from" in stopped.inner_text()
+    assert page.evaluate(
+        "JSON.parse(document.getElementById('whatif-chart-data').textContent)"
+        ".series['Stop the thiazide'] !== undefined"
+    )
     assert page.locator("#outcome-table .source[title*='Law']").count() >= 1
     check_page(page, base, "whatif-result")
     page.locator("#whatif-chart").scroll_into_view_if_needed()
