@@ -891,6 +891,60 @@ def _grid_log_posterior(
     return post
 
 
+def without_largest_pair(diffs: Differences, *, k_batch: float, walk_var: float) -> Differences:
+    """``diffs`` without each patient's most surprising pair, for patients with two or more.
+
+    The pair whose squared difference is largest against the batch's variogram
+    (``k²(s_i² + s_j²) + q·Δt``) is left out of the patient's own noise and walk estimate, so a single
+    pair (a lasting step at the newest visit, one wrong reading) cannot set that patient's noise:
+    with one reading 3 % below a series that varied by 0.1 %, the step would otherwise make every
+    earlier reading look noisy and the forecast would discount the step itself.
+    """
+    if diffs.d2.size == 0:
+        return diffs
+    ratio = diffs.d2 / (k_batch**2 * diffs.s2 + walk_var * diffs.gap)
+    starts = np.flatnonzero(np.r_[True, np.diff(diffs.owner) > 0])
+    counts = np.diff(np.r_[starts, diffs.d2.size])
+    worst = np.maximum.reduceat(ratio, starts)
+    drop = (ratio == np.repeat(worst, counts)) & (np.repeat(counts, counts) >= 2)
+    # one pair per patient even when two tie
+    first = np.flatnonzero(drop)
+    if first.size == 0:
+        return diffs
+    keep_first = np.r_[True, diffs.owner[first][1:] != diffs.owner[first][:-1]]
+    drop[:] = False
+    drop[first[keep_first]] = True
+    keep = ~drop
+    return Differences(
+        d2=diffs.d2[keep],
+        s2=diffs.s2[keep],
+        gap=diffs.gap[keep],
+        owner=diffs.owner[keep],
+        n_patients=diffs.n_patients,
+    )
+
+
+def robust_patient_noise_and_walk(
+    diffs: Differences, *, k_batch: float, walk_var: float, dof: float
+) -> tuple[FloatArray, FloatArray]:
+    """``patient_noise_and_walk`` where no single pair moves a patient away from the batch.
+
+    Each patient's estimate is made twice, with all their pairs and without their most surprising
+    one (``without_largest_pair``), and the one nearer the batch's noise is kept: a patient's noise
+    departs from the batch's only when more than one pair says so. Shapes as
+    ``patient_noise_and_walk``.
+    """
+    k_all, q_all = patient_noise_and_walk(diffs, k_batch=k_batch, walk_var=walk_var, dof=dof)
+    k_cut, q_cut = patient_noise_and_walk(
+        without_largest_pair(diffs, k_batch=k_batch, walk_var=walk_var),
+        k_batch=k_batch,
+        walk_var=walk_var,
+        dof=dof,
+    )
+    nearer = np.abs(np.log(k_cut / k_batch)) < np.abs(np.log(k_all / k_batch))
+    return np.where(nearer, k_cut, k_all), np.where(nearer, q_cut, q_all)
+
+
 def patient_noise_and_walk(
     diffs: Differences,
     *,
@@ -1140,11 +1194,8 @@ def calibrate_batch(
                     walk_var_prior=priors()[(var, "rw_var")],
                     dof=dof,
                 )
-                k_each, walk_each = patient_noise_and_walk(
-                    diffs,
-                    k_batch=k_noise,
-                    walk_var=walk_var,
-                    dof=dof,
+                k_each, walk_each = robust_patient_noise_and_walk(
+                    diffs, k_batch=k_noise, walk_var=walk_var, dof=dof
                 )
                 # fewer readings than MIN_READINGS: the batch's values, like the other priors
                 sparse = n_own < MIN_READINGS

@@ -374,3 +374,16 @@ def test_every_plausible_range_names_its_source():
         rows = list(csv.DictReader(fh))
     assert {"sbp", "dbp", "hba1c", "ldl", "weight", "egfr"} <= {r["variable"] for r in rows}
     assert all(r["source"].strip() for r in rows)
+
+
+def test_a_single_large_pair_does_not_set_a_patients_noise():
+    # a steady series then one step at the newest reading: without that one pair the patient
+    # looks like the batch, so the step does not make every earlier reading look noisy
+    batch = _walk_plus_noise(20, q=1.0, sigma=2.0, seed=4)
+    y = np.r_[120.0 + np.array([1.5, -2.0, 0.8, -1.2, 2.1, -0.6, 1.0]), 160.0]
+    batch.append((np.arange(8) * 180.0, y, np.full(8, 10.0)))
+    diffs = calibration.consecutive_differences(batch)
+    k_plain, _ = calibration.patient_noise_and_walk(diffs, k_batch=0.2, walk_var=1.0, dof=4.0)
+    k, _ = calibration.robust_patient_noise_and_walk(diffs, k_batch=0.2, walk_var=1.0, dof=4.0)
+    assert k_plain[-1] > 0.35
+    assert k[-1] < 0.3
