@@ -173,13 +173,22 @@ class AlertListApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("patient", int, description="Only this patient's alerts"),
+            OpenApiParameter(
+                "patient",
+                # a database id: what the view accepts, so a schema-valid value is never refused
+                {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                description="Only this patient's alerts",
+            ),
             OpenApiParameter(
                 "state", str, enum=["open", "all"], description="Open alerts (default) or all"
             ),
         ],
         operation_id="alerts_list",
-        responses={200: _page("AlertPage", AlertOutput), **COMMON_ERRORS},
+        responses={
+            200: _page("AlertPage", AlertOutput),
+            400: OpenApiResponse(description="The patient parameter is not a whole number"),
+            **COMMON_ERRORS,
+        },
         summary="Drift and risk-threshold alerts of the caller's patients, newest first",
     )
     def get(self, request: Request) -> Response:
