@@ -11,7 +11,7 @@ DEPLOY_CHECK_ENV := DJANGO_SETTINGS_MODULE=twinportal.settings.production \
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \
 	DJANGO_ALLOWED_HOSTS=twinportal.example.org
 
-.PHONY: demo test venv services browser lint typecheck pytest deploy-check bench validation clean
+.PHONY: demo test venv services browser lint typecheck pytest deploy-check fuzz bench validation clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ pytest: venv services browser
 	TEST_REDIS_URL=redis://127.0.0.1:6391/0 $(PY) -m pytest -p no:cacheprovider -m redis_outage
 
 test: venv services browser lint typecheck deploy-check pytest
+
+# property 22 at length: schemathesis over the whole API as clinician, data manager and device
+# (`make test` runs the same test with 8 examples per operation)
+fuzz: venv services
+	TWINPORTAL_FUZZ_EXAMPLES=$${TWINPORTAL_FUZZ_EXAMPLES:-200} $(PY) -m pytest -p no:cacheprovider -n 0 tests/security/test_p22_api_fuzz.py
 
 bench: venv services
 	$(PY) -m bench.twin_speed
