@@ -72,8 +72,10 @@ def schema_routes() -> list[Route]:
 
 
 def objects_of(patient, author) -> dict[str, int]:
-    """One object of every kind a patient-scoped address names, all of this patient."""
+    """One object of every kind a patient-scoped address names, all of this patient (and its
+    notes summary, which an address may show)."""
     from patients.models import ClinicalNote
+    from patients.services import note_summary_refresh
     from twins.models import TaskState, TwinAlert, TwinSnapshot, WhatIfRun
 
     now = timezone.now()
@@ -86,6 +88,7 @@ def objects_of(patient, author) -> dict[str, int]:
         status=ClinicalNote.Status.SIGNED,
         signed_at=now,
     )
+    note_summary_refresh(patient_id=patient.pk)
     snapshot = TwinSnapshot.objects.filter(patient=patient).latest("computed_at")
     alert = TwinAlert.objects.create(
         patient=patient,

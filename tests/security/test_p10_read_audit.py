@@ -141,3 +141,23 @@ def test_a_home_device_writing_readings_is_the_actor_of_its_write(data_manager, 
     [row] = _rows(response)
     assert (row.actor_id, row.patient_id, row.action) == (None, imported[0].pk, "write")
     assert row.actor_name == f"device:{issued.token.prefix}"
+
+
+def test_a_data_manager_opening_a_record_in_the_admin_is_recorded(data_manager, imported) -> None:
+    from patients.models import Observation
+
+    client = Client()
+    client.force_login(data_manager)
+    patient = imported[1]
+    observation = Observation.objects.filter(patient=patient).first()
+    assert observation is not None
+    for url in (
+        reverse("admin:patients_patient_change", args=[patient.pk]),
+        reverse("admin:patients_observation_change", args=[observation.pk]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 200
+        [row] = _rows(response)
+        assert (row.actor_id, row.patient_id, row.action) == (data_manager.pk, patient.pk, "read")
+    listing = client.get(reverse("admin:patients_patient_changelist"))
+    assert listing.status_code == 200 and _rows(listing) == []
