@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 import random
 import re
 import statistics
@@ -986,6 +987,8 @@ def main() -> None:
     notes = load_notes()
     texts = [n["transcription"] for n in notes.values()]
     words = sum(len(t.split()) for t in texts)
+    # Other work on a shared machine slows every timing; the load average says how much.
+    load_before = os.getloadavg()[0]
     load_s = pipeline_load_seconds()
     vocab_mb, vocab_s, process_mb = vocabulary_footprint()
     analyse("warm up")
@@ -1022,7 +1025,9 @@ def main() -> None:
         "Data: `mtsamples_dev.csv` (377 notes). Gold and method: `bench/data/nlp_gold/README.md`,"
         f' `docs/nlp-evaluation.md`. Code: {code_state()}. "problems.csv" is the same pipeline'
         " with the hand-made problem lexicon it used before the ontology vocabulary. Intervals"
-        " are 95% Wilson score intervals.",
+        f" are 95% Wilson score intervals. Machine load average (1 min) {load_before:.1f} at the"
+        f" start of the run and {os.getloadavg()[0]:.1f} at its end, on"
+        f" {os.cpu_count()} cores: timings scale with it, the baselines beside them too.",
         "",
         "| Measure | Value | Target | Baseline in the same run |",
         "|---|---|---|---|",
