@@ -152,3 +152,15 @@ def test_the_api_and_the_admin_show_the_assumed_unit(clinician, data_manager) ->
     assert one is not None
     detail = admin.get(reverse("admin:patients_observation_change", args=[one.pk]))
     assert "field-unit_assumed" in detail.content.decode()
+
+
+def test_the_engine_checks_its_inputs_against_the_same_limits_the_import_flags() -> None:
+    from models_engine.calibration import plausible_ranges as engine_ranges
+
+    records = coding.plausible_ranges()
+    for variable, (low, high, unit) in engine_ranges().items():
+        assert (low, high, unit) == (
+            records[variable].low,
+            records[variable].high,
+            coding.VARIABLE_BY_KEY[variable].unit,
+        ), variable
