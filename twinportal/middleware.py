@@ -1,4 +1,5 @@
-"""Request-wide middleware: a request id for logs and audit, and the security headers Django lacks."""
+"""Request-wide middleware: a request id for logs and audit, the security headers Django lacks, and
+who made each change in the clinical history."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import re
 import uuid
 from collections.abc import Callable
 
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from pghistory.middleware import HistoryMiddleware
 
 from twinportal.logging import request_id_var
 
@@ -53,4 +56,23 @@ class SecurityHeadersMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             response["Cache-Control"] = "no-store"
+        return response
+
+
+class HistoryContextMiddleware(HistoryMiddleware):
+    """Each clinical change a request makes is attributed in its history (property 11): the user
+    (also when a token signs in inside the view), the address and the request id.
+
+    Only requests that may write, and only on PostgreSQL (the SQLite demo has no history triggers,
+    and the context is set with PostgreSQL's ``set_config``).
+    """
+
+    def get_context(self, request: HttpRequest) -> dict[str, object]:
+        return {**super().get_context(request), "request_id": getattr(request, "request_id", "")}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        get_response: Callable[[HttpRequest], HttpResponse] = self.get_response
+        if connection.vendor != "postgresql" or request.method in ("GET", "HEAD", "OPTIONS"):
+            return get_response(request)
+        response: HttpResponse = super().__call__(request)  # type: ignore[no-untyped-call]  # pghistory is untyped
         return response

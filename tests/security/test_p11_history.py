@@ -86,3 +86,25 @@ def test_the_history_itself_cannot_be_changed_or_deleted() -> None:
     with pytest.raises(ProgrammingError), transaction.atomic():
         event_model.objects.all().delete()
     assert event_model.objects.get().family_name != "Forged"
+
+
+def test_a_change_made_through_the_api_names_the_user_address_and_request(
+    clinician: Any, care_team: Any, imported: list[Any]
+) -> None:
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    patient = imported[0]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
+    url = f"/api/v1/patients/{patient.pk}/notes/"
+    response = client.post(
+        url, {"text": "Draft: BP up."}, format="json", HTTP_X_REQUEST_ID="req-0001-abcd"
+    )
+    assert response.status_code == 201, response.content
+    (created,) = events("ClinicalNote", pgh_label="insert", text="Draft: BP up.")
+    assert created.pgh_context.metadata == {
+        "user": clinician.pk,
+        "url": url,
+        "request_id": "req-0001-abcd",
+    }
