@@ -128,6 +128,11 @@ def patients_listed(*, user: User | None, patient_ids: Iterable[int]) -> None:
     _record(user=user, patient_ids=patient_ids)
 
 
+def patients_exported(*, user: User | None, patient_ids: Iterable[int]) -> None:
+    """Whole records handed out (a FHIR export): a read, whatever the request's method."""
+    _record(user=user, patient_ids=patient_ids, action=AuditEvent.Action.READ)
+
+
 def patient_denied(*, user: User | None, patient_id: int | None) -> None:
     """A patient (or a child object's patient) outside the caller's care teams: the 404 of scoping."""
     _record(user=user, patient_ids=[patient_id], action=AuditEvent.Action.DENIED)

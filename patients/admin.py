@@ -21,6 +21,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 
 from accounts.models import User
+from audit import recorder
 from patients import selectors
 from patients.fhir.exporter import patient_bundle
 from patients.fhir.importer import bundle_import
@@ -166,7 +167,10 @@ class PatientAdmin(ScopedAdmin):
 
     @admin.action(description="Export the selected patients as FHIR R4 bundles")
     def export_fhir(self, request: HttpRequest, queryset: QuerySet[Patient]) -> HttpResponse:
-        bundles = [patient_bundle(p) for p in queryset[:50]]
+        chosen = list(queryset[:50])
+        assert isinstance(request.user, User)
+        recorder.patients_exported(user=request.user, patient_ids=[p.pk for p in chosen])
+        bundles = [patient_bundle(p) for p in chosen]
         payload = (
             bundles[0]
             if len(bundles) == 1

@@ -161,3 +161,25 @@ def test_a_data_manager_opening_a_record_in_the_admin_is_recorded(data_manager, 
         assert (row.actor_id, row.patient_id, row.action) == (data_manager.pk, patient.pk, "read")
     listing = client.get(reverse("admin:patients_patient_changelist"))
     assert listing.status_code == 200 and _rows(listing) == []
+
+
+def test_a_fhir_export_from_the_admin_or_the_command_is_recorded(
+    data_manager, imported, tmp_path
+) -> None:
+    from django.core.management import call_command
+
+    client = Client()
+    client.force_login(data_manager)
+    chosen = imported[:2]
+    response = client.post(
+        reverse("admin:patients_patient_changelist"),
+        {"action": "export_fhir", "_selected_action": [p.pk for p in chosen]},
+    )
+    assert response.status_code == 200 and response["Content-Type"] == "application/fhir+json"
+    rows = _rows(response)
+    assert sorted(r.patient_id for r in rows) == sorted(p.pk for p in chosen)
+    assert {(r.actor_id, r.action) for r in rows} == {(data_manager.pk, "read")}
+
+    call_command("export_fhir", mrn=imported[3].mrn, out=str(tmp_path / "p.json"))
+    [row] = AuditEvent.objects.filter(actor_name="system:export-fhir-command")
+    assert (row.patient_id, row.action, row.resource) == (imported[3].pk, "read", "export_fhir")

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit import recorder
 from patients.fhir.exporter import patient_bundle
 from patients.models import Patient
 
@@ -27,6 +28,13 @@ class Command(BaseCommand):
             patient = Patient.objects.get(**lookup)
         except Patient.DoesNotExist as exc:
             raise CommandError("no patient with that identifier") from exc
+        # in the access log before the record leaves, under the command's own system actor
+        recorder.system_access(
+            actor_name="system:export-fhir-command",
+            resource="export_fhir",
+            patient_ids=[patient.pk],
+            write=False,
+        )
         text = json.dumps(patient_bundle(patient), indent=1)
         if options["out"] == "-":
             self.stdout.write(text)
