@@ -924,6 +924,51 @@ def without_largest_pair(diffs: Differences, *, k_batch: float, walk_var: float)
     )
 
 
+def pooled_response(
+    post_mean: FloatArray, post_var: FloatArray, prior_mean: FloatArray, prior_sd: FloatArray
+) -> tuple[float, float] | None:
+    """The batch's mean response multiplier and its spread, partially pooled with the catalogue's.
+
+    Each patient's response as their readings alone say it (the Gaussian posterior divided by the
+    prior: readings before and after treatment starts inform it, a course without later readings
+    does not) is ``N(μ, τ² + v_i)``; ``μ`` (prior: the catalogue's mean 1 with the documented SD)
+    and ``τ`` (the documented ``response_sd`` times a log-normal multiplier, as for noise) are the
+    posterior mode on a grid. ``None`` when fewer than ``MIN_EB_PATIENTS`` patients carry
+    information about their response (their posterior variance under 90 % of the prior's).
+
+    Parameters
+    ----------
+    post_mean, post_var : ndarray, shape (P,)
+        Posterior mean and variance of each patient's response multiplier.
+    prior_mean, prior_sd : ndarray, shape (P,)
+        The prior the posterior was computed with.
+
+    Returns
+    -------
+    (mean, sd) of the batch's response prior, or None.
+    """
+    prior_var = prior_sd**2
+    informed = post_var < 0.9 * prior_var
+    if int(informed.sum()) < MIN_EB_PATIENTS:
+        return None
+    prec = 1.0 / post_var[informed] - 1.0 / prior_var[informed]
+    est = (
+        post_mean[informed] / post_var[informed] - prior_mean[informed] / prior_var[informed]
+    ) / prec
+    v = 1.0 / prec
+    sd0 = float(np.median(prior_sd))
+    tau_h = priors()[("all", "hyper_log_sd")]
+    mus = np.linspace(-0.5, 2.5, 121)
+    us = np.linspace(-3.0 * tau_h, 3.0 * tau_h, 49)
+    tau2 = (sd0 * np.exp(us)) ** 2
+    var = tau2[None, :, None] + v[None, None, :]
+    resid2 = (est[None, None, :] - mus[:, None, None]) ** 2
+    post = -0.5 * (np.log(var) + resid2 / var).sum(axis=2)
+    post += -0.5 * ((mus[:, None] - 1.0) / sd0) ** 2 - 0.5 * (us[None, :] / tau_h) ** 2
+    i, j = np.unravel_index(int(np.argmax(post)), post.shape)
+    return float(mus[i]), float(sd0 * math.exp(float(us[j])))
+
+
 def robust_patient_noise_and_walk(
     diffs: Differences, *, k_batch: float, walk_var: float, dof: float
 ) -> tuple[FloatArray, FloatArray]:
@@ -1182,6 +1227,12 @@ def calibrate_batch(
                 # only a patient whose effect column moved needs solving again: the others'
                 # inputs are unchanged, so their solution would be the same
                 moved = np.any(np.abs(x[:, :, 2] - previous) > 1e-6, axis=1)
+                if it == 1 and empirical_bayes and any(has_tx):
+                    pooled = pooled_response(mean[:, 2], cov[:, 2, 2], m0[:, 2], s0[:, 2])
+                    if pooled is not None:
+                        # the batch's response prior: every treated patient is solved again
+                        m0[:, 2], s0[:, 2] = pooled
+                        moved |= np.asarray(has_tx)
                 if not moved.any():
                     break
             if it == 0 and empirical_bayes:

@@ -387,3 +387,29 @@ def test_a_single_large_pair_does_not_set_a_patients_noise():
     k, _ = calibration.robust_patient_noise_and_walk(diffs, k_batch=0.2, walk_var=1.0, dof=4.0)
     assert k_plain[-1] > 0.35
     assert k[-1] < 0.3
+
+
+def test_the_batch_response_is_pooled_from_patients_whose_readings_inform_it():
+    rng = np.random.default_rng(6)
+    n = 40
+    prior_sd = np.full(n, 0.3)
+    # each patient's readings alone say about half the catalogue effect (variance 0.01)
+    own = rng.normal(0.5, 0.05, n)
+    post_var = 1.0 / (1.0 / 0.01 + 1.0 / 0.09)
+    post_mean = post_var * (own / 0.01 + 1.0 / 0.09)
+    pooled = calibration.pooled_response(post_mean, np.full(n, post_var), np.ones(n), prior_sd)
+    assert pooled is not None
+    assert pooled[0] == pytest.approx(0.5, abs=0.1)
+    # patients whose readings say nothing (no reading after a start) leave the catalogue prior
+    assert calibration.pooled_response(np.ones(n), np.full(n, 0.09), np.ones(n), prior_sd) is None
+
+
+def test_a_course_without_readings_after_its_start_widens_the_bands():
+    start_now = (TreatmentExposure("ace_inhibitor", start=-1.0),)
+    plain = make_history(n=10, sbp=(160.0, 0.0), seed=8)
+    treated = type(plain)(**{**plain.__dict__, "treatments": start_now})
+    widths = []
+    for h in (plain, treated):
+        fc = forecast(calibrate(h), horizon_years=1.0, n_samples=2000, with_risk=False)
+        widths.append(fc.variables["sbp"].hi80[-1] - fc.variables["sbp"].lo80[-1])
+    assert widths[1] > widths[0]
