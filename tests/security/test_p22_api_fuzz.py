@@ -8,6 +8,7 @@ checks with 200 (``TWINPORTAL_FUZZ_EXAMPLES``).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -104,3 +105,36 @@ def test_unauthenticated_calls_are_refused(api_schema: Any) -> None:
         if method in ("get", "post", "put", "patch", "delete")
     }
     assert refused and set(refused.values()) == {401}, refused
+
+
+def test_successful_answers_match_the_schema_too(
+    api_schema: Any, credentials: dict[str, str], imported: list[Any]
+) -> None:
+    # random ids rarely hit a care-team patient and random bundles are never valid FHIR, so the
+    # 2xx answers are also checked on purpose: an import (201), its repeat (200) and reads
+    from tests.patients.bundles import load, weight_index
+
+    bundle = load()  # already imported by the fixture: 200
+    changed = json.loads(json.dumps(bundle))
+    changed["entry"][weight_index(changed)]["resource"]["valueQuantity"]["value"] = 88.8
+    for body, expected in ((bundle, 200), (changed, 201)):
+        import_case = api_schema["/api/v1/fhir/bundles/"]["POST"].Case(
+            body=body, media_type="application/fhir+json"
+        )
+        response = import_case.call_and_validate(
+            headers={"Authorization": credentials["data manager"]}
+        )
+        assert response.status_code == expected
+    patient = imported[0].pk
+    for path in (
+        "/api/v1/patients/",
+        "/api/v1/patients/{patient_id}/",
+        "/api/v1/patients/{patient_id}/observations/",
+        "/api/v1/patients/{patient_id}/notes/",
+    ):
+        case = api_schema[path]["GET"].Case(
+            path_parameters={"patient_id": patient} if "{" in path else {},
+            query={"code": "8480-6"} if path.endswith("observations/") else {},
+        )
+        response = case.call_and_validate(headers={"Authorization": credentials["clinician"]})
+        assert response.status_code == 200, path
