@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+
 from accounts.models import Role, User
 
 
@@ -15,9 +17,15 @@ def user_create(
     email: str = "",
     professional_role: str = "",
 ) -> User:
-    """Create a user; data managers and administrators are staff (admin site), clinicians are not."""
+    """Create a user; data managers and administrators are staff (admin site), clinicians are not.
+
+    One account per person: a username that differs from an existing one only in case is refused,
+    since the audit names people by username and ``Ana.GP`` beside ``ana.gp`` would read as one.
+    """
     if role not in Role.values:
         raise ValueError(f"role must be one of {', '.join(Role.values)}, got {role!r}")
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": "A user with that username already exists."})
     user = User(
         username=username,
         role=role,
