@@ -379,10 +379,23 @@ def _record_failure(batch: ImportBatch, problems: list[dict[str, Any]]) -> None:
     batch.status = ImportBatch.Status.FAILED
     batch.patient = None
     batch.counts = {}
-    batch.errors = problems
+    batch.errors = _storable(problems)
+    batch.filename = _storable(batch.filename)
     batch.finished_at = timezone.now()
     batch.save()
     logger.warning(
         "bundle import failed",
         extra={"import_batch": batch.pk, "sha256": batch.sha256, "problems": len(problems)},
     )
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with NUL characters replaced: PostgreSQL's text and jsonb cannot hold them, and
+    a problem quoting a broken bundle's own strings may contain one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value

@@ -130,3 +130,21 @@ def test_the_admin_upload_refuses_a_file_over_the_limit_and_writes_nothing(
     assert response.status_code == 200
     assert "larger than" in response.content.decode()
     assert not ImportBatch.objects.exists() and not Patient.objects.exists()
+
+
+def test_nul_characters_in_a_bundle_are_a_json_400_and_a_failed_batch(api: APIClient) -> None:
+    # PostgreSQL's text and jsonb cannot hold NUL: neither the records nor the failure report may
+    # trip over one
+    unknown = load()
+    unknown["entry"].append({"resource": {"resourceType": "X\u0000Y"}})
+    in_a_name = load()
+    patient = in_a_name["entry"][bundles.first_index(in_a_name, "Patient")]["resource"]
+    patient["name"][0]["family"] = "Nul\u0000l"
+    for bundle in (unknown, in_a_name):
+        response = post_bundle(api, dumps(bundle))
+        assert response.status_code == 400, response.content
+        assert response.json()["problems"]
+    assert record_counts() == dict.fromkeys(record_counts(), 0)
+    failed = ImportBatch.objects.filter(status=ImportBatch.Status.FAILED)
+    assert failed.count() == 2
+    assert "\ufffd" in str(failed.order_by("pk").first().errors)  # type: ignore[union-attr]
