@@ -64,6 +64,9 @@ class AuditScope:
         return list(self.entries.values())
 
 
+#: The largest id a PostgreSQL bigint primary key holds.
+_MAX_ID = 2**63 - 1
+
 _current: contextvars.ContextVar[AuditScope | None] = contextvars.ContextVar(
     "audit_scope", default=None
 )
@@ -134,7 +137,19 @@ def patients_exported(*, user: User | None, patient_ids: Iterable[int]) -> None:
 
 
 def patient_denied(*, user: User | None, patient_id: int | None) -> None:
-    """A patient (or a child object's patient) outside the caller's care teams: the 404 of scoping."""
+    """A patient (or a child object's patient) outside the caller's care teams: the 404 of scoping.
+
+    An id no primary key can hold (a probe such as 2**64) names no patient: the denial is still
+    recorded, without a patient and with the id asked for in ``detail``.
+    """
+    if patient_id is not None and not (0 < patient_id <= _MAX_ID):
+        _record(
+            user=user,
+            patient_ids=[None],
+            action=AuditEvent.Action.DENIED,
+            detail=f"no such patient id: {str(patient_id)[:40]}",
+        )
+        return
     _record(user=user, patient_ids=[patient_id], action=AuditEvent.Action.DENIED)
 
 

@@ -50,6 +50,15 @@ def test_an_unknown_patient_id_is_recorded_as_denied_too(signed_in, clinician, d
     assert (row.action, row.patient_id, row.actor_id) == ("denied", 987654, clinician.pk)
 
 
+def test_an_id_no_key_can_hold_is_a_recorded_404_not_a_500(signed_in, clinician, db) -> None:
+    for path in ("patients-api:patient-detail", "patients:twin"):
+        response = signed_in.get(reverse(path, args=[2**64 + 1]), HTTP_X_REQUEST_ID="probe-000002")
+        assert response.status_code == 404, path
+        row = AuditEvent.objects.filter(request_id="probe-000002").latest("pk")
+        assert (row.action, row.patient_id, row.actor_id) == ("denied", None, clinician.pk)
+        assert str(2**64 + 1) in row.detail
+
+
 def test_a_permitted_read_is_not_recorded_as_denied(signed_in, care_team, imported) -> None:
     response = signed_in.get(reverse("patients:twin", args=[imported[0].pk]))
     assert response.status_code == 200
