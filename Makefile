@@ -11,13 +11,16 @@ DEPLOY_CHECK_ENV := DJANGO_SETTINGS_MODULE=twinportal.settings.production \
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \
 	DJANGO_ALLOWED_HOSTS=twinportal.example.org
 
-.PHONY: demo test venv services browser lint typecheck pytest deploy-check fuzz bench validation clean
+.PHONY: demo test venv lock services browser lint typecheck pytest deploy-check fuzz bench validation clean
 
-$(STAMP): requirements.txt
+# Installs exactly the versions (and file hashes) of requirements.lock; `make lock` refreshes it.
+$(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	@touch $(STAMP)
+
+lock:
+	bash scripts/lock-requirements.sh
 
 venv: $(STAMP)
 
