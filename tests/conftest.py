@@ -6,10 +6,15 @@ note-reader tests need no database at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
+# synchronous and safe, so Django's async-context guard is relaxed (browser tests need it).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SYNTHEA = sorted((FIXTURES / "synthea").glob("*.json"))
@@ -68,3 +73,20 @@ def care_team(clinician: object, imported: list[object]) -> object:
     team.members.add(clinician)  # type: ignore[arg-type]
     team.patients.add(*imported[:2])  # type: ignore[arg-type]
     return team
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Chromium for every browser test of a test process: one Playwright per process, so
+    it lives here rather than in a package's conftest (two session fixtures would start two
+    Playwright loops in one thread, which its sync API refuses)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
+        yield instance
+        instance.close()

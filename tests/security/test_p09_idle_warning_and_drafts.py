@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from tests.browser.conftest import browser  # noqa: F401  (a fixture, used by name)
 from tests.browser.pages import csp_violations, new_page
 from tests.browser.test_sign_in import sign_in
 
@@ -29,7 +28,7 @@ def _wait_for(page, selector: str, *texts: str, timeout: float = 30) -> str:
 
 
 def test_the_idle_timeout_is_announced_and_a_note_being_typed_survives_it(
-    browser,  # noqa: F811
+    browser,
     live_server,
     settings,
     clinician,

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from tests.browser.conftest import browser  # noqa: F401  (a fixture, used by name)
 from tests.browser.pages import csp_violations, new_page
 from tests.browser.test_sign_in import sign_in
 
@@ -16,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_clinician_signs_in_sees_the_team_and_a_twin_and_is_signed_out_when_idle(
-    browser,  # noqa: F811
+    browser,
     live_server,
     settings,
     clinician,
