@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models_engine.calibration import calibrate_batch
+from models_engine.calibration import calibrate_batch, plausible
 from models_engine.forecast import Draws, exposures_under, simulate, validate_samples
 from models_engine.history import FloatArray, PatientHistory, TreatmentExposure
 
@@ -52,14 +52,20 @@ Split = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
 
 
 def holdout_split(history: PatientHistory, cutoff: float) -> dict[str, Split]:
-    """Per scored variable with readings on both sides of ``cutoff``: its training and held-out part."""
+    """Per scored variable with readings on both sides of ``cutoff``: its training and held-out part.
+
+    Only plausible readings (``calibration.plausible``) take part, on both sides: the twin leaves
+    the others out of its fit, and a value such as an HbA1c below 4 % does not measure glycaemia,
+    so it is neither a forecast target nor a baseline's last value.
+    """
     tests: dict[str, Split] = {}
     for v in BACKTEST_VARIABLES:
         s = history.observations.get(v)
         if s is None:
             continue
-        train = s.t <= cutoff
-        test = ~train & np.isfinite(s.y)
+        ok = plausible(v, s.y)
+        train = (s.t <= cutoff) & ok
+        test = (s.t > cutoff) & ok
         if train.any() and test.any():
             tests[v] = (s.t[train], s.y[train], s.t[test], s.y[test])
     return tests

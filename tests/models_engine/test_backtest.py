@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from models_engine.backtest import (
     BACKTEST_VARIABLES,
     gain_interval,
+    holdout_split,
     known_at,
     run_backtest,
     trend_prediction,
@@ -31,6 +33,19 @@ def test_the_trend_baseline_carries_forward_when_the_span_is_too_short():
     assert (
         trend_prediction(np.array([-10.0, -5.0]), np.array([1.0, 3.0]), np.array([50.0]))[0] == 3.0
     )
+
+
+def test_the_holdout_leaves_out_implausible_readings_on_both_sides():
+    h = make_history(n=10, span_days=900)
+    s = h.observations["hba1c"]
+    y = s.y.copy()
+    y[[3, 9]] = 3.0  # below the plausible 4 %: not a measure of glycaemia
+    h = dataclasses.replace(
+        h, observations={**h.observations, "hba1c": dataclasses.replace(s, y=y)}
+    )
+    t_tr, y_tr, t_te, y_te = holdout_split(h, -300.0)["hba1c"]
+    assert (y_tr >= 4.0).all() and (y_te >= 4.0).all()
+    assert t_tr.size + t_te.size == 8
 
 
 def test_known_at_forgets_later_starts_and_stops():
