@@ -9,9 +9,11 @@ query. Access is always through :func:`patients.selectors.patients_visible_to`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db.models import (
@@ -49,6 +51,7 @@ from patients.selectors import (
     medications_for,
     note_summary_for,
     patient_get,
+    patient_ids_visible_to,
     patients_visible_to,
 )
 from patients.twin_inputs import NOT_A_RESULT
@@ -266,28 +269,40 @@ def patient_ids(*, user: User, query: ListQuery) -> QuerySet[Patient, int]:
     return qs.order_by(*SORTS[sort]).values_list("pk", flat=True)
 
 
+@functools.cache
+def _page_figures() -> QuerySet[Patient]:
+    """The list's figures as annotations, the same for every clinician and page: built once per
+    process (resolving some thirty subqueries costs more than running them), then narrowed to a
+    page with ``filter`` on a clone. Never evaluated itself."""
+    return Patient.objects.annotate(
+        **{
+            f"m_{v}_{i}_{part}": _latest(code, field, offset)
+            for v in LIST_MEASURES
+            for i, code in enumerate(_codes(v))
+            for part, field, offset in (
+                ("value", "value", 0),
+                ("prev", "value", 1),
+                ("at", "effective_at", 0),
+            )
+        },
+        last_reading_sort=_last_reading(),
+        risk10=_risk10(),
+        open_alerts=_open_alerts(),
+        summary_at=F("note_summary__computed_at"),
+    )
+
+
 def patient_page(*, user: User, ids: list[int]) -> list[Patient]:
     """One page of the list, in the order of ``ids``: latest BP and HbA1c (and the reading
     before), 10-year risk, open alerts, last reading and when the notes summary was computed."""
+    if not ids:
+        return []
     twin_codes = set().union(*(coding.CONDITION_GROUPS[g] for g in CONDITION_FILTERS))
     qs = (
-        patients_visible_to(user)
+        _page_figures()
         .filter(pk__in=ids)
+        .filter(pk__in=patient_ids_visible_to(user))
         .annotate(
-            **{
-                f"m_{v}_{i}_{part}": _latest(code, field, offset)
-                for v in LIST_MEASURES
-                for i, code in enumerate(_codes(v))
-                for part, field, offset in (
-                    ("value", "value", 0),
-                    ("prev", "value", 1),
-                    ("at", "effective_at", 0),
-                )
-            },
-            last_reading_sort=_last_reading(),
-            risk10=_risk10(),
-            open_alerts=_open_alerts(),
-            summary_at=F("note_summary__computed_at"),
             summary_seen_at=Subquery(
                 NoteSummaryView.objects.filter(user=user, patient=OuterRef("pk")).values(
                     "seen_computed_at"
@@ -316,8 +331,32 @@ def patient_page(*, user: User, ids: list[int]) -> list[Patient]:
     return out
 
 
+#: Month abbreviations as the pages write dates ("5 Dec 2026", Django's ``j M Y``).
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def day_text(at: dt.datetime | None) -> str:
+    """A time as the day it fell on in the site's time zone, e.g. "5 Dec 2026" ("" for none)."""
+    if at is None:
+        return ""
+    local = timezone.localtime(at)
+    return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
+
+
+def fixed(value: float | None, places: int) -> str:
+    """A number rounded half away from zero to ``places`` decimals, as ``floatformat`` writes it
+    ("" for none)."""
+    if value is None or not math.isfinite(value):
+        return ""
+    quantum = Decimal(1).scaleb(-places)
+    return str(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
+
+
 @dataclass(frozen=True)
 class PatientRow:
+    """One line of My patients, its figures already written as the page shows them (the list
+    renders fifty of these per request, and template filters cost more than the queries)."""
+
     patient: Patient
     sbp: float | None
     dbp: float | None
@@ -332,6 +371,30 @@ class PatientRow:
     last_reading: dt.datetime | None
     summary_changed: bool
     age: int
+
+    @property
+    def bp_text(self) -> str:
+        return f"{fixed(self.sbp, 0)}/{fixed(self.dbp, 0) or '–'}"
+
+    @property
+    def bp_day(self) -> str:
+        return day_text(self.bp_at)
+
+    @property
+    def hba1c_text(self) -> str:
+        return fixed(self.hba1c, 1)
+
+    @property
+    def hba1c_mmol_text(self) -> str:
+        return fixed(self.hba1c_mmol, 0)
+
+    @property
+    def hba1c_day(self) -> str:
+        return day_text(self.hba1c_at)
+
+    @property
+    def last_reading_day(self) -> str:
+        return day_text(self.last_reading)
 
     @property
     def risk10_pct(self) -> str:

@@ -4,6 +4,7 @@ scopes them to the caller's care teams; no view may build its own patient querys
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -23,15 +24,20 @@ from patients.models import (
 from patients.twin_inputs import MedicationPeriod, medication_exposures
 
 
+def patient_ids_visible_to(user: User) -> QuerySet[Any]:
+    """Ids of the patients on any care team the user belongs to, as a subquery for ``pk__in``
+    (empty for a user signed out or disabled)."""
+    memberships = Patient.care_teams.through.objects
+    if not user.is_authenticated or not user.is_active:
+        return memberships.none().values("patient_id")
+    return memberships.filter(careteam__members=user).values("patient_id")
+
+
 def patients_visible_to(user: User) -> QuerySet[Patient]:
     """Patients on any care team the user belongs to; nobody else (administrators included)."""
     if not user.is_authenticated or not user.is_active:
         return Patient.objects.none()
-    return Patient.objects.filter(
-        pk__in=Patient.care_teams.through.objects.filter(careteam__members=user).values(
-            "patient_id"
-        )
-    )
+    return Patient.objects.filter(pk__in=patient_ids_visible_to(user))
 
 
 def patient_get(*, user: User, patient_id: int) -> Patient:

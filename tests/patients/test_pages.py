@@ -522,3 +522,29 @@ def test_the_list_filters_by_last_reading(signed_in, fitted, sparse_patient) -> 
     html = signed_in.get(reverse("patients:list")).content.decode()
     assert sparse_patient.mrn not in html
     assert all(p.mrn in html for p in fitted)
+
+
+@pytest.mark.parametrize(
+    ("value", "places"),
+    [(127.5, 0), (126.5, 0), (82.49, 0), (6.45, 1), (6.05, 1), (-0.5, 0), (0.0, 0), (48.5, 0)],
+)
+def test_list_numbers_are_written_as_floatformat_writes_them(value, places) -> None:
+    from django.template.defaultfilters import floatformat
+
+    from patients.pages import fixed
+
+    assert fixed(value, places) == floatformat(value, places)
+
+
+def test_list_days_are_written_as_the_date_filter_writes_them(settings) -> None:
+    from django.template.defaultfilters import date
+    from django.utils import timezone
+
+    from patients.pages import day_text
+
+    # 23:30 UTC is already the next day in the site's zone
+    settings.TIME_ZONE = "Europe/Berlin"
+    for month in range(1, 13):
+        at = dt.datetime(2026, month, 28, 23, 30, tzinfo=dt.UTC)
+        assert day_text(at) == date(timezone.localtime(at), "j M Y")
+    assert day_text(None) == ""
