@@ -105,6 +105,8 @@ def normalise_word(word: str) -> str:
         return latin
     if w.endswith("itides"):  # "arthritides", "dermatitides"
         return w[:-6] + "itis"
+    if w.endswith("kinesis"):  # echocardiography's "hypokinesis" is the ontologies' "hypokinesia"
+        return w[:-1] + "a"
     if w.endswith("ies") and len(w) > 4:
         return w[:-3] + "y"
     if w.endswith(("sses", "ches", "shes", "xes", "zes")):
@@ -142,6 +144,13 @@ def hyphen_variants(surface: str) -> list[str]:
     if not _INNER_HYPHEN.search(surface):
         return [surface]
     return [surface, _INNER_HYPHEN.sub(" ", surface), _INNER_HYPHEN.sub("", surface)]
+
+
+def _acronym_forms(surface: str) -> list[str]:
+    """An upper-case abbreviation and its plural with a small "s" ("TIA", "TIAs")."""
+    if len(surface) >= 2 and surface.isalpha() and surface.isupper() and surface[-1] != "S":
+        return [surface, surface + "s"]
+    return [surface]
 
 
 @dataclass(frozen=True)
@@ -270,7 +279,7 @@ class FindingMatcher:
         for surface, term in terms:
             self._by_concept.setdefault(term.concept_id or term.normalized, term)
             table = self._by_exact if term.case_sensitive else self._by_norm
-            forms = [surface] if term.case_sensitive else hyphen_variants(surface)
+            forms = _acronym_forms(surface) if term.case_sensitive else hyphen_variants(surface)
             for form in forms:
                 doc = nlp.make_doc(form)
                 key = self._doc_key(doc, term.case_sensitive)
@@ -285,11 +294,13 @@ class FindingMatcher:
                 abbr.text, base.normalized, base.code, base.category, abbr.case_sensitive,
                 base.concept_id,
             )  # fmt: skip
-            doc = nlp.make_doc(abbr.text)
-            key = self._doc_key(doc, abbr.case_sensitive)
-            (self._by_exact if abbr.case_sensitive else self._by_norm)[key] = term
-            self._rules[key] = abbr
-            add(doc, abbr.case_sensitive)
+            forms = _acronym_forms(abbr.text) if abbr.case_sensitive else [abbr.text]
+            for form in forms:
+                doc = nlp.make_doc(form)
+                key = self._doc_key(doc, abbr.case_sensitive)
+                (self._by_exact if abbr.case_sensitive else self._by_norm)[key] = term
+                self._rules[key] = abbr
+                add(doc, abbr.case_sensitive)
         self._flush(pending, True)
         self._flush(pending, False)
         self._sites, self._qualifiers, self._heads = _anatomy()
@@ -443,7 +454,7 @@ def _context_allows(rule: Abbreviation, text: str, start: int, end: int) -> bool
 _GROUP_HEAD = re.compile(
     r"(?<=\s)(?:symptoms?|episodes?|problems?|spells?|attacks?|loss|deficits?|impairment|"
     r"abnormalit(?:y|ies)|dysfunction|disturbances?|difficult(?:y|ies)|sensitivit(?:y|ies)|"
-    r"opacit(?:y|ies)|thickening)"
+    r"opacit(?:y|ies)|thickening|slowing)"
     r"(?![\w-])",
     re.IGNORECASE,
 )
@@ -460,7 +471,7 @@ _GROUP_SKIP = frozenset(
         "estimated", "total", "minimal", "without", "some", "no", "spontaneous", "based",
         "observed", "claimed", "definite", "subtle", "pathologic", "apparent", "obvious",
         "noted", "gross", "focal", "endorsed", "endorses", "reported", "reports", "described",
-        "describes", "denied", "denies", "had", "has", "having",
+        "describes", "denied", "denies", "had", "has", "having", "normal", "near",
     }
 )  # fmt: skip
 
@@ -482,7 +493,7 @@ def _group_phrases(text: str) -> list[TermMatch]:
 
 
 _CHANGES = re.compile(
-    r"(?<![\w-])(?P<mod>[A-Za-z]+(?:ic|ive|al|ous|ory|otic|atous))\s+changes?(?![\w-])",
+    r"(?<![\w-])(?P<mod>[A-Za-z]+(?:ic|ive|al|ous|ory|otic|atous|ar))\s+changes?(?![\w-])",
     re.IGNORECASE,
 )
 _NOT_CHANGE_FINDINGS = frozenset(
@@ -491,8 +502,14 @@ _NOT_CHANGE_FINDINGS = frozenset(
         "postural", "positional", "interval", "seasonal", "significant", "major", "minor",
         "dramatic", "physical", "environmental", "educational", "occupational", "total",
         "general", "potential", "electrical", "nutritional", "structural", "functional",
+        "similar", "regular", "particular", "familiar", "popular",
     }
 )  # fmt: skip
+# Electrocardiogram wording: "ST-T wave changes", "nonspecific ST changes", "T-wave abnormalities".
+_WAVE_CHANGES = re.compile(
+    r"(?<![\w-])(?:(?:ST-T|ST)(?:[- ]waves?|[- ]segments?)?|T[- ]waves?)\s+"
+    r"(?:changes?|abnormalit(?:y|ies))(?![\w-])"
+)
 
 
 # "<abnormal qualifier> <what is abnormal>": the way an observation is written as a finding
@@ -504,7 +521,7 @@ _NOT_CHANGE_FINDINGS = frozenset(
 _QUALIFIED = re.compile(
     r"(?<![\w-])(?P<q>decreased|diminished|reduced|impaired|absent|elevated|raised|increased|"
     r"poor|abnormal|depressed|slowed|loss of|lack of|dilated|thickened|enlarged|distended|"
-    r"swollen|inflamed|irregular|loose|purulent|bloody)\s+"
+    r"swollen|inflamed|irregular|loose|purulent|bloody|redundant|low-grade|high-grade)\s+"
     r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
     re.IGNORECASE,
 )
@@ -522,7 +539,9 @@ _QUALIFIED_STOP = frozenset(
 
 
 # "dilated fundus examination", "loose debris": the qualifier describes a procedure or material.
-_NOT_OBJECTS = frozenset({"exam", "examination", "examinations", "fundus", "debris", "evaluation"})
+_NOT_OBJECTS = frozenset(
+    {"exam", "examination", "examinations", "fundus", "debris", "evaluation", "portion"}
+)
 
 
 def _qualified_findings(text: str) -> list[TermMatch]:
@@ -538,6 +557,52 @@ def _qualified_findings(text: str) -> list[TermMatch]:
             continue
         end = m.start("obj") + len(" ".join(words))
         if text[m.start("obj") : end] != " ".join(words):
+            continue  # the words were not separated by single spaces
+        surface = text[m.start() : end]
+        normalized = " ".join(surface.lower().split())
+        term = LexiconTerm(normalized, normalized, None, "finding", False)
+        found.append(TermMatch(m.start(), end, surface, term))
+    return found
+
+
+# The same written the other way round, a change named before what it changed: "increase in
+# arterial pressure", "elevation of white count", "drop in hemoglobin". What changed must be a
+# measured quantity, so "elevation of the leg", "reduction of the fracture" and "increase in the
+# dose" give nothing.
+_CHANGE_OF = re.compile(
+    r"(?<![\w-])(?P<q>increases?|elevations?|decreases?|drops?|rises?|worsening|decline)"
+    r"\s+(?:in|of)\s+(?:(?:his|her|their|the|a)\s+)?"
+    r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
+    re.IGNORECASE,
+)
+_MEASURED = frozenset(
+    {
+        "pressure", "pressures", "count", "counts", "temperature", "enzymes", "enzyme",
+        "velocity", "velocities", "gradient", "gradients", "creatinine", "bilirubin", "glucose",
+        "sugar", "sugars", "troponin", "troponins", "lactate", "potassium", "sodium", "calcium",
+        "hemoglobin", "hematocrit", "platelets", "weight", "girth", "size", "output",
+        "function", "appetite", "tone", "strength", "sensation",
+        "vision", "hearing", "acuity", "wbc", "bun", "ast", "alt", "inr", "psa", "esr", "crp",
+        "amylase", "lipase", "ammonia", "ferritin", "titer", "titers", "markers",
+    }
+)  # fmt: skip
+
+
+def _changes_of(text: str) -> list[TermMatch]:
+    found = []
+    for m in _CHANGE_OF.finditer(text):
+        words = []
+        for word in m.group("obj").split():
+            if word.lower() in STOP_WORDS:
+                break
+            words.append(word)
+        # The phrase ends on its last measured word: "increase in blood pressure readings"
+        # keeps "blood pressure".
+        last = max((i for i, w in enumerate(words) if w.lower() in _MEASURED), default=-1)
+        if last < 0:
+            continue
+        end = m.start("obj") + len(" ".join(words[: last + 1]))
+        if text[m.start("obj") : end] != " ".join(words[: last + 1]):
             continue  # the words were not separated by single spaces
         surface = text[m.start() : end]
         normalized = " ".join(surface.lower().split())
@@ -567,7 +632,11 @@ def find_generic_findings(text: str) -> list[TermMatch]:
     plus "<kind> symptoms/episodes/problems", "<adjective> changes", "<abnormal qualifier>
     <observation>" and "difficulty <doing>" phrases."""
     found = find_generic_problems(text) + _group_phrases(text) + _qualified_findings(text)
-    found += _difficulties(text)
+    found += _difficulties(text) + _changes_of(text)
+    for m in _WAVE_CHANGES.finditer(text):
+        normalized = " ".join(m.group(0).lower().split())
+        term = LexiconTerm(normalized, normalized, None, "finding", False)
+        found.append(TermMatch(m.start(), m.end(), m.group(0), term))
     for m in _CHANGES.finditer(text):
         if m.group("mod").lower() not in _NOT_CHANGE_FINDINGS:
             surface = m.group(0)

@@ -37,6 +37,7 @@ def _concepts(text: str) -> list[str | None]:
         ("patient's", "patient"),
         ("arthritides", "arthritis"),
         ("testes", "testis"),
+        ("hypokinesis", "hypokinesia"),
     ],
 )
 def test_it_normalises_case_plural_and_british_spelling(word: str, form: str) -> None:
@@ -79,7 +80,6 @@ def test_it_reads_common_clinical_abbreviations(text: str, concept_id: str) -> N
     "text",
     [
         "Morphine MS 4 mg IV every four hours.",
-        "Echo shows mild MS and MR.",
         "MS: alert and oriented.",
         "PT/INR within normal limits.",
         "PT twice a week for the knee.",
@@ -331,3 +331,88 @@ def test_it_reads_mental_status_eeg_and_bare_head_findings(text: str, found: str
 )
 def test_it_does_not_take_fell_or_sharps_in_their_other_meanings(text: str) -> None:
     assert _findings(text) == []
+
+
+def test_it_reads_valve_regurgitation_in_an_echo_report_but_not_mr_imaging() -> None:
+    found = _findings("Echo shows mild MS and MR. No significant AI, trace TR.")
+    assert [(e.text, e.concept_id, e.negated) for e in found] == [
+        ("MR", "HP:0001653", False),
+        ("AI", "HP:0001659", True),
+        ("TR", "HP:0005180", True),
+    ]
+    assert _findings("MR angiography of the neck; MR imaging of the knee; MR #12345.") == []
+
+
+def test_it_reads_the_plural_of_an_upper_case_abbreviation() -> None:
+    (entity,) = _findings("She has had a history of TIAs in the past.")
+    assert (entity.text, entity.start, entity.end, entity.concept_id) == (
+        "TIAs",
+        25,
+        29,
+        "HP:0002326",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("LV ejection fraction 10% with global hypokinesis.", "hypokinesis", "HP:0002375"),
+        ("Small pericardial effusion with no tamponade.", "tamponade", "HP:0033415"),
+        ("There were no papillary tumors or stones inside the bladder.", "stones", "HP:0034368"),
+        ("His episodes consist of facial twitching.", "twitching", "HP:0002380"),
+        ("No drift or Romberg sign.", "drift", "TP:pronator-drift"),
+    ],
+)
+def test_it_reads_a_finding_written_short_in_its_context(
+    text: str, found: str, concept_id: str
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A balloon tamponade was placed in the uterus.",
+        "He weighs 12 stone.",
+        "There were no stones in the gallbladder or the common bile duct.",
+        "The signal showed baseline drift.",
+    ],
+)
+def test_it_does_not_take_short_forms_in_their_other_meanings(text: str) -> None:
+    assert _findings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("There was an increase in arterial pressure.", "increase in arterial pressure"),
+        ("Labs showed no elevation of white count.", "elevation of white count"),
+        ("There was a drop in hemoglobin from 12 to 9.", "drop in hemoglobin"),
+        ("EKG showed no significant ST-T wave changes.", "ST-T wave changes"),
+        ("Rule out generalized diverticular change.", "diverticular change"),
+        ("3. Mild cognitive slowing (290.0).", "cognitive slowing"),
+        ("CT showed a redundant sigmoid colon.", "redundant sigmoid colon"),
+    ],
+)
+def test_it_reads_a_change_in_a_measured_quantity_and_other_changes(text: str, found: str) -> None:
+    (entity,) = [e for e in _findings(text) if e.text == found]
+    assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Elevation of the leg was advised.",
+        "Closed reduction of the fracture was done.",
+        "An increase in the dose was discussed.",
+        "The EF was moderately reduced with near normal thickening.",
+        "There were similar changes in the other limb.",
+    ],
+)
+def test_it_does_not_read_a_change_of_position_or_treatment_as_a_finding(text: str) -> None:
+    assert all(
+        not e.text.lower().startswith(("elevation", "increase", "near", "similar"))
+        for e in _findings(text)
+    )
