@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.crypto import salted_hmac
 
 
 class Role(models.TextChoices):
@@ -27,12 +30,51 @@ class User(AbstractUser):
         db_index=True,
         help_text="FHIR Practitioner id, linking imported notes to this account.",
     )
+    session_generation = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Goes up when the account is disabled or its password changes: every session "
+        "and API token of an earlier generation stops working, and enabling the account again "
+        "does not bring them back.",
+    )
 
     class Meta:
         ordering = ["username"]
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # ``_password`` holds the new password between set_password() and save(); a hash upgrade
+        # at sign-in clears it first, so only a real change (or disabling) starts a generation.
+        new_password = self._password  # type: ignore[attr-defined]  # set by Django, not in the stubs
+        update_fields = kwargs.get("update_fields")
+        saved = None if update_fields is None else set(update_fields)
+        password_changed = new_password is not None and (saved is None or "password" in saved)
+        disabled = (saved is None or "is_active" in saved) and self._being_disabled()
+        if self.pk is not None and (password_changed or disabled):
+            self.session_generation += 1
+            if saved is not None:
+                kwargs["update_fields"] = {*saved, "session_generation"}
+        super().save(*args, **kwargs)
+
+    def _being_disabled(self) -> bool:
+        """Whether this save turns an active account into a disabled one."""
+        if self.is_active or self.pk is None:
+            return False
+        return type(self)._default_manager.filter(pk=self.pk, is_active=True).exists()
+
+    def _get_session_auth_hash(self, secret: str | None = None) -> str:
+        # Django's own hash (of the password hash) with the generation folded in, so a session
+        # started before the account was disabled fails verification after it is enabled again.
+        # Overrides the private method both get_session_auth_hash and its fallbacks (for
+        # SECRET_KEY_FALLBACKS) call.
+        return salted_hmac(
+            "accounts.User.get_session_auth_hash",
+            f"{self.password}:{self.session_generation}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
     @property
     def is_clinician(self) -> bool:

@@ -1,10 +1,17 @@
-"""Writes for accounts: creating users with a role keeps ``is_staff`` consistent with it."""
+"""Writes for accounts: creating users with a role keeps ``is_staff`` consistent with it, and
+disabling them ends their sessions for good."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
+
 from django.core.exceptions import ValidationError
+from django.db.models import F
 
 from accounts.models import Role, User
+
+logger = logging.getLogger(__name__)
 
 
 def user_create(
@@ -40,3 +47,17 @@ def user_create(
     user.full_clean(exclude=["password"])
     user.save()
     return user
+
+
+def users_disable(*, user_ids: Iterable[int]) -> int:
+    """Disable the accounts still active; returns how many were.
+
+    Each one's session generation moves on in the same UPDATE, so their sessions
+    end now and stay ended if the account is enabled again.
+    """
+    ids = list(user_ids)
+    count = User.objects.filter(pk__in=ids, is_active=True).update(
+        is_active=False, session_generation=F("session_generation") + 1
+    )
+    logger.info("accounts disabled", extra={"disabled": count, "asked": len(ids)})
+    return count

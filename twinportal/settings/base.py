@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.sessions.SessionCapMiddleware",
     "twinportal.middleware.HistoryContextMiddleware",
     "audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -104,6 +105,8 @@ LOGOUT_REDIRECT_URL = "login"
 # Idle timeout: the session expires after this many seconds without a request (SECURITY.md 7).
 SESSION_COOKIE_AGE = env_int("TWINPORTAL_SESSION_IDLE_SECONDS", 15 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
+# Absolute cap: a session ends this long after sign-in, however active (accounts/sessions.py).
+TWINPORTAL_SESSION_MAX_SECONDS = env_int("TWINPORTAL_SESSION_MAX_SECONDS", 12 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
