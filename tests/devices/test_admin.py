@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from devices.models import DeviceToken
 from tests.devices.conftest import bp, send
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,7 @@ CHANGELIST = "admin:devices_devicetoken_changelist"
 
 def signed_in(user) -> Client:
     client = Client()
-    client.force_login(user)
+    verified_login(client, user)
     return client
 
 

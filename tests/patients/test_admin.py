@@ -10,13 +10,14 @@ from django.urls import reverse
 
 from patients.models import ImportBatch, Patient
 from tests.conftest import SYNTHEA
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
 
 def signed_in(user) -> Client:
     client = Client()
-    client.force_login(user)
+    verified_login(client, user)
     return client
 
 

@@ -19,6 +19,7 @@ from patients.fhir.importer import bundle_import
 from patients.fhir.parse import BundleError, parse_bundle
 from patients.models import CareTeam, ImportBatch, Observation
 from tests.conftest import FIXTURES
+from tests.second_factor import verified_login
 
 UNITLESS_PANEL = FIXTURES / "import" / "unitless_bp_panel.json"
 
@@ -141,7 +142,7 @@ def test_the_api_and_the_admin_show_the_assumed_unit(clinician, data_manager) ->
     ).json()
     assert [(r["unit"], r["unit_assumed"]) for r in data["results"]] == [("mm[Hg]", True)] * 2
     admin = Client()
-    admin.force_login(data_manager)
+    verified_login(admin, data_manager)
     listing = admin.get(
         reverse("admin:patients_observation_changelist"), {"unit_assumed__exact": "1"}
     )

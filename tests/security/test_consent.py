@@ -12,6 +12,7 @@ from django.urls import reverse
 from research.models import ResearchConsent
 from research.selectors import patients_consenting
 from research.services import ConsentError, consent_record, consent_withdraw
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 
 def signed_in(user) -> Client:
     client = Client()
-    client.force_login(user)
+    verified_login(client, user)
     return client
 
 

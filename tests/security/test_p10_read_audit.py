@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from tests.second_factor import verified_login
 from tests.security.patient_routes import objects_of, request, schema_routes, urlconf_routes
 
 pytestmark = pytest.mark.django_db
@@ -147,7 +148,7 @@ def test_a_data_manager_opening_a_record_in_the_admin_is_recorded(data_manager, 
     from patients.models import Observation
 
     client = Client()
-    client.force_login(data_manager)
+    verified_login(client, data_manager)
     patient = imported[1]
     observation = Observation.objects.filter(patient=patient).first()
     assert observation is not None
@@ -169,7 +170,7 @@ def test_a_fhir_export_from_the_admin_or_the_command_is_recorded(
     from django.core.management import call_command
 
     client = Client()
-    client.force_login(data_manager)
+    verified_login(client, data_manager)
     chosen = imported[:2]
     response = client.post(
         reverse("admin:patients_patient_changelist"),

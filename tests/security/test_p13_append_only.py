@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +85,7 @@ def test_the_admin_lets_a_superuser_look_but_not_add_change_or_delete(event) -> 
     assert "delete_selected" not in admin.get_actions(request)
 
     client = Client()
-    client.force_login(root)
+    verified_login(client, root)
     listing = client.get(reverse("admin:audit_auditevent_changelist"))
     assert listing.status_code == 200 and "abcdef123456" in listing.content.decode()
     delete = client.post(reverse("admin:audit_auditevent_delete", args=[event.pk]), {"post": "yes"})

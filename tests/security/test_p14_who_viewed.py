@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from audit import services
 from audit.models import AuditEvent
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,7 @@ _CELL = re.compile(r"<td>(.*?)</td>", re.S)
 
 def _client(user) -> Client:
     client = Client()
-    client.force_login(user)
+    verified_login(client, user)
     return client
 
 

@@ -15,6 +15,7 @@ from patients.fhir.importer import bundle_import
 from patients.models import ClinicalNote, ImportBatch, Observation, SignedNoteError
 from tests.patients import bundles
 from tests.patients.bundles import dumps, load, weight_index
+from tests.second_factor import verified_login
 from twins.selectors import twin_inputs_for
 
 pytestmark = pytest.mark.django_db
@@ -144,7 +145,7 @@ def test_the_admin_neither_edits_nor_deletes_observations_nor_deletes_import_bat
     obs = Observation.objects.filter(value__isnull=False).first()
     assert obs is not None
     client = Client()
-    client.force_login(data_manager)
+    verified_login(client, data_manager)
     change = reverse("admin:patients_observation_change", args=[obs.pk])
     page = client.get(change)
     assert page.status_code == 200 and b'name="value"' not in page.content

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from patients.models import ClinicalNote, Condition, Encounter, ImportBatch, Observation, Patient
 from tests.patients import bundles
 from tests.patients.bundles import bp_index, dumps, load
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +121,7 @@ def test_the_admin_upload_refuses_a_file_over_the_limit_and_writes_nothing(
     raw = load_raw()
     settings.TWINPORTAL_MAX_BUNDLE_BYTES = len(raw) - 1
     client = Client()
-    client.force_login(data_manager)
+    verified_login(client, data_manager)
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     response = client.post(

@@ -21,6 +21,7 @@ from patients.patient_copy import (
     SUMMARY_NAME,
     patient_copy_issue,
 )
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ NOTE = "Blood pressure <b>better</b> on ramipril; recheck in 3 months."
 
 def signed_in(user) -> Client:
     client = Client()
-    client.force_login(user)
+    verified_login(client, user)
     return client
 
 

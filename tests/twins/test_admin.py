@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from patients.models import Patient
+from tests.second_factor import verified_login
 from tests.twins.conftest import purge_queues
 from twins import services
 from twins.models import RecomputeChunk, RecomputeRun
@@ -23,7 +24,7 @@ def test_a_data_manager_sees_runs_with_their_chunks_and_counts(
     assert first is not None
     services.recompute_chunk_execute(chunk_id=first.pk)
     client = Client()
-    client.force_login(data_manager)
+    verified_login(client, data_manager)
     listing = client.get("/admin/twins/recomputerun/")
     assert listing.status_code == 200 and b"Nightly" in listing.content
     detail = client.get(f"/admin/twins/recomputerun/{run.pk}/change/")

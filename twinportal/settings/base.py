@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import django_stubs_ext
@@ -17,7 +18,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DEBUG = False
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # the admin site asks for a second factor (signin/admin_site.py)
+    "signin.admin_app.TwinPortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -31,12 +33,16 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "pgtrigger",
     "pghistory",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "accounts",
     "patients",
     "twins",
     "devices",
     "audit",
     "research",
+    "signin",
 ]
 
 MIDDLEWARE = [
@@ -47,12 +53,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "accounts.sessions.SessionCapMiddleware",
     "twinportal.middleware.HistoryContextMiddleware",
     "audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "twinportal.middleware.SecurityHeadersMiddleware",
+    # last: turns a sign-in refused by the lockout into its 429 page
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "twinportal.urls"
@@ -101,6 +110,28 @@ STORAGES = {
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "patients:list"
 LOGOUT_REDIRECT_URL = "login"
+
+# Signing in (SECURITY.md 3, 17, 18; signin/). Staff (data managers, administrators) give the code
+# of an authenticator app (TOTP, django-otp) after their password; the admin site asks for it.
+# django-axes refuses a user name from an address after 5 failures, passwords and codes alike,
+# with a 429 page, for TWINPORTAL_LOCKOUT_MINUTES after the latest attempt.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("TWINPORTAL_LOCKOUT_MINUTES", 15))
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# the client's address is REMOTE_ADDR, as in the audit log: behind a proxy, have it set that
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# masked in the attempts axes stores (passwords always are)
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]
+# no start-up banner; the sign-in log is signin.events' JSON lines
+AXES_VERBOSE = False
+OTP_TOTP_ISSUER = "TwinPortal"
 
 # Idle timeout: the session expires after this many seconds without a request (SECURITY.md 7).
 SESSION_COOKIE_AGE = env_int("TWINPORTAL_SESSION_IDLE_SECONDS", 15 * 60)
@@ -259,6 +290,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("TWINPORTAL_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # failures and lockouts are warnings; its info lines are housekeeping
+        "axes": {"level": "WARNING"},
     },
 }
 SPECTACULAR_SETTINGS.update(
