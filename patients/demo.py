@@ -16,9 +16,13 @@ from patients.cohort.generator import PRACTITIONERS, generate_cohort
 from patients.fhir.bulk import cohort_bulk_load
 from patients.models import CareTeam, ClinicalNote, ImportBatch, Patient
 from patients.services import note_summary_refresh, stale_summary_patient_ids
+from signin.services import totp_device_set, totp_key_base32
 
 DEMO_PASSWORD = "twinportal-demo"
 DATA_MANAGERS_GROUP = "Data managers"
+#: The demo data manager's authenticator key (hex), published like the demo password: the demo's
+#: admin site asks for a code, and whoever runs the demo adds this key to an authenticator app.
+DEMO_TOTP_KEY = b"twinportal-demo-totp".hex()
 
 #: The care team each professional role belongs to.
 TEAM_FOR_ROLE = {
@@ -35,6 +39,9 @@ class DemoLogin:
     username: str
     password: str
     description: str
+    #: the authenticator app's key, for an account with a second factor
+    totp_key: str = ""
+    totp_uri: str = ""
 
 
 def _team_name(role: str) -> str:
@@ -93,6 +100,7 @@ def demo_seed(
                 last_name="Reyes",
             )
         manager.groups.add(data_managers_group())
+        device = totp_device_set(user=manager, key_hex=DEMO_TOTP_KEY)
 
     existing = Patient.objects.count()
     if existing < patients:
@@ -140,7 +148,15 @@ def demo_seed(
                     f"clinician ({u.professional_role}, {_team_name(role)} team)",
                 )
             )
-    logins.append(DemoLogin(manager.username, DEMO_PASSWORD, "data manager (admin site)"))
+    logins.append(
+        DemoLogin(
+            manager.username,
+            DEMO_PASSWORD,
+            "data manager (admin site, with an authenticator code)",
+            totp_key=totp_key_base32(device),
+            totp_uri=device.config_url,
+        )
+    )
     return logins
 
 

@@ -162,3 +162,20 @@ def test_each_sign_in_enrols_a_new_key_so_a_key_seen_earlier_is_worthless(data_m
     first.get(reverse("login-enrol"))
     assert TOTPDevice.objects.filter(user=data_manager).count() == 1
     assert TOTPDevice.objects.get(user=data_manager).key not in (first_key, device.key)
+
+
+def test_the_demo_data_manager_signs_in_with_the_published_demo_key(db) -> None:
+    from patients.demo import DEMO_PASSWORD, DEMO_TOTP_KEY, demo_seed
+
+    logins = demo_seed(patients=0, progress=lambda message: None)
+    [manager] = [login for login in logins if login.totp_key]
+    device = TOTPDevice.objects.get(user__username=manager.username, confirmed=True)
+    assert device.key == DEMO_TOTP_KEY
+    assert manager.totp_uri.startswith("otpauth://totp/TwinPortal%3Adatamanager?secret=")
+    assert "".join(manager.totp_key.split()) in manager.totp_uri
+
+    client = Client()
+    client.post(reverse("login"), {"username": manager.username, "password": DEMO_PASSWORD})
+    response = client.post(reverse("login-code"), {"code": totp_code(device)})
+    assert response["Location"] == reverse("admin:index")
+    assert client.get("/admin/").status_code == 200

@@ -27,6 +27,7 @@ def test_seed_demo_gives_every_patient_a_current_twin_and_raises_some_alerts() -
     assert TwinSnapshot.objects.filter(patient__in=living).count() == 2 * living.count()
     assert TwinAlert.objects.filter(acknowledged_at__isnull=True).exists()
     assert "alerts raised" in out.getvalue()
+    assert "second factor: add the key" in out.getvalue()  # the demo data manager's
     # seeding again changes nothing
     call_command("seed_demo", "--patients", "30", stdout=io.StringIO())
     assert TwinSnapshot.objects.filter(patient__in=living).count() == 2 * living.count()

@@ -30,4 +30,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  username {login.username:<{width}}  password {login.password}   {login.description}"
             )
+            if login.totp_key:
+                self.stdout.write(
+                    f"    second factor: add the key {login.totp_key} to an authenticator app "
+                    f"(time-based, 6 digits, 30 s), or import {login.totp_uri}"
+                )
         self.stdout.write("")
