@@ -69,6 +69,11 @@ _HYPER_LOG_BOUND = math.log(1000.0)
 #: a batch estimate from a handful of patients would mostly re-use each one's own readings, which
 #: ``patient_noise_and_walk`` then counts a second time (a batch of one counts them twice).
 MIN_EB_PATIENTS = 10
+#: Fewer patients whose readings inform their response than this and the batch keeps the
+#: catalogue's response prior (``pooled_response``); from this many to ``MIN_EB_PATIENTS`` the
+#: mean is pooled and the spread kept. Three: the fewest for which the batch's mean is not one or
+#: two patients' own estimate [assumption].
+MIN_RESPONSE_PATIENTS = 3
 #: Largest ``patients × rows²`` solved as one stack (about 32 MB per float64 array of the stack);
 #: ``solve_batch`` splits a batch into blocks of similar record length within it.
 SOLVE_BLOCK_CELLS = 1 << 22
@@ -933,8 +938,13 @@ def pooled_response(
     prior: readings before and after treatment starts inform it, a course without later readings
     does not) is ``N(μ, τ² + v_i)``; ``μ`` (prior: the catalogue's mean 1 with the documented SD)
     and ``τ`` (the documented ``response_sd`` times a log-normal multiplier, as for noise) are the
-    posterior mode on a grid. ``None`` when fewer than ``MIN_EB_PATIENTS`` patients carry
-    information about their response (their posterior variance under 90 % of the prior's).
+    posterior mode on a grid. A spread needs more patients than a mean: with fewer than
+    ``MIN_EB_PATIENTS`` patients carrying information about their response (their posterior
+    variance under 90 % of the prior's) only ``μ`` is estimated and ``τ`` stays the documented
+    SD; ``None`` (the catalogue's prior) with fewer than ``MIN_RESPONSE_PATIENTS``. A data source
+    whose readings do not move when treatments start (a simulator without drug effects, or
+    patients who do not take their drugs) thus forecasts smaller effects for courses that its
+    readings have not yet seen.
 
     Parameters
     ----------
@@ -949,7 +959,8 @@ def pooled_response(
     """
     prior_var = prior_sd**2
     informed = post_var < 0.9 * prior_var
-    if int(informed.sum()) < MIN_EB_PATIENTS:
+    n_informed = int(informed.sum())
+    if n_informed < MIN_RESPONSE_PATIENTS:
         return None
     prec = 1.0 / post_var[informed] - 1.0 / prior_var[informed]
     est = (
@@ -959,7 +970,9 @@ def pooled_response(
     sd0 = float(np.median(prior_sd))
     tau_h = priors()[("all", "hyper_log_sd")]
     mus = np.linspace(-0.5, 2.5, 121)
-    us = np.linspace(-3.0 * tau_h, 3.0 * tau_h, 49)
+    us = (
+        np.linspace(-3.0 * tau_h, 3.0 * tau_h, 49) if n_informed >= MIN_EB_PATIENTS else np.zeros(1)
+    )
     tau2 = (sd0 * np.exp(us)) ** 2
     var = tau2[None, :, None] + v[None, None, :]
     resid2 = (est[None, None, :] - mus[:, None, None]) ** 2

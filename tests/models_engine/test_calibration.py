@@ -404,6 +404,23 @@ def test_the_batch_response_is_pooled_from_patients_whose_readings_inform_it():
     assert calibration.pooled_response(np.ones(n), np.full(n, 0.09), np.ones(n), prior_sd) is None
 
 
+def test_a_few_informed_patients_move_the_batch_response_mean_but_not_its_spread():
+    n = 40
+    prior_sd = np.full(n, 0.3)
+    # five patients whose readings say the drugs did nothing; the rest say nothing at all
+    post_var = np.full(n, 0.09)
+    post_var[:5] = 1.0 / (1.0 / 0.04 + 1.0 / 0.09)
+    post_mean = np.ones(n)
+    post_mean[:5] = post_var[:5] * (0.0 / 0.04 + 1.0 / 0.09)
+    pooled = calibration.pooled_response(post_mean, post_var, np.ones(n), prior_sd)
+    assert pooled is not None
+    assert pooled[0] < 0.6
+    assert pooled[1] == pytest.approx(0.3)
+    few = post_var.copy()
+    few[calibration.MIN_RESPONSE_PATIENTS - 1 :] = 0.09
+    assert calibration.pooled_response(post_mean, few, np.ones(n), prior_sd) is None
+
+
 def test_a_course_without_readings_after_its_start_widens_the_bands():
     start_now = (TreatmentExposure("ace_inhibitor", start=-1.0),)
     plain = make_history(n=10, sbp=(160.0, 0.0), seed=8)
