@@ -101,7 +101,7 @@ class PlanForm(forms.Form):
         self.today = today
         choices: list[Any] = [("", "—"), ("Add or change", pages.treatment_choices())]
         if taking:
-            stops = [(f"{STOP}{k}", f"Stop {label_for(k)}") for k in taking]
+            stops = [(f"{STOP}{k}", f"Stop {pages.mid_sentence(label_for(k))}") for k in taking]
             choices.append(("Stop a drug taken now", stops))
         for k in range(ITEMS_PER_PLAN):
             self.fields[f"item{k}_intervention"] = forms.ChoiceField(

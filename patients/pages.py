@@ -147,6 +147,14 @@ READING_FILTERS: dict[str, str] = {
 TREND_STEADY: dict[str, float] = {"sbp": 3.0, "hba1c": 0.2}
 
 
+def mid_sentence(label: str) -> str:
+    """A label as written inside a sentence: "Thiazide diuretic" → "thiazide diuretic", while
+    acronyms ("ACE inhibitor", "SGLT2 inhibitor") keep their capitals."""
+    if len(label) > 1 and label[1].isupper():
+        return label
+    return label[:1].lower() + label[1:]
+
+
 def hba1c_mmol_mol(percent: float) -> float:
     """NGSP % to IFCC mmol/mol (master equation, Hoelzel W et al., Clin Chem 2004;50:166)."""
     return (percent - 2.152) / 0.09148
@@ -1045,8 +1053,11 @@ def whatif_comparison(run: WhatIfRun) -> dict[str, Any] | None:
                 "is_current": name == "current care",
                 "plan": [
                     {
-                        "label": ("Stop " if i.get("action") == "stop" else "")
-                        + labels.get(i["intervention"], i["intervention"])
+                        "label": (
+                            "Stop " + mid_sentence(labels.get(i["intervention"], i["intervention"]))
+                            if i.get("action") == "stop"
+                            else labels.get(i["intervention"], i["intervention"])
+                        )
                         + (f" ({i['intensity']} intensity)" if i.get("intensity") else "")
                         + (f", {i['dose']:g}× dose" if i.get("dose", 1.0) != 1.0 else ""),
                         "start": reference + dt.timedelta(days=i["start"]),

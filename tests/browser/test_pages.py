@@ -122,7 +122,7 @@ def test_a_clinician_works_through_the_pages(
     assert rows.count() == 4
     assert "Current care" in rows.nth(0).inner_text()
     stopped = page.locator("#outcome-table tbody tr:has-text('Stop the thiazide')")
-    assert "Stop Thiazide diuretic from" in stopped.inner_text()
+    assert "Stop thiazide diuretic from" in stopped.inner_text()
     assert page.evaluate(
         "JSON.parse(document.getElementById('whatif-chart-data').textContent)"
         ".series['Stop the thiazide'] !== undefined"
