@@ -232,6 +232,15 @@ def _anatomy() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 
 _CONTEXT_CHARS = 40
+# Words after a finding that make it name a prevention rather than something the patient has.
+_PREVENTION = frozenset(
+    {"prophylaxis", "prevention", "vaccine", "vaccination", "immunization", "precaution"}
+)
+_PREVENTION_AFTER = re.compile(
+    r"(?:\s+[A-Z])?\s+"  # "hepatitis A vaccine"
+    r"(?:prophylaxis|prevention|vaccines?|vaccinations?|immunizations?|precautions?)\b",
+    re.IGNORECASE,
+)
 _BATCH = 500
 _INVERTING = frozenset({"of", "in"})
 _COORDINATORS = frozenset({"and", "or", ",", "and/or", "/"})
@@ -340,6 +349,8 @@ class FindingMatcher:
             rule = self._rules.get(key)
             if rule is not None and not _context_allows(rule, text, span.start_char, span.end_char):
                 continue
+            if span.end < len(doc) and doc[span.end].norm_ in _PREVENTION:
+                continue  # "DVT prophylaxis", "hepatitis A vaccine": prevented, not present
             found.append(self._with_site(doc, span, term))
         return found
 
@@ -454,7 +465,7 @@ def _context_allows(rule: Abbreviation, text: str, start: int, end: int) -> bool
 _GROUP_HEAD = re.compile(
     r"(?<=\s)(?:symptoms?|episodes?|problems?|spells?|attacks?|loss|deficits?|impairment|"
     r"abnormalit(?:y|ies)|dysfunction|disturbances?|difficult(?:y|ies)|sensitivit(?:y|ies)|"
-    r"opacit(?:y|ies)|thickening|slowing)"
+    r"opacit(?:y|ies)|thickening|slowing|signs|behaviou?rs?)"
     r"(?![\w-])",
     re.IGNORECASE,
 )
@@ -472,8 +483,12 @@ _GROUP_SKIP = frozenset(
         "observed", "claimed", "definite", "subtle", "pathologic", "apparent", "obvious",
         "noted", "gross", "focal", "endorsed", "endorses", "reported", "reports", "described",
         "describes", "denied", "denies", "had", "has", "having", "normal", "near",
+        "vital", "warning", "clinical", "physical", "appropriate", "good", "sexual", "his", "her",
     }
 )  # fmt: skip
+
+
+_SIGNS_OF = re.compile(r"\s*(?:of\b|/)")
 
 
 def _group_phrases(text: str) -> list[TermMatch]:
@@ -482,8 +497,13 @@ def _group_phrases(text: str) -> list[TermMatch]:
     # ("actually symptoms", "having symptoms") are not kinds.
     found = []
     for m in find_headed_phrases(text, _GROUP_HEAD, _GROUP_SKIP):
-        kind = m.text.split()[-2]
-        if not kind.lower().endswith(("ly", "ing")):
+        *_, kind, head = m.text.lower().split()
+        if kind.endswith("'s") or (head == "signs" and _SIGNS_OF.match(text, m.end)):
+            continue  # "the patient's behavior"; "signs of tamponade" names its finding after
+        # "cutting behaviors", "drug-seeking behavior": a behaviour is named by what is done.
+        doing = kind.endswith("ing") and head.startswith("behav")
+        if not kind.endswith(("ly", "ing")) or doing:
+            kind = m.text.split()[-2]
             start = text.rindex(kind, m.start, m.end)
             surface = text[start : m.end]
             normalized = " ".join(surface.lower().split())
@@ -521,7 +541,8 @@ _WAVE_CHANGES = re.compile(
 _QUALIFIED = re.compile(
     r"(?<![\w-])(?P<q>decreased|diminished|reduced|impaired|absent|elevated|raised|increased|"
     r"poor|abnormal|depressed|slowed|loss of|lack of|dilated|thickened|enlarged|distended|"
-    r"swollen|inflamed|irregular|loose|purulent|bloody|redundant|low-grade|high-grade)\s+"
+    r"swollen|inflamed|irregular|loose|purulent|bloody|redundant|low-grade|high-grade|"
+    r"increasing|worsening)\s+"
     r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
     re.IGNORECASE,
 )
@@ -611,6 +632,39 @@ def _changes_of(text: str) -> list[TermMatch]:
     return found
 
 
+# "feelings of guilt", "feeling of hopelessness": the way a mood or thought is reported.
+_FEELINGS = re.compile(
+    r"(?<![\w-])feelings?\s+of\s+(?:(?:extreme|intense|great|some|being)\s+)?"
+    r"(?P<obj>[A-Za-z][A-Za-z-]+)(?![\w-])",
+    re.IGNORECASE,
+)
+# An examination sign or test named after its author and found positive: "positive Lachman's
+# exam", "positive Tinel's sign", "Homans' sign", "positive straight leg raise".
+_POSITIVE_SIGN = re.compile(
+    r"(?<![\w-])(?:positive\s+(?:[A-Z][a-z]+(?:'s?|s')?\s+){1,2}(?:signs?|tests?|exam|examination|"
+    r"maneuver|testing)|positive\s+straight[- ]leg[- ]rais\w*|"
+    r"[A-Z][a-z]+(?:'s|s')\s+signs?)(?![\w-])"
+)
+
+
+def _pattern_findings(text: str) -> list[TermMatch]:
+    found = []
+    for m in _FEELINGS.finditer(text):
+        if m.group("obj").lower() not in STOP_WORDS:
+            found.append(_as_generic(text, m.start(), m.end()))
+    for m in _POSITIVE_SIGN.finditer(text):
+        found.append(_as_generic(text, m.start(), m.end()))
+    return found
+
+
+def _as_generic(text: str, start: int, end: int) -> TermMatch:
+    surface = text[start:end]
+    normalized = " ".join(surface.lower().split())
+    return TermMatch(
+        start, end, surface, LexiconTerm(normalized, normalized, None, "finding", False)
+    )
+
+
 # "difficulty swallowing", "trouble breathing", "difficulty with walking".
 _DIFFICULTY = re.compile(
     r"(?<![\w-])(?:difficulty|difficulties|trouble)\s+(?:with\s+)?[A-Za-z]+ing(?![\w-])",
@@ -632,7 +686,8 @@ def find_generic_findings(text: str) -> list[TermMatch]:
     plus "<kind> symptoms/episodes/problems", "<adjective> changes", "<abnormal qualifier>
     <observation>" and "difficulty <doing>" phrases."""
     found = find_generic_problems(text) + _group_phrases(text) + _qualified_findings(text)
-    found += _difficulties(text) + _changes_of(text)
+    found = [m for m in found if not _PREVENTION_AFTER.match(text, m.end)]
+    found += _difficulties(text) + _changes_of(text) + _pattern_findings(text)
     for m in _WAVE_CHANGES.finditer(text):
         normalized = " ".join(m.group(0).lower().split())
         term = LexiconTerm(normalized, normalized, None, "finding", False)

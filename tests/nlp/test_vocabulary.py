@@ -416,3 +416,39 @@ def test_it_does_not_read_a_change_of_position_or_treatment_as_a_finding(text: s
         not e.text.lower().startswith(("elevation", "increase", "near", "similar"))
         for e in _findings(text)
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("She reports feelings of guilt.", "feelings of guilt", None),
+        ("She has a positive Lachman's exam.", "positive Lachman's exam", None),
+        ("There are no peritoneal signs.", "peritoneal signs", None),
+        ("As a child she had a history of cutting behaviors.", "cutting behaviors", None),
+        ("We had an increasing oxygen requirement.", "increasing oxygen requirement", None),
+        ("Affect is irritated, angry, depressed.", "angry", "HP:0031473"),
+        ("He made a suicide attempt at age 17.", "suicide attempt", "HP:5200330"),
+        ("We need to worry about DIC.", "DIC", "HP:0005521"),
+        ("Risks include adverse reaction to medication.", "adverse reaction", "HP:0020172"),
+    ],
+)
+def test_it_reads_reported_feelings_positive_signs_and_kinds_of_behaviour(
+    text: str, found: str, concept_id: str | None
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "She received Lovenox for DVT prophylaxis.",
+        "The patient needs hepatitis A vaccination.",
+        "Deep vein thrombosis prophylaxis with TED hose.",
+        "Vital signs are stable.",
+        "She has been concerned about the patient's behavior.",
+    ],
+)
+def test_a_finding_named_for_its_prevention_or_a_routine_heading_is_not_one(text: str) -> None:
+    assert _findings(text) == []
