@@ -46,6 +46,11 @@ def signin_pending_start(*, request: HttpRequest, user: User, next_url: str) -> 
     }
 
 
+def signin_pending_clear(*, request: HttpRequest) -> None:
+    """Forget an unfinished sign-in of this browser (someone else signed in with a password)."""
+    request.session.pop(PENDING, None)
+
+
 def signin_complete(*, request: HttpRequest, pending: PendingSignIn, device: TOTPDevice) -> None:
     """Sign in with the second factor: Django's login (a new session key) and the device that
     verified the code on the session, which is what the admin site asks for."""

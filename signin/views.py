@@ -26,6 +26,7 @@ from signin.selectors import (
 )
 from signin.services import (
     signin_complete,
+    signin_pending_clear,
     signin_pending_start,
     signin_refused_while_locked,
     totp_check,
@@ -45,6 +46,7 @@ class SignInView(LoginView):
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         user = form.get_user()
         if not second_factor_required(user):
+            signin_pending_clear(request=self.request)
             return super().form_valid(form)
         signin_pending_start(request=self.request, user=user, next_url=self.get_redirect_url())
         if totp_devices_confirmed(user).exists():

@@ -133,3 +133,12 @@ def test_a_disabled_account_cannot_finish_its_sign_in(data_manager) -> None:
     response = client.post(reverse("login-code"), {"code": totp_code(device)})
     assert response["Location"] == reverse("login")
     assert client.session.get("_auth_user_id") is None
+
+
+def test_a_clinician_signing_in_drops_an_unfinished_staff_sign_in(clinician, data_manager) -> None:
+    totp_device(data_manager)
+    client = Client()
+    sign_in(client, "dana.dm")
+    sign_in(client, "ana.gp")
+    assert client.get(reverse("login-code"))["Location"] == reverse("login")
+    assert client.session["_auth_user_id"] == str(clinician.pk)
