@@ -81,10 +81,11 @@ def _code_step(
                 signin_complete(request=request, pending=pending, device=check.device)
                 return redirect(pending.next_url or reverse("admin:index"))
             if check.wait_seconds:
+                seconds = "second" if check.wait_seconds == 1 else "seconds"
                 form.add_error(
                     "code",
-                    f"Too many wrong codes: wait {check.wait_seconds} seconds, then enter the "
-                    "code your app shows then.",
+                    f"Too many wrong codes: wait {check.wait_seconds} {seconds}, then enter the "
+                    "code your app shows.",
                 )
             else:
                 form.add_error("code", "That code is not right, or has already been used.")

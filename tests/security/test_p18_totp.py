@@ -67,7 +67,7 @@ def test_after_a_wrong_code_even_the_right_one_waits_and_each_failure_doubles_th
         sign_in(client, "dana.dm")
         assert client.post(reverse("login-code"), {"code": "000000"}).status_code == 200
         refused = client.post(reverse("login-code"), {"code": totp_code(device)})
-        assert b"wait 1 seconds" in refused.content
+        assert b"wait 1 second," in refused.content
     device.refresh_from_db()
     assert device.throttling_failure_count == 1  # a refused code is not checked at all
     with time_machine.travel(start + 1.5, tick=False):
