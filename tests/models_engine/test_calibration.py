@@ -430,3 +430,29 @@ def test_a_course_without_readings_after_its_start_widens_the_bands():
         fc = forecast(calibrate(h), horizon_years=1.0, n_samples=2000, with_risk=False)
         widths.append(fc.variables["sbp"].hi80[-1] - fc.variables["sbp"].lo80[-1])
     assert widths[1] > widths[0]
+
+
+def test_a_batch_whose_readings_ignore_drug_starts_forecasts_a_smaller_effect_for_a_new_course():
+    # four patients start an ACE inhibitor mid-record and their readings do not move (the
+    # factory's readings ignore treatments), as in a simulator without drug effects
+    ignored = [
+        make_history(
+            patient_id=f"i{i}",
+            n=16,
+            sbp=(160.0, 0.0),
+            seed=20 + i,
+            treatments=(TreatmentExposure("ace_inhibitor", start=-1500.0),),
+        )
+        for i in range(4)
+    ]
+    new_course = make_history(
+        patient_id="new",
+        n=10,
+        sbp=(160.0, 0.0),
+        seed=9,
+        treatments=(TreatmentExposure("ace_inhibitor", start=-1.0),),
+    )
+    alone = calibrate_batch([new_course])[0]
+    pooled = calibrate_batch([*ignored, new_course])[-1]
+    assert alone.fits["sbp"].mean[2] == pytest.approx(1.0, abs=0.05)
+    assert pooled.fits["sbp"].mean[2] < 0.8
