@@ -232,10 +232,14 @@ def _anatomy() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 
 _CONTEXT_CHARS = 40
-# Words after a finding that make it name a prevention rather than something the patient has.
+# Words after a finding that make it name a prevention or an operation rather than something
+# the patient has ("DVT prophylaxis", "cataract extraction", "hernia repair").
 _PREVENTION = frozenset(
-    {"prophylaxis", "prevention", "vaccine", "vaccination", "immunization", "precaution"}
-)
+    {
+        "prophylaxis", "prevention", "vaccine", "vaccination", "immunization", "precaution",
+        "extraction", "repair", "excision", "resection", "removal", "surgery",
+    }
+)  # fmt: skip
 _PREVENTION_AFTER = re.compile(
     r"(?:\s+[A-Z])?\s+"  # "hepatitis A vaccine"
     r"(?:prophylaxis|prevention|vaccines?|vaccinations?|immunizations?|precautions?)\b",
@@ -350,14 +354,15 @@ class FindingMatcher:
             if rule is not None and not _context_allows(rule, text, span.start_char, span.end_char):
                 continue
             if span.end < len(doc) and doc[span.end].norm_ in _PREVENTION:
-                continue  # "DVT prophylaxis", "hepatitis A vaccine": prevented, not present
+                continue  # "DVT prophylaxis", "cataract extraction": not a finding here
             found.append(self._with_site(doc, span, term))
         return found
 
     def _inverted(self, doc: Doc) -> dict[tuple[int, int], LexiconTerm]:
         # "infection of the urinary tract", "change in his voice", "fracture of the femur":
         # the one or two words after "of"/"in" put before the one or two words ahead of it
-        # name a concept of the vocabulary (urinary tract infection, voice change).
+        # name a concept of the vocabulary (urinary tract infection, voice change); with a
+        # "his"/"the" dropped, so may the words as written ("blood in his urine").
         found: dict[tuple[int, int], LexiconTerm] = {}
         for tok in doc:
             i = tok.i
@@ -372,6 +377,10 @@ class FindingMatcher:
                         continue
                     words = [t.norm_ for t in (*doc[j : j + after], *doc[i - before : i])]
                     term = self._by_norm.get(" ".join(words))
+                    if term is None and j > i + 1:
+                        # "blood in his urine": the wording itself, said of someone.
+                        words = [t.norm_ for t in (*doc[i - before : i + 1], *doc[j : j + after])]
+                        term = self._by_norm.get(" ".join(words))
                     if term is not None and " ".join(words) not in self._rules:
                         found.setdefault((i - before, j + after), term)
         return found
@@ -465,7 +474,7 @@ def _context_allows(rule: Abbreviation, text: str, start: int, end: int) -> bool
 _GROUP_HEAD = re.compile(
     r"(?<=\s)(?:symptoms?|episodes?|problems?|spells?|attacks?|loss|deficits?|impairment|"
     r"abnormalit(?:y|ies)|dysfunction|disturbances?|difficult(?:y|ies)|sensitivit(?:y|ies)|"
-    r"opacit(?:y|ies)|thickening|slowing|signs|behaviou?rs?)"
+    r"opacit(?:y|ies)|thickening|slowing|signs|behaviou?rs?|alterations?)"
     r"(?![\w-])",
     re.IGNORECASE,
 )
@@ -542,7 +551,7 @@ _QUALIFIED = re.compile(
     r"(?<![\w-])(?P<q>decreased|diminished|reduced|impaired|absent|elevated|raised|increased|"
     r"poor|abnormal|depressed|slowed|loss of|lack of|dilated|thickened|enlarged|distended|"
     r"swollen|inflamed|irregular|loose|purulent|bloody|redundant|low-grade|high-grade|"
-    r"increasing|worsening)\s+"
+    r"increasing|worsening|inverted)\s+"
     r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
     re.IGNORECASE,
 )
@@ -604,9 +613,17 @@ _MEASURED = frozenset(
         "hemoglobin", "hematocrit", "platelets", "weight", "girth", "size", "output",
         "function", "appetite", "tone", "strength", "sensation",
         "vision", "hearing", "acuity", "wbc", "bun", "ast", "alt", "inr", "psa", "esr", "crp",
-        "amylase", "lipase", "ammonia", "ferritin", "titer", "titers", "markers",
+        "amylase", "lipase", "ammonia", "ferritin", "titer", "titers", "markers", "ldh",
+        "cholesterol", "triglycerides", "a1c", "ck", "cpk", "tsh", "d-dimer", "lft", "lfts",
     }
 )  # fmt: skip
+
+
+# "PSA elevation", "troponin increase": the change written after the quantity.
+_QUANTITY_CHANGE = re.compile(
+    r"(?<![\w-])(?P<obj>[A-Za-z][A-Za-z0-9-]*)\s+(?:elevations?|increases?|decreases?|drops?)(?![\w-])",
+    re.IGNORECASE,
+)
 
 
 def _changes_of(text: str) -> list[TermMatch]:
@@ -629,6 +646,9 @@ def _changes_of(text: str) -> list[TermMatch]:
         normalized = " ".join(surface.lower().split())
         term = LexiconTerm(normalized, normalized, None, "finding", False)
         found.append(TermMatch(m.start(), end, surface, term))
+    for m in _QUANTITY_CHANGE.finditer(text):
+        if m.group("obj").lower() in _MEASURED:
+            found.append(_as_generic(text, m.start(), m.end()))
     return found
 
 
@@ -643,7 +663,8 @@ _FEELINGS = re.compile(
 _POSITIVE_SIGN = re.compile(
     r"(?<![\w-])(?:positive\s+(?:[A-Z][a-z]+(?:'s?|s')?\s+){1,2}(?:signs?|tests?|exam|examination|"
     r"maneuver|testing)|positive\s+straight[- ]leg[- ]rais\w*|"
-    r"[A-Z][a-z]+(?:'s|s')\s+signs?)(?![\w-])"
+    r"(?P<names>[A-Z][a-z]+(?:'s?|s')?(?:,?\s+(?:or|and|,)\s+[A-Z][a-z]+(?:'s|s')?)*)\s+signs?)"
+    r"(?![\w-])"
 )
 
 
@@ -653,8 +674,39 @@ def _pattern_findings(text: str) -> list[TermMatch]:
         if m.group("obj").lower() not in STOP_WORDS:
             found.append(_as_generic(text, m.start(), m.end()))
     for m in _POSITIVE_SIGN.finditer(text):
+        names = m.group("names")
+        if names is not None and (
+            names.split()[0].lower() in STOP_WORDS | _GROUP_SKIP | {"negative", "positive"}
+            or _NEGATIVE_BEFORE.search(text, max(0, m.start() - 10), m.start())
+            or _NEGATIVE_AFTER.match(text, m.end())
+        ):
+            continue  # "Vital signs"; "negative Spurling sign", "Homans sign is negative"
+        found.append(_as_generic(text, m.start(), m.end()))
+    # Findings without a concept of their own in the vocabulary, written bare: "pus", "a
+    # fistula", "the fistulous tract", "loculations".
+    for m in _BARE.finditer(text):
+        if not _ACCESS_FISTULA.search(text, max(0, m.start() - 16), m.start()) and not (
+            _ACCESS_FISTULA_AFTER.match(text, m.end())
+        ):
+            found.append(_as_generic(text, m.start(), m.end()))
+    # "misuse of prescribed opiates": the drug keeps its own entity, the misuse is the finding.
+    for m in _MISUSE.finditer(text):
         found.append(_as_generic(text, m.start(), m.end()))
     return found
+
+
+_BARE = re.compile(
+    r"(?<![\w-])(?:pus|fistulae?|fistulas|fistulous tracts?|loculations?|loculated)(?![\w-])",
+    re.IGNORECASE,
+)
+# A dialysis access fistula is made on purpose: "AV fistula", "loop fistula graft".
+_ACCESS_FISTULA = re.compile(r"(?:\bAV|A-V|arteriovenous|loop|dialysis|radiocephalic)\s+$", re.I)
+_ACCESS_FISTULA_AFTER = re.compile(
+    r"\s+(?:grafts?|placements?|creation|access|revision|site|needles?)\b", re.IGNORECASE
+)
+_NEGATIVE_BEFORE = re.compile(r"negative\s+$", re.IGNORECASE)
+_NEGATIVE_AFTER = re.compile(r"\s+(?:is\s+|was\s+|were\s+)?(?:negative|absent)\b", re.IGNORECASE)
+_MISUSE = re.compile(r"(?<![\w-])(?:misuse|overuse|overdose)(?=\s+of\b)", re.IGNORECASE)
 
 
 def _as_generic(text: str, start: int, end: int) -> TermMatch:

@@ -452,3 +452,46 @@ def test_it_reads_reported_feelings_positive_signs_and_kinds_of_behaviour(
 )
 def test_a_finding_named_for_its_prevention_or_a_routine_heading_is_not_one(text: str) -> None:
     assert _findings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("He never had blood in his urine before.", "blood in his urine", "HP:0000790"),
+        ("He had an incidental PSA elevation of 4.0.", "PSA elevation", None),
+        ("The stress EKG showed inverted T wave from V4 to V6.", "inverted T wave", None),
+        ("Sleep alteration because of pain.", "Sleep alteration", None),
+        ("The testicle was filled with pus.", "pus", None),
+        ("The fistulous tract was excised.", "fistulous tract", None),
+        ("Agitation in the setting of misuse of prescribed opiates.", "misuse", None),
+        ("No Kernig's or Brudzinski sign.", "Kernig's or Brudzinski sign", None),
+        ("She became very orthostatic.", "orthostatic", "HP:0001278"),
+        ("Left temporal sharps occurring infrequently.", "sharps", "TP:sharp-waves"),
+        ("His mood/affect became more labile.", "labile", "TP:emotional-lability"),
+        ("The patient is drowsy and confused.", "drowsy", "HP:0002329"),
+        ("There was no evidence of self-injury, suicide, or violence.", "suicide", "HP:5200330"),
+    ],
+)
+def test_it_reads_lay_word_orders_bare_findings_and_words_said_of_a_mood_or_an_eeg(
+    text: str, found: str, concept_id: str | None
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Neck: Negative Spurling sign.",
+        "Romberg sign negative.",
+        "Left forearm and left upper arm fistula placements.",
+        "Orthostatic vital signs were taken.",
+        "This awake/alert/drowsy EEG is normal.",
+        "He was scheduled for cataract extraction.",
+    ],
+)
+def test_it_does_not_read_a_negative_test_an_access_fistula_or_an_operation_as_a_finding(
+    text: str,
+) -> None:
+    assert _findings(text) == []
