@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from accounts.services import users_disable
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +86,7 @@ def test_an_administrator_disabling_an_account_in_the_admin_ends_its_sessions_fo
 ) -> None:
     browser = signed_in(clinician)
     cookie = browser.cookies[settings.SESSION_COOKIE_NAME].value
-    admin = signed_in(make_user("root", role="administrator"))
+    admin = verified_login(Client(), make_user("root", role="administrator"))
 
     response = admin.post(
         reverse("admin:accounts_user_changelist"),
@@ -106,7 +107,7 @@ def test_unticking_active_in_the_admins_user_form_ends_the_sessions_for_good(
     clinician: Any, make_user: Any
 ) -> None:
     cookie = signed_in(clinician).cookies[settings.SESSION_COOKIE_NAME].value
-    admin = signed_in(make_user("root", role="administrator"))
+    admin = verified_login(Client(), make_user("root", role="administrator"))
     change = reverse("admin:accounts_user_change", args=[clinician.pk])
     form = admin.get(change).context["adminform"].form
     data = {
