@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -621,14 +621,21 @@ _MEASURED = frozenset(
 
 # "PSA elevation", "troponin increase": the change written after the quantity.
 _QUANTITY_CHANGE = re.compile(
-    r"(?<![\w-])(?P<obj>[A-Za-z][A-Za-z0-9-]*)\s+(?:elevations?|increases?|decreases?|drops?)(?![\w-])",
-    re.IGNORECASE,
+    r"(?<=[A-Za-z0-9])\s+(?:elevations?|increases?|decreases?|drops?)(?![\w-])", re.IGNORECASE
 )
+_WORD_BEFORE = re.compile(r"(?<![\w-])[A-Za-z][A-Za-z0-9-]*$")
+_CHANGE_WORDS = ("increase", "elevation", "decrease", "drop", "rise", "worsening", "decline")
+
+
+def _scan(pattern: re.Pattern[str], text: str, keys: tuple[str, ...]) -> Iterator[re.Match[str]]:
+    # Most notes lack the rarer key words: a substring test is far cheaper than a regex scan.
+    low = text.lower()
+    return pattern.finditer(text) if any(k in low for k in keys) else iter(())
 
 
 def _changes_of(text: str) -> list[TermMatch]:
     found = []
-    for m in _CHANGE_OF.finditer(text):
+    for m in _scan(_CHANGE_OF, text, _CHANGE_WORDS):
         words = []
         for word in m.group("obj").split():
             if word.lower() in STOP_WORDS:
@@ -646,9 +653,10 @@ def _changes_of(text: str) -> list[TermMatch]:
         normalized = " ".join(surface.lower().split())
         term = LexiconTerm(normalized, normalized, None, "finding", False)
         found.append(TermMatch(m.start(), end, surface, term))
-    for m in _QUANTITY_CHANGE.finditer(text):
-        if m.group("obj").lower() in _MEASURED:
-            found.append(_as_generic(text, m.start(), m.end()))
+    for m in _scan(_QUANTITY_CHANGE, text, _CHANGE_WORDS):
+        word = _WORD_BEFORE.search(text, max(0, m.start() - 30), m.start())
+        if word is not None and word.group(0).lower() in _MEASURED:
+            found.append(_as_generic(text, word.start(), m.end()))
     return found
 
 
@@ -670,10 +678,10 @@ _POSITIVE_SIGN = re.compile(
 
 def _pattern_findings(text: str) -> list[TermMatch]:
     found = []
-    for m in _FEELINGS.finditer(text):
+    for m in _scan(_FEELINGS, text, ("feeling",)):
         if m.group("obj").lower() not in STOP_WORDS:
             found.append(_as_generic(text, m.start(), m.end()))
-    for m in _POSITIVE_SIGN.finditer(text):
+    for m in _scan(_POSITIVE_SIGN, text, ("sign", "positive")):
         names = m.group("names")
         if names is not None and (
             names.split()[0].lower() in STOP_WORDS | _GROUP_SKIP | {"negative", "positive"}
@@ -684,13 +692,13 @@ def _pattern_findings(text: str) -> list[TermMatch]:
         found.append(_as_generic(text, m.start(), m.end()))
     # Findings without a concept of their own in the vocabulary, written bare: "pus", "a
     # fistula", "the fistulous tract", "loculations".
-    for m in _BARE.finditer(text):
+    for m in _scan(_BARE, text, ("pus", "fistul", "loculat")):
         if not _ACCESS_FISTULA.search(text, max(0, m.start() - 16), m.start()) and not (
             _ACCESS_FISTULA_AFTER.match(text, m.end())
         ):
             found.append(_as_generic(text, m.start(), m.end()))
     # "misuse of prescribed opiates": the drug keeps its own entity, the misuse is the finding.
-    for m in _MISUSE.finditer(text):
+    for m in _scan(_MISUSE, text, ("misuse", "overuse", "overdose")):
         found.append(_as_generic(text, m.start(), m.end()))
     return found
 
@@ -740,11 +748,11 @@ def find_generic_findings(text: str) -> list[TermMatch]:
     found = find_generic_problems(text) + _group_phrases(text) + _qualified_findings(text)
     found = [m for m in found if not _PREVENTION_AFTER.match(text, m.end)]
     found += _difficulties(text) + _changes_of(text) + _pattern_findings(text)
-    for m in _WAVE_CHANGES.finditer(text):
+    for m in _scan(_WAVE_CHANGES, text, ("change", "abnormalit")):
         normalized = " ".join(m.group(0).lower().split())
         term = LexiconTerm(normalized, normalized, None, "finding", False)
         found.append(TermMatch(m.start(), m.end(), m.group(0), term))
-    for m in _CHANGES.finditer(text):
+    for m in _scan(_CHANGES, text, ("change",)):
         if m.group("mod").lower() not in _NOT_CHANGE_FINDINGS:
             surface = m.group(0)
             normalized = " ".join(surface.lower().split())
