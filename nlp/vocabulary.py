@@ -551,7 +551,8 @@ _QUALIFIED = re.compile(
     r"(?<![\w-])(?P<q>decreased|diminished|reduced|impaired|absent|elevated|raised|increased|"
     r"poor|abnormal|depressed|slowed|loss of|lack of|dilated|thickened|enlarged|distended|"
     r"swollen|inflamed|irregular|loose|purulent|bloody|redundant|low-grade|high-grade|"
-    r"increasing|worsening|inverted)\s+"
+    r"increasing|worsening|inverted|fluctuating|ruptured|torn|perforated|infected|necrotic|"
+    r"ulcerated)\s+"
     r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
     re.IGNORECASE,
 )
@@ -691,8 +692,8 @@ def _pattern_findings(text: str) -> list[TermMatch]:
             continue  # "Vital signs"; "negative Spurling sign", "Homans sign is negative"
         found.append(_as_generic(text, m.start(), m.end()))
     # Findings without a concept of their own in the vocabulary, written bare: "pus", "a
-    # fistula", "the fistulous tract", "loculations".
-    for m in _scan(_BARE, text, ("pus", "fistul", "loculat")):
+    # fistula", "the fistulous tract", "loculations", "plaques", "neurocutaneous stigmata".
+    for m in _scan(_BARE, text, ("pus", "fistul", "loculat", "plaque", "stigmata")):
         if not _ACCESS_FISTULA.search(text, max(0, m.start() - 16), m.start()) and not (
             _ACCESS_FISTULA_AFTER.match(text, m.end())
         ):
@@ -704,7 +705,8 @@ def _pattern_findings(text: str) -> list[TermMatch]:
 
 
 _BARE = re.compile(
-    r"(?<![\w-])(?:pus|fistulae?|fistulas|fistulous tracts?|loculations?|loculated)(?![\w-])",
+    r"(?<![\w-])(?:pus|fistulae?|fistulas|fistulous tracts?|loculations?|loculated|plaques?|"
+    r"stigmata)(?![\w-])",
     re.IGNORECASE,
 )
 # A dialysis access fistula is made on purpose: "AV fistula", "loop fistula graft".

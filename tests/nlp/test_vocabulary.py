@@ -495,3 +495,37 @@ def test_it_does_not_read_a_negative_test_an_access_fistula_or_an_operation_as_a
     text: str,
 ) -> None:
     assert _findings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("The left main had a retrograde dissection.", "dissection", "HP:0005294"),
+        ("A head CT then showed SAH around her aneurysm.", "SAH", "HP:0002138"),
+        ("Parents noted the patient to be quite dusky.", "dusky", "HP:0000961"),
+        ("There was some ambivalence, guilt, and self-derogatory thoughts.", "guilt", "HP:6000011"),
+        ("We incised down to some scarred gluteus maximus muscle.", "scarred", "HP:0100699"),
+        ("Ruptured globe with corneal laceration.", "Ruptured globe", None),
+        ("Stroke with fluctuating mental status.", "fluctuating mental status", None),
+        ("The penis has no plaques.", "plaques", None),
+        ("There are no neurocutaneous stigmata.", "stigmata", None),
+    ],
+)
+def test_it_reads_dissection_and_other_short_or_qualified_findings(
+    text: str, found: str, concept_id: str | None
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Blunt dissection was carried down to the fascia.",
+        "Dissection was continued laterally to the vein.",
+        "A modified radical neck dissection was performed.",
+    ],
+)
+def test_it_does_not_read_a_surgical_dissection_as_a_finding(text: str) -> None:
+    assert _findings(text) == []
