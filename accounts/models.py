@@ -1,9 +1,12 @@
-"""One account per person (no shared accounts), each with one role."""
+"""One account per person (no shared accounts), each with one role, and the API tokens people and
+integrations sign API calls with."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.crypto import salted_hmac
@@ -83,3 +86,77 @@ class User(AbstractUser):
     @property
     def is_data_manager(self) -> bool:
         return self.role == Role.DATA_MANAGER
+
+
+class ApiScope(models.TextChoices):
+    READ = "read", "Read only (integrations reading records)"
+    IMPORT = "import", "FHIR bundle import"
+
+
+class ApiTokenStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+    SUPERSEDED = "superseded", "Ended (password changed or account disabled)"
+
+
+class ApiToken(models.Model):
+    """A person's or an integration's API credential: it acts as its user, within one scope.
+
+    As with device tokens, only the SHA-256 of the secret and a short non-secret prefix are
+    stored. ``session_generation`` is the user's at issue: a password change or disabling the
+    account moves the user's on, which ends the token. Revoked and expired tokens stay as the
+    record of who could call the API and when.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(
+        max_length=120, help_text="What uses this token, e.g. 'Lab results feed (nightly import)'."
+    )
+    scope = models.CharField(max_length=10, choices=ApiScope.choices)
+    prefix = models.CharField(
+        max_length=8, db_index=True, editable=False, help_text="Not secret: finds the token."
+    )
+    secret_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    session_generation = models.PositiveIntegerField(editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"API token {self.display_prefix} ({self.name})"
+
+    @property
+    def display_prefix(self) -> str:
+        return f"tpa_{self.prefix}…"
+
+    def status_at(self, now: dt.datetime, *, user_generation: int) -> ApiTokenStatus:
+        if self.revoked_at is not None:
+            return ApiTokenStatus.REVOKED
+        if user_generation != self.session_generation:
+            return ApiTokenStatus.SUPERSEDED
+        if self.expires_at <= now:
+            return ApiTokenStatus.EXPIRED
+        return ApiTokenStatus.ACTIVE

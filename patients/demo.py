@@ -54,7 +54,8 @@ def data_managers_group() -> Group:
         content_type__app_label__in=["patients", "twins", "devices", "research"]
     )
     perms = perms | Permission.objects.filter(
-        content_type__app_label="accounts", codename__in=["view_user"]
+        content_type__app_label="accounts",
+        codename__in=["view_user", "add_apitoken", "change_apitoken", "view_apitoken"],
     )
     group.permissions.set(perms)
     return group

@@ -54,6 +54,18 @@ def data_manager(make_user: Callable[..., object]) -> object:
 
 
 @pytest.fixture
+def api_token(db: None) -> Callable[..., str]:
+    """``Authorization`` header value of a new API token for a user (``scope`` read unless given)."""
+    from accounts.services import api_token_issue
+
+    def issue(user: object, scope: str = "read") -> str:
+        issued = api_token_issue(user=user, name="test", scope=scope, created_by=user)  # type: ignore[arg-type]
+        return f"Bearer {issued.secret}"
+
+    return issue
+
+
+@pytest.fixture
 def imported(db: None) -> list[object]:
     """The Synthea fixture bundles, imported through the real importer."""
     from patients.fhir.importer import bundle_import

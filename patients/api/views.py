@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import ApiScope, User
 from audit import recorder
 from patients import selectors
 from patients.fhir.exporter import patient_bundle
@@ -243,6 +243,8 @@ BUNDLE_SCHEMA: dict[str, Any] = {
 
 class BundleImportApi(APIView):
     parser_classes = [_RawJSONParser, _RawFhirJSONParser]
+    #: an ``import`` API token may call this endpoint (and no other)
+    api_token_scopes = (ApiScope.IMPORT,)
 
     class Output(serializers.ModelSerializer[ImportBatch]):
         class Meta:

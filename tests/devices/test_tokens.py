@@ -9,7 +9,6 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from devices.models import DeviceToken
@@ -107,13 +106,13 @@ def test_the_device_token_is_refused_on_every_other_endpoint(cuff, patient, meth
     response = getattr(device(cuff.secret), method)(url.format(patient_id=patient.pk))
 
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
-def test_a_users_api_token_cannot_send_readings(data_manager) -> None:
-    key = Token.objects.create(user=data_manager).key
+@pytest.mark.parametrize("scope", ["read", "import"])
+def test_a_users_api_token_cannot_send_readings(data_manager, api_token, scope) -> None:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client.credentials(HTTP_AUTHORIZATION=api_token(data_manager, scope))
 
     response = client.post(READINGS_URL, {"readings": [bp("r1")]}, format="json")
 

@@ -54,7 +54,7 @@ def test_the_api_list_counts_only_care_team_patients(clinician, care_team, impor
 def test_unauthenticated_api_calls_are_refused_and_pages_redirect_to_login(imported) -> None:
     client = Client()
     refused = client.get(reverse("patients-api:patient-list"))
-    assert refused.status_code == 401 and refused["WWW-Authenticate"] == "Token"
+    assert refused.status_code == 401 and refused["WWW-Authenticate"] == 'Bearer realm="api"'
     assert (
         client.get(reverse("patients-api:patient-detail", args=[imported[0].pk])).status_code == 401
     )

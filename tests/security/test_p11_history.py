@@ -91,12 +91,11 @@ def test_the_history_itself_cannot_be_changed_or_deleted() -> None:
 def test_a_change_made_through_the_api_names_the_user_address_and_request(
     clinician: Any, care_team: Any, imported: list[Any]
 ) -> None:
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
     patient = imported[0]
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
+    client.force_login(clinician)
     url = f"/api/v1/patients/{patient.pk}/notes/"
     response = client.post(
         url, {"text": "Draft: BP up."}, format="json", HTTP_X_REQUEST_ID="req-0001-abcd"
@@ -108,3 +107,22 @@ def test_a_change_made_through_the_api_names_the_user_address_and_request(
         "url": url,
         "request_id": "req-0001-abcd",
     }
+
+
+def test_an_import_through_an_api_token_names_the_tokens_user(
+    data_manager: Any, api_token: Any
+) -> None:
+    from django.test import Client
+
+    bundle = load()
+    response = Client().post(
+        "/api/v1/fhir/bundles/",
+        dumps(bundle),
+        content_type="application/fhir+json",
+        HTTP_AUTHORIZATION=api_token(data_manager, "import"),
+        HTTP_X_REQUEST_ID="req-0002-abcd",
+    )
+    assert response.status_code == 201, response.content
+    (created,) = events("Patient", pgh_label="insert")
+    assert created.pgh_context.metadata["user"] == data_manager.pk
+    assert created.pgh_context.metadata["request_id"] == "req-0002-abcd"

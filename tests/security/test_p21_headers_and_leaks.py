@@ -91,12 +91,11 @@ def test_patient_pages_and_the_patient_api_carry_the_headers_and_no_store(
         assert "no-store" in response.headers["Cache-Control"], url
 
 
-def test_the_patient_api_with_a_token_is_not_stored_either(clinician, care_team, imported) -> None:
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.create(user=clinician)
+def test_the_patient_api_with_a_token_is_not_stored_either(
+    clinician, care_team, imported, api_token
+) -> None:
     response = Client().get(
-        f"/api/v1/patients/{imported[0].pk}/", HTTP_AUTHORIZATION=f"Token {token.key}"
+        f"/api/v1/patients/{imported[0].pk}/", HTTP_AUTHORIZATION=api_token(clinician)
     )
     assert response.status_code == 200
     assert "no-store" in response.headers["Cache-Control"]

@@ -1,6 +1,7 @@
-"""Property 22: schemathesis against the OpenAPI schema, with a clinician's, a data manager's and a
-home device's token: no 5xx and no response that breaks the schema (status code, content type,
-headers, body); unauthenticated calls get 401.
+"""Property 22: schemathesis against the OpenAPI schema, as a clinician signed in (session), a
+clinician's read-only API token, a data manager's import token and a home device's token: no 5xx
+and no response that breaks the schema (status code, content type, headers, body);
+unauthenticated calls get 401.
 
 Eight examples per operation keep this in the suite (about a minute); ``make fuzz`` runs the same
 checks with 200 (``TWINPORTAL_FUZZ_EXAMPLES``).
@@ -40,24 +41,31 @@ def api_schema(db: None) -> Iterator[Any]:
 
 @pytest.fixture
 def credentials(
-    clinician: Any, data_manager: Any, care_team: Any, imported: list[Any]
-) -> dict[str, str]:
-    """``Authorization`` values of each kind of caller: the one place tokens are made."""
-    from rest_framework.authtoken.models import Token
+    clinician: Any, data_manager: Any, care_team: Any, imported: list[Any], api_token: Any
+) -> dict[str, dict[str, str]]:
+    """The headers of each kind of caller: the one place credentials are made."""
+    from django.test import Client
 
     from devices.services import device_token_issue
 
     device = device_token_issue(
         patient=imported[0], kind="bp_cuff", label="fuzz", created_by=data_manager
     )
+    browser = Client()
+    browser.force_login(clinician)
+    csrf = "c" * 32  # the cookie and the header agree, as the pages' JavaScript sends them
     return {
-        "clinician": f"Token {Token.objects.create(user=clinician).key}",
-        "data manager": f"Token {Token.objects.create(user=data_manager).key}",
-        "device": f"Device {device.secret}",
+        "clinician": {"Authorization": api_token(clinician, "read")},
+        "clinician signed in": {
+            "Cookie": f"sessionid={browser.cookies['sessionid'].value}; csrftoken={csrf}",
+            "X-CSRFToken": csrf,
+        },
+        "data manager": {"Authorization": api_token(data_manager, "import")},
+        "device": {"Authorization": f"Device {device.secret}"},
     }
 
 
-def fuzz(operation: Any, credentials: dict[str, str]) -> None:
+def fuzz(operation: Any, credentials: dict[str, dict[str, str]]) -> None:
     """Generated requests to one operation, each sent once per caller, checked against the schema."""
     # The import endpoint's schema gives a bundle's shape; full FHIR R4 validity is checked on
     # import, and a shape-valid but unusable bundle is a documented 400 naming its problems.
@@ -72,16 +80,14 @@ def fuzz(operation: Any, credentials: dict[str, str]) -> None:
     )
     @given(case=operation.as_strategy())
     def call_as_everyone(case: Any) -> None:
-        for authorization in credentials.values():
-            case.call_and_validate(
-                headers={"Authorization": authorization}, excluded_checks=excluded
-            )
+        for headers in credentials.values():
+            case.call_and_validate(headers=headers, excluded_checks=excluded)
 
     call_as_everyone()
 
 
 def test_no_server_error_or_schema_violation_for_any_caller(
-    api_schema: Any, credentials: dict[str, str]
+    api_schema: Any, credentials: dict[str, dict[str, str]]
 ) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 10
@@ -108,7 +114,7 @@ def test_unauthenticated_calls_are_refused(api_schema: Any) -> None:
 
 
 def test_successful_answers_match_the_schema_too(
-    api_schema: Any, credentials: dict[str, str], imported: list[Any]
+    api_schema: Any, credentials: dict[str, dict[str, str]], imported: list[Any]
 ) -> None:
     # random ids rarely hit a care-team patient and random bundles are never valid FHIR, so the
     # 2xx answers are also checked on purpose: an import (201), its repeat (200) and reads
@@ -121,9 +127,7 @@ def test_successful_answers_match_the_schema_too(
         import_case = api_schema["/api/v1/fhir/bundles/"]["POST"].Case(
             body=body, media_type="application/fhir+json"
         )
-        response = import_case.call_and_validate(
-            headers={"Authorization": credentials["data manager"]}
-        )
+        response = import_case.call_and_validate(headers=credentials["data manager"])
         assert response.status_code == expected
     patient = imported[0].pk
     for path in (
@@ -136,5 +140,5 @@ def test_successful_answers_match_the_schema_too(
             path_parameters={"patient_id": patient} if "{" in path else {},
             query={"code": "8480-6"} if path.endswith("observations/") else {},
         )
-        response = case.call_and_validate(headers={"Authorization": credentials["clinician"]})
+        response = case.call_and_validate(headers=credentials["clinician"])
         assert response.status_code == 200, path

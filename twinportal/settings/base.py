@@ -27,7 +27,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -155,13 +154,16 @@ TWINPORTAL_MAX_BUNDLE_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
 
 REST_FRAMEWORK = {
-    # Token first: a request without credentials gets 401 with "WWW-Authenticate: Token"
+    # API tokens first: a request without credentials gets 401 with "WWW-Authenticate: Bearer"
     # (session authentication has no challenge, so DRF would answer 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.authentication.ApiTokenScope",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
@@ -239,6 +241,12 @@ TWINPORTAL_TWIN = {
     "whatif_lease_seconds": env_int("TWINPORTAL_WHATIF_LEASE_SECONDS", 120),
     # a recalibration that failed this many times waits for the nightly run instead
     "max_attempts": env_int("TWINPORTAL_TWIN_MAX_ATTEMPTS", 5),
+}
+# API tokens of people and integrations (accounts/services.py): a token lasts this many days
+# unless the data manager issuing it chooses a shorter or longer life, never longer than the most.
+TWINPORTAL_API_TOKENS = {
+    "default_days": env_int("TWINPORTAL_API_TOKEN_DAYS", 90),
+    "max_days": env_int("TWINPORTAL_API_TOKEN_MAX_DAYS", 365),
 }
 # Audit and emergency access (audit/services.py reads these through ``audit_config``).
 TWINPORTAL_AUDIT = {
