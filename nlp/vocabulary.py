@@ -107,6 +107,8 @@ def normalise_word(word: str) -> str:
         return w[:-6] + "itis"
     if w.endswith("kinesis"):  # echocardiography's "hypokinesis" is the ontologies' "hypokinesia"
         return w[:-1] + "a"
+    if w.endswith("itic") and len(w) > 7:  # "arthritic", "bronchitic": having the "-itis"
+        return w[:-1] + "s"
     if w.endswith("ies") and len(w) > 4:
         return w[:-3] + "y"
     if w.endswith(("sses", "ches", "shes", "xes", "zes")):
@@ -242,7 +244,8 @@ _PREVENTION = frozenset(
 )  # fmt: skip
 _PREVENTION_AFTER = re.compile(
     r"(?:\s+[A-Z])?\s+"  # "hepatitis A vaccine"
-    r"(?:prophylaxis|prevention|vaccines?|vaccinations?|immunizations?|precautions?)\b",
+    r"(?:prophylaxis|prevention|vaccines?|vaccinations?|immunizations?|precautions?|"
+    r"extraction|repair|excision|resection|removal|surgery)\b",
     re.IGNORECASE,
 )
 _BATCH = 500
@@ -693,7 +696,8 @@ def _pattern_findings(text: str) -> list[TermMatch]:
         found.append(_as_generic(text, m.start(), m.end()))
     # Findings without a concept of their own in the vocabulary, written bare: "pus", "a
     # fistula", "the fistulous tract", "loculations", "plaques", "neurocutaneous stigmata".
-    for m in _scan(_BARE, text, ("pus", "fistul", "loculat", "plaque", "stigmata")):
+    keys = ("pus", "fistul", "loculat", "plaque", "stigmata", "polyp", "mental status")
+    for m in _scan(_BARE, text, keys):
         if not _ACCESS_FISTULA.search(text, max(0, m.start() - 16), m.start()) and not (
             _ACCESS_FISTULA_AFTER.match(text, m.end())
         ):
@@ -706,7 +710,7 @@ def _pattern_findings(text: str) -> list[TermMatch]:
 
 _BARE = re.compile(
     r"(?<![\w-])(?:pus|fistulae?|fistulas|fistulous tracts?|loculations?|loculated|plaques?|"
-    r"stigmata)(?![\w-])",
+    r"stigmata|polyps?|(?:altered\s+)?mental status changes?|altered mental status)(?![\w-])",
     re.IGNORECASE,
 )
 # A dialysis access fistula is made on purpose: "AV fistula", "loop fistula graft".

@@ -38,6 +38,7 @@ def _concepts(text: str) -> list[str | None]:
         ("arthritides", "arthritis"),
         ("testes", "testis"),
         ("hypokinesis", "hypokinesia"),
+        ("arthritic", "arthritis"),
     ],
 )
 def test_it_normalises_case_plural_and_british_spelling(word: str, form: str) -> None:
@@ -528,4 +529,37 @@ def test_it_reads_dissection_and_other_short_or_qualified_findings(
     ],
 )
 def test_it_does_not_read_a_surgical_dissection_as_a_finding(text: str) -> None:
+    assert _findings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("The patient's mother is arthritic.", "arthritic", "HP:0001369"),
+        ("She has no trouble with frequency or urgency.", "frequency", "HP:0100515"),
+        ("Previous problems with aspiration.", "aspiration", "HP:0002835"),
+        ("He denies chills or blood per rectum.", "blood per rectum", "HP:0002573"),
+        ("There was a 1-cm endocervical polyp.", "polyp", None),
+        ("Recent mental status changes.", "mental status changes", None),
+    ],
+)
+def test_it_reads_itic_adjectives_and_urinary_or_airway_words_in_context(
+    text: str, found: str, concept_id: str | None
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "After negative aspiration 3 cc of dye was injected.",
+        "Respiratory frequency was 20.",
+        "History of cholesteatoma removal from the right ear.",
+    ],
+)
+def test_it_does_not_read_a_needle_aspiration_a_rate_or_an_operation_as_a_finding(
+    text: str,
+) -> None:
     assert _findings(text) == []
