@@ -4,13 +4,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts import services
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken, ApiTokenStatus, User
 
 
 @admin.register(User)
@@ -44,6 +44,28 @@ class UserAdmin(BaseUserAdmin[User]):
             f"{count} account{'s' if count != 1 else ''} disabled; their sessions and API tokens "
             "have ended.",
         )
+
+
+class ApiTokenStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(ApiTokenStatus.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        now = timezone.now()
+        live = Q(revoked_at__isnull=True)
+        current = Q(session_generation=F("user__session_generation"))
+        if self.value() == ApiTokenStatus.ACTIVE:
+            return queryset.filter(live & current & Q(expires_at__gt=now))
+        if self.value() == ApiTokenStatus.EXPIRED:
+            return queryset.filter(live & current & Q(expires_at__lte=now))
+        if self.value() == ApiTokenStatus.SUPERSEDED:
+            return queryset.filter(live & ~current)
+        if self.value() == ApiTokenStatus.REVOKED:
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
 
 
 class ApiTokenIssueForm(forms.ModelForm):  # type: ignore[type-arg]  # stubs want the model here
@@ -88,7 +110,7 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "created_at",
         "created_by",
     )
-    list_filter = ("scope",)
+    list_filter = ("scope", ApiTokenStatusFilter)
     search_fields = ("name", "=prefix", "user__username")
     list_select_related = ("user", "created_by")
     raw_id_fields = ("user",)

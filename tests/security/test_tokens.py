@@ -282,6 +282,33 @@ def test_revoking_in_the_admin_ends_the_token_and_nothing_deletes_it(
     assert ApiToken.objects.filter(pk=token.pk).exists()
 
 
+def test_the_admin_lists_tokens_by_status(
+    data_manager: Any, clinician: Any, other_clinician: Any
+) -> None:
+    def named(user: Any, name: str) -> ApiToken:
+        return api_token_issue(user=user, name=name, scope="read", created_by=data_manager).token
+
+    named(clinician, "still active")
+    revoked = named(clinician, "revoked one")
+    named(other_clinician, "ended by disabling")
+    with time_machine.travel(timezone.now() - dt.timedelta(days=100)):
+        issue(data_manager)  # expired by now
+    revoked.revoked_at = timezone.now()
+    revoked.save()
+    users_disable(user_ids=[other_clinician.pk])
+    User.objects.filter(pk=other_clinician.pk).update(is_active=True)
+    client = verified_login(Client(), data_manager)
+
+    def listed(status: str) -> set[str]:
+        page = client.get(reverse(CHANGELIST), {"status": status})
+        return {t.name for t in page.context["cl"].result_list}
+
+    assert listed("active") == {"still active"}
+    assert listed("revoked") == {"revoked one"}
+    assert listed("superseded") == {"ended by disabling"}
+    assert listed("expired") == {"lab feed"}
+
+
 def test_a_token_cannot_be_edited_beyond_its_name(data_manager: Any, clinician: Any) -> None:
     issue(clinician)
     token = ApiToken.objects.get()
