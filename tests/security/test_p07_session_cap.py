@@ -4,6 +4,10 @@ user is (the page asks to sign in again, the API answers 401)."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +33,23 @@ def keep_busy(client: Client, clock: Any, url: str, until: dt.datetime) -> None:
 def test_the_idle_timeout_is_15_minutes_and_the_cap_12_hours_by_default() -> None:
     assert settings.SESSION_COOKIE_AGE == 15 * 60 and settings.SESSION_SAVE_EVERY_REQUEST
     assert settings.TWINPORTAL_SESSION_MAX_SECONDS == 12 * 3600
+
+
+def test_the_cap_is_read_from_the_environment() -> None:
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; from django.conf import settings; django.setup(); "
+            "print(settings.TWINPORTAL_SESSION_MAX_SECONDS)",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "TWINPORTAL_SESSION_MAX_SECONDS": "28800"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.stdout.strip() == "28800", shown.stderr
 
 
 def test_it_signs_out_after_15_idle_minutes(clinician: Any) -> None:
