@@ -696,7 +696,8 @@ def _pattern_findings(text: str) -> list[TermMatch]:
         found.append(_as_generic(text, m.start(), m.end()))
     # Findings without a concept of their own in the vocabulary, written bare: "pus", "a
     # fistula", "the fistulous tract", "loculations", "plaques", "neurocutaneous stigmata".
-    keys = ("pus", "fistul", "loculat", "plaque", "stigmata", "polyp", "mental status")
+    keys = ("pus", "fistul", "loculat", "plaque", "stigmata", "polyp", "mental status", "concrete")
+    keys += ("psychomotor",)
     for m in _scan(_BARE, text, keys):
         if not _ACCESS_FISTULA.search(text, max(0, m.start() - 16), m.start()) and not (
             _ACCESS_FISTULA_AFTER.match(text, m.end())
@@ -710,7 +711,8 @@ def _pattern_findings(text: str) -> list[TermMatch]:
 
 _BARE = re.compile(
     r"(?<![\w-])(?:pus|fistulae?|fistulas|fistulous tracts?|loculations?|loculated|plaques?|"
-    r"stigmata|polyps?|(?:altered\s+)?mental status changes?|altered mental status)(?![\w-])",
+    r"stigmata|polyps?|(?:altered\s+)?mental status changes?|altered mental status|"
+    r"concreteness|psychomotor (?:excitement|retardation|agitation|slowing))(?![\w-])",
     re.IGNORECASE,
 )
 # A dialysis access fistula is made on purpose: "AV fistula", "loop fistula graft".

@@ -563,3 +563,35 @@ def test_it_does_not_read_a_needle_aspiration_a_rate_or_an_operation_as_a_findin
     text: str,
 ) -> None:
     assert _findings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("No LAD, no JVD, and no bruits.", "LAD", "HP:0002716"),
+        ("He had some subcostal retractions.", "subcostal retractions", "HP:0030864"),
+        ("Her skin is kind of peeling a little bit.", "peeling", "HP:0040189"),
+        ("Meconium stained placenta was delivered.", "Meconium stained", "HP:0012420"),
+        ("It made her feel much more stiff.", "stiff", "HP:0003552"),
+        ("No exoluminal leakage is identified.", "leakage", "TP:leak"),
+        ("There was some mild psychomotor excitement.", "psychomotor excitement", None),
+    ],
+)
+def test_it_reads_examination_shorthand_and_adjectives_in_context(
+    text: str, found: str, concept_id: str | None
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "90% stenosis of the proximal LAD.",
+        "A stiff wire was placed.",
+        "The membrane was peeling off.",
+    ],
+)
+def test_it_does_not_read_the_lad_artery_or_a_stiff_wire_as_a_finding(text: str) -> None:
+    assert all(e.text not in ("LAD", "stiff", "peeling") for e in _findings(text))
