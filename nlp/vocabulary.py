@@ -696,9 +696,7 @@ def _pattern_findings(text: str) -> list[TermMatch]:
         found.append(_as_generic(text, m.start(), m.end()))
     # Findings without a concept of their own in the vocabulary, written bare: "pus", "a
     # fistula", "the fistulous tract", "loculations", "plaques", "neurocutaneous stigmata".
-    keys = ("pus", "fistul", "loculat", "plaque", "stigmata", "polyp", "mental status", "concrete")
-    keys += ("psychomotor",)
-    for m in _scan(_BARE, text, keys):
+    for m in _scan(_BARE, text, _BARE_KEYS):
         if not _ACCESS_FISTULA.search(text, max(0, m.start() - 16), m.start()) and not (
             _ACCESS_FISTULA_AFTER.match(text, m.end())
         ):
@@ -709,6 +707,10 @@ def _pattern_findings(text: str) -> list[TermMatch]:
     return found
 
 
+_BARE_KEYS = (
+    "pus", "fistul", "loculat", "plaque", "stigmata", "polyp", "mental status", "concrete",
+    "psychomotor",
+)  # fmt: skip
 _BARE = re.compile(
     r"(?<![\w-])(?:pus|fistulae?|fistulas|fistulous tracts?|loculations?|loculated|plaques?|"
     r"stigmata|polyps?|(?:altered\s+)?mental status changes?|altered mental status|"
