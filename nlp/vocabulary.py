@@ -477,7 +477,7 @@ def _context_allows(rule: Abbreviation, text: str, start: int, end: int) -> bool
 _GROUP_HEAD = re.compile(
     r"(?<=\s)(?:symptoms?|episodes?|problems?|spells?|attacks?|loss|deficits?|impairment|"
     r"abnormalit(?:y|ies)|dysfunction|disturbances?|difficult(?:y|ies)|sensitivit(?:y|ies)|"
-    r"opacit(?:y|ies)|thickening|slowing|signs|behaviou?rs?|alterations?)"
+    r"opacit(?:y|ies)|thickening|slowing|signs|behaviou?rs?|alterations?|defects?)"
     r"(?![\w-])",
     re.IGNORECASE,
 )
@@ -496,11 +496,13 @@ _GROUP_SKIP = frozenset(
         "noted", "gross", "focal", "endorsed", "endorses", "reported", "reports", "described",
         "describes", "denied", "denies", "had", "has", "having", "normal", "near",
         "vital", "warning", "clinical", "physical", "appropriate", "good", "sexual", "his", "her",
+        "huge", "large", "small", "entire", "birth",
     }
 )  # fmt: skip
 
 
 _SIGNS_OF = re.compile(r"\s*(?:of\b|/)")
+_CLOSURE = re.compile(r"clos|repair|reapproximat|fill|sutur", re.IGNORECASE)
 
 
 def _group_phrases(text: str) -> list[TermMatch]:
@@ -512,6 +514,8 @@ def _group_phrases(text: str) -> list[TermMatch]:
         *_, kind, head = m.text.lower().split()
         if kind.endswith("'s") or (head == "signs" and _SIGNS_OF.match(text, m.end)):
             continue  # "the patient's behavior"; "signs of tamponade" names its finding after
+        if head.startswith("defect") and _CLOSURE.search(text, max(0, m.start - 40), m.end + 30):
+            continue  # "closed the fascial defects": the gap an operation leaves
         # "cutting behaviors", "drug-seeking behavior": a behaviour is named by what is done.
         doing = kind.endswith("ing") and head.startswith("behav")
         if not kind.endswith(("ly", "ing")) or doing:
@@ -555,7 +559,7 @@ _QUALIFIED = re.compile(
     r"poor|abnormal|depressed|slowed|loss of|lack of|dilated|thickened|enlarged|distended|"
     r"swollen|inflamed|irregular|loose|purulent|bloody|redundant|low-grade|high-grade|"
     r"increasing|worsening|inverted|fluctuating|ruptured|torn|perforated|infected|necrotic|"
-    r"ulcerated)\s+"
+    r"ulcerated|poorly controlled|uncontrolled|boggy|hypertrophied)\s+"
     r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
     re.IGNORECASE,
 )
@@ -709,12 +713,15 @@ def _pattern_findings(text: str) -> list[TermMatch]:
 
 _BARE_KEYS = (
     "pus", "fistul", "loculat", "plaque", "stigmata", "polyp", "mental status", "concrete",
-    "psychomotor",
+    "psychomotor", "miscarriage", " blood", "turbinate",
 )  # fmt: skip
 _BARE = re.compile(
     r"(?<![\w-])(?:pus|fistulae?|fistulas|fistulous tracts?|loculations?|loculated|plaques?|"
     r"stigmata|polyps?|(?:altered\s+)?mental status changes?|altered mental status|"
-    r"concreteness|psychomotor (?:excitement|retardation|agitation|slowing))(?![\w-])",
+    r"concreteness|psychomotor (?:excitement|retardation|agitation|slowing)|miscarriages?|"
+    r"(?:subarachnoid|intraventricular|subdural|epidural|intraparenchymal|intraperitoneal|free)"
+    r" blood|(?:large|enlarged|hypertrophied|hypertrophic|boggy|swollen)"
+    r"(?: inferior| middle)? turbinates?)(?![\w-])",
     re.IGNORECASE,
 )
 # A dialysis access fistula is made on purpose: "AV fistula", "loop fistula graft".

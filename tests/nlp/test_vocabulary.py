@@ -595,3 +595,42 @@ def test_it_reads_examination_shorthand_and_adjectives_in_context(
 )
 def test_it_does_not_read_the_lad_artery_or_a_stiff_wire_as_a_finding(text: str) -> None:
     assert all(e.text not in ("LAD", "stiff", "peeling") for e in _findings(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("There is no osteochondral defect.", "osteochondral defect", None),
+        ("Slowing in the right frontal head region.", "Slowing", "TP:diffuse-slowing"),
+        ("Septum deviated to the left, clear drainage.", "drainage", "TP:abnormal-discharge"),
+        ("She denies any lumps in her body.", "lumps", "SCTID:4147007"),
+        ("This child is irritable and fussy.", "fussy", "HP:0000737"),
+        ("He became altered and deteriorated.", "altered", "HP:0001289"),
+        (
+            "Type 2 diabetic with poorly controlled blood sugars.",
+            "poorly controlled blood sugars",
+            None,
+        ),
+        ("Large inferior turbinates.", "Large inferior turbinates", None),
+        ("Adjacent subarachnoid blood.", "subarachnoid blood", None),
+    ],
+)
+def test_it_reads_defects_eeg_slowing_drainage_and_lay_words(
+    text: str, found: str, concept_id: str | None
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I then closed the mesenteric defect with sutures.",
+        "The heart rate was slowing.",
+        "A tube was attached to the bulb for drainage.",
+        "Percutaneous drainage was arranged.",
+    ],
+)
+def test_it_does_not_read_a_closed_defect_a_slowing_rate_or_a_drain_as_a_finding(text: str) -> None:
+    assert _findings(text) == []
