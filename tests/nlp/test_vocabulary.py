@@ -290,6 +290,7 @@ def test_turning_a_phrase_round_finds_nothing_the_vocabulary_does_not_name(text:
 
 def test_it_reads_discharge_from_the_body_but_not_from_hospital() -> None:
     assert [e.text for e in _findings("No drainage or discharge. Purulent discharge.")] == [
+        "drainage",
         "discharge",
         "Purulent discharge",
     ]
