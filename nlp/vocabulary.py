@@ -320,6 +320,8 @@ class FindingMatcher:
         self._flush(pending, True)
         self._flush(pending, False)
         self._sites, self._qualifiers, self._heads = _anatomy()
+        # Last words of three-word wordings, whose two modifiers notes write in either order.
+        self._swappable = frozenset(k.split()[2] for k in self._by_norm if k.count(" ") == 2)
 
     @staticmethod
     def _doc_key(doc: Doc, exact: bool) -> str:
@@ -337,6 +339,7 @@ class FindingMatcher:
         # Last, so that a wording matched as written wins over the same span turned round.
         inverted = self._inverted(doc)
         inverted.update(self._elided(doc, spans))
+        inverted.update(self._swapped(doc))
         spans += [Span(doc, s, e, label="I") for s, e in inverted]
         found: list[TermMatch] = []
         text = doc.text
@@ -386,6 +389,20 @@ class FindingMatcher:
                         term = self._by_norm.get(" ".join(words))
                     if term is not None and " ".join(words) not in self._rules:
                         found.setdefault((i - before, j + after), term)
+        return found
+
+    def _swapped(self, doc: Doc) -> dict[tuple[int, int], LexiconTerm]:
+        # "atrial premature contractions" is "premature atrial contractions": two modifiers
+        # before a head word, in the other order.
+        found: dict[tuple[int, int], LexiconTerm] = {}
+        for i in range(len(doc) - 2):
+            head = doc[i + 2].norm_
+            if head not in self._swappable or doc[i].norm_ == doc[i + 1].norm_:
+                continue
+            key = f"{doc[i + 1].norm_} {doc[i].norm_} {head}"
+            term = self._by_norm.get(key)
+            if term is not None and key not in self._rules:
+                found.setdefault((i, i + 3), term)
         return found
 
     def _elided(self, doc: Doc, spans: list[Span]) -> dict[tuple[int, int], LexiconTerm]:
@@ -713,7 +730,8 @@ def _pattern_findings(text: str) -> list[TermMatch]:
 
 _BARE_KEYS = (
     "pus", "fistul", "loculat", "plaque", "stigmata", "polyp", "mental status", "concrete",
-    "psychomotor", "miscarriage", " blood", "turbinate",
+    "psychomotor", "miscarriage", " blood", "turbinate", "disequilibrium", "aura", " fluid",
+    "collection",
 )  # fmt: skip
 _BARE = re.compile(
     r"(?<![\w-])(?:pus|fistulae?|fistulas|fistulous tracts?|loculations?|loculated|plaques?|"
@@ -721,7 +739,9 @@ _BARE = re.compile(
     r"concreteness|psychomotor (?:excitement|retardation|agitation|slowing)|miscarriages?|"
     r"(?:subarachnoid|intraventricular|subdural|epidural|intraparenchymal|intraperitoneal|free)"
     r" blood|(?:large|enlarged|hypertrophied|hypertrophic|boggy|swollen)"
-    r"(?: inferior| middle)? turbinates?)(?![\w-])",
+    r"(?: inferior| middle)? turbinates?|disequilibrium|auras?|(?:peri[a-z]+|free|pelvic|"
+    r"subphrenic|intraperitoneal|retroperitoneal) fluid|(?:extra-axial|fluid) collections?)"
+    r"(?![\w-])",
     re.IGNORECASE,
 )
 # A dialysis access fistula is made on purpose: "AV fistula", "loop fistula graft".

@@ -635,3 +635,30 @@ def test_it_reads_defects_eeg_slowing_drainage_and_lay_words(
 )
 def test_it_does_not_read_a_closed_defect_a_slowing_rate_or_a_drain_as_a_finding(text: str) -> None:
     assert _findings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        (
+            "Holter showed 9 atrial premature contractions.",
+            "atrial premature contractions",
+            "HP:0006699",
+        ),
+        ("Anterior chambers reveal no cells or flare.", "flare", "HP:0031616"),
+        ("Anterior chambers reveal no cells or flare.", "cells", "HP:0025560"),
+        (
+            "Mild prominence of the gallbladder with pericholecystic fluid.",
+            "pericholecystic fluid",
+            None,
+        ),
+        ("No evidence of extra-axial collection.", "extra-axial collection", None),
+        ("Admitted for dizziness and disequilibrium.", "disequilibrium", None),
+    ],
+)
+def test_it_reads_modifiers_in_either_order_and_slit_lamp_and_imaging_findings(
+    text: str, found: str, concept_id: str | None
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
