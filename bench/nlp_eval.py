@@ -872,8 +872,8 @@ def finding_section(analyses: dict[str, Any], legacy: dict[str, Any]) -> Section
             )
             out.errors.append("")
         else:
-            # Batches 8 to 19 were drawn after the matcher had been tuned on batches 1 to 7.
-            for name, batches in (("1 to 7", range(1, 8)), ("8 to 19", range(8, 20))):
+            # Batches 8 to 20 were drawn after the matcher had been tuned on batches 1 to 7.
+            for name, batches in (("1 to 7", range(1, 8)), ("8 to 20", range(8, 21))):
                 part = [s for s in sentences if s.batch in {str(b) for b in batches}]
                 b_new = finding_eval(part, analyses)
                 out.rows.append(

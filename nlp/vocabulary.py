@@ -29,7 +29,14 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
-from nlp.problems import LexiconTerm, TermMatch, find_generic_problems, find_headed_phrases
+from nlp.problems import (
+    _NOT_FINDINGS,
+    _SUFFIXES,
+    LexiconTerm,
+    TermMatch,
+    find_generic_problems,
+    find_headed_phrases,
+)
 
 __all__ = [
     "Abbreviation",
@@ -728,10 +735,13 @@ def _pattern_findings(text: str) -> list[TermMatch]:
     return found
 
 
+# A medical word written with a hyphen ("sacro-iliitis", "peri-implantitis"); the word-ending
+# rule of ``find_generic_problems`` takes unhyphenated words only.
+_HYPHENATED = re.compile(r"(?<![\w-])[A-Za-z]{2,}(?:-[A-Za-z]{2,})+(?![\w-])")
 _BARE_KEYS = (
     "pus", "fistul", "loculat", "plaque", "stigmata", "polyp", "mental status", "concrete",
     "psychomotor", "miscarriage", " blood", "turbinate", "disequilibrium", "aura", " fluid",
-    "collection",
+    "collection", "excoriation",
 )  # fmt: skip
 _BARE = re.compile(
     r"(?<![\w-])(?:pus|fistulae?|fistulas|fistulous tracts?|loculations?|loculated|plaques?|"
@@ -740,7 +750,8 @@ _BARE = re.compile(
     r"(?:subarachnoid|intraventricular|subdural|epidural|intraparenchymal|intraperitoneal|free)"
     r" blood|(?:large|enlarged|hypertrophied|hypertrophic|boggy|swollen)"
     r"(?: inferior| middle)? turbinates?|disequilibrium|auras?|(?:peri[a-z]+|free|pelvic|"
-    r"subphrenic|intraperitoneal|retroperitoneal) fluid|(?:extra-axial|fluid) collections?)"
+    r"subphrenic|intraperitoneal|retroperitoneal) fluid|(?:extra-axial|fluid) collections?|"
+    r"excoriations?)"
     r"(?![\w-])",
     re.IGNORECASE,
 )
@@ -783,6 +794,12 @@ def find_generic_findings(text: str) -> list[TermMatch]:
     plus "<kind> symptoms/episodes/problems", "<adjective> changes", "<abnormal qualifier>
     <observation>" and "difficulty <doing>" phrases."""
     found = find_generic_problems(text) + _group_phrases(text) + _qualified_findings(text)
+    found += [
+        _as_generic(text, m.start(), m.end())
+        for m in _scan(_HYPHENATED, text, ("-",))
+        if m.group(0).lower().endswith(_SUFFIXES)
+        and m.group(0).lower().rsplit("-", 1)[1] not in _NOT_FINDINGS
+    ]
     found = [m for m in found if not _PREVENTION_AFTER.match(text, m.end)]
     found += _difficulties(text) + _changes_of(text) + _pattern_findings(text)
     for m in _scan(_WAVE_CHANGES, text, ("change", "abnormalit")):

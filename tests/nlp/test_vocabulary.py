@@ -662,3 +662,19 @@ def test_it_reads_modifiers_in_either_order_and_slit_lamp_and_imaging_findings(
     entity = next(e for e in _findings(text) if e.text == found)
     assert entity.concept_id == concept_id
     assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("Sacro-iliitis (720.2), lumbo-sacral dysfunction.", "Sacro-iliitis", None),
+        ("No scales, no excoriations, and no palpable erythema.", "excoriations", None),
+        ("No chronic ulcers or persistent itch.", "itch", "HP:0000989"),
+    ],
+)
+def test_it_reads_hyphenated_medical_words_excoriations_and_itch(
+    text: str, found: str, concept_id: str | None
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
