@@ -19,6 +19,8 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 __all__ = [
+    "MEDICAL_ENDINGS",
+    "NOT_FINDING_WORDS",
     "LexiconTerm",
     "TermMatch",
     "TermMatcher",
@@ -126,12 +128,12 @@ def build_term_matcher(nlp: Language, filename: str, category_column: str) -> Te
 
 # Words built on these endings name a disorder or finding ("arthritis", "hydronephrosis",
 # "thyromegaly", "thrombocytopenia"); the lexicon cannot list them all.
-_SUFFIXES = (
+MEDICAL_ENDINGS = (
     "itis", "osis", "iasis", "opathy", "omegaly", "emia", "algia", "plegia", "paresis", "penia",
     "cytosis", "uria", "rrhea", "rrhoea", "rrhage", "oma", "omas",
 )  # fmt: skip
 _LONG_WORD = re.compile(r"(?<![\w-])[A-Za-z]{6,}(?![\w-])")
-_NOT_FINDINGS = frozenset(
+NOT_FINDING_WORDS = frozenset(
     {
         "diagnosis", "prognosis", "anastomosis", "hemostasis", "haemostasis", "osmosis",
         "symbiosis", "diploma", "oklahoma", "academia", "nostalgia", "stroma", "aroma",
@@ -162,7 +164,8 @@ def find_generic_problems(text: str) -> list[TermMatch]:
     found = [
         TermMatch(m.start(), m.end(), m.group(0), _as_term(m.group(0)))
         for m in _LONG_WORD.finditer(text)
-        if m.group(0).lower().endswith(_SUFFIXES) and m.group(0).lower() not in _NOT_FINDINGS
+        if m.group(0).lower().endswith(MEDICAL_ENDINGS)
+        and m.group(0).lower() not in NOT_FINDING_WORDS
     ]
     return found + find_headed_phrases(text, _HEAD)
 

@@ -30,8 +30,8 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from nlp.problems import (
-    _NOT_FINDINGS,
-    _SUFFIXES,
+    MEDICAL_ENDINGS,
+    NOT_FINDING_WORDS,
     LexiconTerm,
     TermMatch,
     find_generic_problems,
@@ -797,8 +797,8 @@ def find_generic_findings(text: str) -> list[TermMatch]:
     found += [
         _as_generic(text, m.start(), m.end())
         for m in _scan(_HYPHENATED, text, ("-",))
-        if m.group(0).lower().endswith(_SUFFIXES)
-        and m.group(0).lower().rsplit("-", 1)[1] not in _NOT_FINDINGS
+        if m.group(0).lower().endswith(MEDICAL_ENDINGS)
+        and m.group(0).lower().rsplit("-", 1)[1] not in NOT_FINDING_WORDS
     ]
     found = [m for m in found if not _PREVENTION_AFTER.match(text, m.end)]
     found += _difficulties(text) + _changes_of(text) + _pattern_findings(text)
