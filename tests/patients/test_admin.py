@@ -110,3 +110,18 @@ def test_the_observation_list_neither_scans_for_filter_values_nor_searches_case_
     assert "DISTINCT" not in sql
     assert "UPPER(" not in sql
     assert f"\"mrn\" = '{imported[1].mrn}'" in sql
+
+
+def test_admin_pages_carry_the_site_icon_and_title(data_manager) -> None:
+    """The admin links the site's icon (a browser would otherwise ask for a missing
+    /favicon.ico) and keeps its own header."""
+    client = signed_in(data_manager)
+    html = client.get(reverse("admin:index")).content.decode()
+    assert '<link rel="icon" href="/static/img/favicon' in html
+    assert "TwinPortal data management" in html
+    assert (
+        client.get(reverse("admin:patients_patient_changelist"))
+        .content.decode()
+        .count('rel="icon"')
+        == 1
+    )
