@@ -174,14 +174,17 @@ Acceptance (treatment record as prescribed):
 Caveats: a few dozen held-out readings per variable, so coverage is known to about ±8 points and
 the gain over carry-forward to the bootstrap interval shown (patients resampled). Many Synthea
 HbA1c series are exactly constant for years (carry-forward's best case; each patient's own walk
-and noise estimate now keeps the twin within a few hundredths of it there), several carry
+and noise estimate keeps the twin within a few hundredths of it there), several carry
 physiologically impossible values (2.4–3.0 %, outside the plausible range, so neither fitted nor
-scored), and the rest scatter around a stable level by about ±0.2 % from year to year, where one
-unlucky held-out reading decides which forecast wins. Synthea's vital signs do not respond to
-prescriptions; the batch's pooled response learns that from the few patients with readings
-before and after a start. Of the 261 SBP readings held out from the 82, 138 belong to one
-patient, so the all-patient figures are largely that patient's. The generated-cohort backtest below (`backtest_cohort`), with
-hundreds of held-out readings, is the better-powered check of the same code.
+scored), and the rest scatter around a stable level by about ±0.2 % from year to year, which the
+steady-level model forecasts from the mean of all the patient's readings where their own one-step
+scores favour it. Synthea's vital signs do not respond to prescriptions; the batch's pooled
+response learns that from the few patients with readings before and after a start. Of the 261
+SBP readings held out from the 82, 138 belong to one patient (nine yearly readings before the
+cut-off, drugs started after the last of them, then a year of home readings that scatter less
+than his record did), so the all-patient BP figures are largely that patient's. The
+generated-cohort backtest below (`backtest_cohort`), with hundreds of held-out readings, is the
+better-powered check of the same code.
 """
     )
     write_section("backtest_synthea", body)

@@ -173,15 +173,23 @@ class VariableFit:
     fallback: bool
     walk_var: float | None = None
     slope_walk_var: float | None = None
-    #: Posterior probability of the structural model against the local-level model
-    #: (``prequential``); the forecast is their mixture. 1.0: the structural model alone.
+    #: Posterior probability of the structural model against the local-level and steady-level
+    #: models (``prequential``); the forecast is their mixture. 1.0: the structural model alone.
     weight: float = 1.0
+    #: Posterior probability of the steady-level model; the local level has the rest,
+    #: ``1 − weight − steady_weight``.
+    steady_weight: float = 0.0
     #: The local-level model's level after the last reading (treatment effects removed, model
     #: scale) and its variance; NaN when it has no readings.
     local_level: float = math.nan
     local_level_var: float = 0.0
-    #: The local-level model's noise multiplier (the patient's empirical-Bayes one, floored).
+    #: The local-level model's noise multiplier (the patient's empirical-Bayes one, floored); the
+    #: steady-level model's too.
     local_noise_scale: float = 1.0
+    #: The steady-level model's level after the last reading (treatment effects removed, model
+    #: scale) and its variance; NaN when it has no readings.
+    steady_level: float = math.nan
+    steady_level_var: float = 0.0
 
     def walk_variances(self) -> tuple[float, float]:
         """Level random-walk and slope-diffusion variances per year (model scale) of this fit.
@@ -239,6 +247,7 @@ class Calibration:
                     "noise_scale": f.noise_scale,
                     "fallback": f.fallback,
                     "structural_weight": f.weight,
+                    "steady_weight": f.steady_weight,
                 }
                 for v, f in self.fits.items()
             },
@@ -1297,10 +1306,10 @@ def calibrate_batch(
         own = (mask > 0) & (flag == 0)
         k_floor = np.maximum(k_each, floor)
         shift = (priors()[("all", "shift_prob")], priors()[("all", "shift_scale")])
+        ts, used, (zs, es, vs) = prequential.sort_rows(
+            tt, own.astype(np.float64), zc, x[:, :, 2], (sd * k_floor[:, None]) ** 2
+        )
         if empirical_bayes:
-            ts, used, (zs, es, vs) = prequential.sort_rows(
-                tt, own.astype(np.float64), zc, x[:, :, 2], (sd * k_floor[:, None]) ** 2
-            )
             shift = prequential.estimate_shift(
                 ts,
                 zs - mean[:, 2:3] * es,
@@ -1326,14 +1335,27 @@ def calibrate_batch(
             shift_prob=shift[0],
             shift_scale=shift[1],
         )
-        log_bayes = score_s - score_l
-        scored = n_own >= 2
-        prior_w = (
-            prequential.batch_prior(log_bayes, scored)
-            if empirical_bayes
-            else prequential.DEFAULT_PRIOR
+        # the steady-level model: the local-level filter without the walk
+        score_c, st_mean, st_var = prequential.local_level_scores(
+            ts,
+            zs - mean[:, 2:3] * es,
+            np.where(used, vs, 1.0),
+            used,
+            walk_var=np.zeros_like(walk_each),
+            shift_prob=shift[0],
+            shift_scale=shift[1],
+            dof=dof,
         )
-        weight = np.where(n_own > 0, prequential.posterior_weight(log_bayes, prior_w), 1.0)
+        log_scores = np.stack([score_s, score_l, score_c], axis=1)
+        scored = n_own >= 2
+        mixing = (
+            prequential.batch_mixing(log_scores, scored)
+            if empirical_bayes
+            else np.asarray(prequential.DEFAULT_MIXING)
+        )
+        post = prequential.posterior_weights(log_scores, mixing)
+        weight = np.where(n_own > 0, post[:, 0], 1.0)
+        steady_weight = np.where(n_own > 0, post[:, 2], 0.0)
         for i, d in enumerate(data):
             n_obs = int(n_own[i])
             left_out = implausible_note(histories[i], var, float(cutoffs[i]))
@@ -1372,6 +1394,9 @@ def calibrate_batch(
                 local_level=float(ll_mean[i]),
                 local_level_var=float(ll_var[i]),
                 local_noise_scale=float(k_floor[i]),
+                steady_weight=float(steady_weight[i]),
+                steady_level=float(st_mean[i]),
+                steady_level_var=float(st_var[i]),
             )
     return [
         Calibration(

@@ -305,7 +305,7 @@ def simulate(
             + local_trend(t, fit.t_last, draws.walk[v], draws.slope_walk[v], q_walk, q_slope)
         )
         kappa: FloatArray | float = fit.noise_scale
-        local = local_samples(fit, draws.picks(v))
+        local, steady = component_samples(fit, draws.picks(v))
         if local.any():
             # the local-level model's samples: its level now, the same treatment inputs, its walk
             z_local = (
@@ -315,7 +315,14 @@ def simulate(
                 + local_trend(t, fit.t_last, draws.walk[v], draws.slope_walk[v], q_walk, 0.0)
             )
             z = np.where(local[:, None], z_local, z)
-            kappa = np.where(local, fit.local_noise_scale, fit.noise_scale)[:, None]
+        if steady.any():
+            # the steady-level model's samples: its level, the same treatment inputs, no walk
+            z_steady = (
+                fit.steady_level + np.sqrt(fit.steady_level_var) * draws.theta[v][:, :1] + inputs
+            )
+            z = np.where(steady[:, None], z_steady, z)
+        if local.any() or steady.any():
+            kappa = np.where(local | steady, fit.local_noise_scale, fit.noise_scale)[:, None]
         true = from_model_scale(v, z)
         if v == "egfr":
             true = np.maximum(true, renal.EGFR_FLOOR)
@@ -333,16 +340,26 @@ def simulate(
     return out
 
 
-def local_samples(fit: VariableFit, pick: FloatArray) -> npt.NDArray[np.bool_]:
-    """Which samples (shape of ``pick``) come from the local-level model rather than the structural.
+def component_samples(
+    fit: VariableFit, pick: FloatArray
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Which samples (shape of ``pick``) come from the local-level and the steady-level model.
 
-    A share ``1 − fit.weight`` of them (``prequential``): those whose stratified uniform ``pick``
-    is at least the structural weight. None when the local-level model has no level.
+    The stratified uniforms ``pick`` split the samples in the posterior model probabilities
+    (``prequential``): below ``fit.weight`` the structural model, then a share ``steady_weight``
+    the steady-level model and the rest, ``1 − weight − steady_weight``, the local-level model.
+    A model without a level gives its samples to the structural one.
     """
-    if not np.isfinite(fit.local_level) or fit.weight >= 1.0:
-        return np.zeros(pick.shape, dtype=bool)
-    out: npt.NDArray[np.bool_] = pick >= fit.weight
-    return out
+    none = np.zeros(pick.shape, dtype=bool)
+    cut = fit.weight + fit.steady_weight
+    steady = (pick >= fit.weight) & (pick < cut) if np.isfinite(fit.steady_level) else none
+    local = pick >= cut if np.isfinite(fit.local_level) and cut < 1.0 else none
+    return local, steady
+
+
+def local_samples(fit: VariableFit, pick: FloatArray) -> npt.NDArray[np.bool_]:
+    """Which samples (shape of ``pick``) come from the local-level model (``component_samples``)."""
+    return component_samples(fit, pick)[0]
 
 
 def local_trend(
@@ -712,7 +729,9 @@ def forecast_batch(
         z += inputs
         _add_batch_local_trend(z, cals, v, starts, grid_years, draws, p)
         kappa = np.array([cal.fits[v].noise_scale for cal in cals], dtype=f32)[:, None]
-        local = np.stack([local_samples(cal.fits[v], draws.picks(v)) for cal in cals])
+        parts = [component_samples(cal.fits[v], draws.picks(v)) for cal in cals]
+        local = np.stack([loc for loc, _ in parts])
+        steady = np.stack([st for _, st in parts])
         if local.any():
             # the local-level model's samples (prequential weights): level now, same inputs, walk
             rows = np.flatnonzero(local.any(axis=1))
@@ -726,9 +745,26 @@ def forecast_batch(
                 z_local, part, v, starts[rows], grid_years, draws, p, slope=False
             )
             z[rows] = np.where(local[rows][:, None, :], z_local, z[rows])
-            k_local = np.array([cal.fits[v].local_noise_scale for cal in part], dtype=f32)
-            kappa = np.broadcast_to(kappa, local.shape).copy()
-            kappa[rows] = np.where(local[rows], k_local[:, None], kappa[rows])
+        if steady.any():
+            # the steady-level model's samples: its level, the same inputs, no walk
+            rows = np.flatnonzero(steady.any(axis=1))
+            lvl = np.array(
+                [
+                    [cals[int(i)].fits[v].steady_level, cals[int(i)].fits[v].steady_level_var]
+                    for i in rows
+                ]
+            )
+            z_steady = inputs[rows]
+            z_steady += (lvl[:, :1] + np.sqrt(lvl[:, 1:]) * draws.theta[v][None, :, 0]).astype(f32)[
+                :, None, :
+            ]
+            z[rows] = np.where(steady[rows][:, None, :], z_steady, z[rows])
+        simple = local | steady
+        if simple.any():
+            rows = np.flatnonzero(simple.any(axis=1))
+            k_local = np.array([cals[int(i)].fits[v].local_noise_scale for i in rows], dtype=f32)
+            kappa = np.broadcast_to(kappa, simple.shape).copy()
+            kappa[rows] = np.where(simple[rows], k_local[:, None], kappa[rows])
         kappa3 = kappa[:, None, :]
         true = from_model_scale(v, z)
         if v == "egfr":

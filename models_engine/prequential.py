@@ -1,6 +1,6 @@
-"""Prequential weighing of the structural model against a local-level model, batched over patients.
+"""Prequential weighing of the structural model against two simple ones, batched over patients.
 
-For each patient and variable both models predict every training reading from the readings before
+For each patient and variable each model predicts every training reading from the readings before
 it (one step ahead, Dawid 1984, "Present position and potential developments: some personal views.
 Statistical theory: the prequential approach", JRSS A 147:278), as Kalman filters over the
 stacked patients (Harvey 1989, *Forecasting, structural time series models and the Kalman
@@ -12,13 +12,20 @@ filter*, ch. 3):
 * the **local-level** model: a random walk plus noise of the readings with the treatment effects
   removed at the fitted response, with the same empirical-Bayes noise and walk (the variogram of
   ``calibration.estimate_noise_and_walk`` is this model's own), and no slope and no population
-  curve: carrying the current level forward, with honest bands.
+  curve: carrying the current level forward, with honest bands;
+* the **steady-level** model: the same filter with no walk, so the level is the precision-weighted
+  mean of all the patient's readings since their last level shift (the batch's shifts,
+  ``estimate_shift``): a patient whose readings scatter around a level that does not move is
+  forecast from all of them rather than from the newest few.
 
-The sum of one-step Student-t log scores (readings after the first) gives each patient's log Bayes
-factor. The prior probability of the structural model is estimated from the batch (empirical Bayes:
-the mixing weight that maximises the batch's marginal likelihood), so a data source whose patients
-do not follow the population curves moves the prior, and each patient's posterior weight is that
-prior updated by their own scores. Only readings up to the calibration cut-off are used.
+The sum of one-step Student-t log scores (readings after the first) is each model's prequential
+marginal likelihood for the patient. The prior probabilities of the three models are estimated
+from the batch (empirical Bayes: the mixing weights that maximise the batch's marginal likelihood,
+``batch_mixing``), so a data source whose patients do not follow the population curves, or whose
+levels do not wander, moves the prior; each patient's posterior weights are that prior updated by
+their own scores (``posterior_weights``), so a patient with many readings is weighed by them and
+one with few keeps the batch's weights, and the forecast is the mixture of the three models'
+predictive distributions. Only readings up to the calibration cut-off are used.
 """
 
 from __future__ import annotations
@@ -38,6 +45,13 @@ PRIOR_BOUNDS = (0.02, 0.98)
 #: Fewer patients with scored readings than this and the batch keeps ``DEFAULT_PRIOR`` (as
 #: ``calibration.MIN_EB_PATIENTS`` for noise and walk).
 MIN_PRIOR_PATIENTS = 10
+#: Prior probabilities (structural, local level, steady level) when the batch is too small to
+#: estimate them: ``DEFAULT_PRIOR`` for the structural model and the rest split evenly between the
+#: two simple models [assumption]; ``batch_mixing`` replaces them with the batch's estimate.
+DEFAULT_MIXING = (DEFAULT_PRIOR, 0.5 * (1.0 - DEFAULT_PRIOR), 0.5 * (1.0 - DEFAULT_PRIOR))
+#: EM iterations of ``batch_mixing`` at most; it stops once the weights move by less than 1e-9
+#: [assumption: a numerical tolerance, not a model value].
+_EM_ITERATIONS = 300
 _DAYS_PER_YEAR = 365.25
 #: (probability, scale) pairs of the local-level model's level shifts that ``estimate_shift``
 #: chooses from: no shifts, or a shift between two readings with probability 2-20 % and an SD of
@@ -371,3 +385,56 @@ def slope_prior_scale(
     var = np.exp(2.0 * u)[:, None] * s2[None, :] + v[None, :]
     post = -0.5 * (np.log(var) + d2[None, :] / var).sum(axis=1) - 0.5 * u**2 / hyper_log_sd**2
     return float(np.exp(u[int(np.argmax(post))]))
+
+
+def batch_mixing(log_scores: FloatArray, scored: FloatArray) -> FloatArray:
+    """Empirical-Bayes prior probabilities of the models from the batch's prequential scores.
+
+    The mixing weights ``π`` maximising ``Σ_i log Σ_k π_k exp(L_ik)`` over the patients with
+    scored readings, by EM (Dempster, Laird & Rubin 1977, JRSS B 39:1, the finite-mixture
+    weights), each kept within ``PRIOR_BOUNDS`` so no model is ruled out for a whole batch;
+    ``DEFAULT_MIXING`` with fewer than ``MIN_PRIOR_PATIENTS`` such patients.
+
+    Parameters
+    ----------
+    log_scores : ndarray, shape (P, K)
+        Summed one-step log scores of each patient under each model (K = 3: structural, local
+        level, steady level).
+    scored : ndarray, shape (P,)
+        True for patients with at least one scored reading.
+
+    Returns
+    -------
+    ndarray, shape (K,)
+    """
+    ls = log_scores[np.asarray(scored, dtype=bool)]
+    if ls.shape[0] < MIN_PRIOR_PATIENTS:
+        return np.asarray(DEFAULT_MIXING, dtype=np.float64)
+    ls = ls - ls.max(axis=1, keepdims=True)
+    lik = np.exp(ls)
+    pi = np.full(ls.shape[1], 1.0 / ls.shape[1])
+    for _ in range(_EM_ITERATIONS):
+        resp = pi * lik
+        resp /= resp.sum(axis=1, keepdims=True)
+        new = np.clip(resp.mean(axis=0), PRIOR_BOUNDS[0], PRIOR_BOUNDS[1])
+        new /= new.sum()
+        done = float(np.max(np.abs(new - pi))) < 1e-9
+        pi = new
+        if done:
+            break
+    out: FloatArray = pi
+    return out
+
+
+def posterior_weights(log_scores: FloatArray, prior: FloatArray) -> FloatArray:
+    """Each patient's posterior model probabilities, shape (P, K): ``prior`` updated by the scores.
+
+    Bayes' rule with each model's summed one-step log score as its log marginal likelihood: the
+    more readings a patient has, the further their own scores move them from the batch's prior;
+    a patient without scored readings keeps it.
+    """
+    logit = np.log(prior)[None, :] + log_scores
+    logit -= logit.max(axis=1, keepdims=True)
+    out: FloatArray = np.exp(logit)
+    out /= out.sum(axis=1, keepdims=True)
+    return out

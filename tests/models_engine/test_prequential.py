@@ -67,7 +67,7 @@ def test_the_batch_prior_is_estimated_from_the_batch_and_needs_enough_patients()
 
 def _local_only(cal, variable, level):
     fit = dataclasses.replace(
-        cal.fits[variable], weight=0.0, local_level=level, local_level_var=0.0
+        cal.fits[variable], weight=0.0, steady_weight=0.0, local_level=level, local_level_var=0.0
     )
     return dataclasses.replace(cal, fits={**cal.fits, variable: fit})
 
@@ -93,6 +93,9 @@ def test_calibration_records_each_variables_structural_weight():
             assert 0.0 <= fit.weight <= 1.0
         assert np.isfinite(cal.fits["sbp"].local_level)
         assert "structural_weight" in cal.to_dict()["fits"]["sbp"]
+        assert "steady_weight" in cal.to_dict()["fits"]["sbp"]
+        for fit in cal.fits.values():
+            assert 0.0 <= fit.steady_weight <= 1.0 - fit.weight + 1e-12
 
 
 def _series(levels, noise=1.0, seed=0):
@@ -155,3 +158,100 @@ def test_the_slope_prior_loosens_for_a_batch_that_leaves_the_population_curve():
     assert leaving > 2.0 and following < 0.5
     few = prequential.slope_prior_scale(np.ones(3), np.ones(3), np.zeros(3), np.ones(3), **common)
     assert few == 1.0
+
+
+def _three_scores(z, *, noise_var, walk_var=4.0):
+    """Local-level and steady-level log scores of rows ``z`` (readings 180 days apart)."""
+    t = np.broadcast_to(np.arange(z.shape[1]) * 180.0, z.shape).copy()
+    r = np.full(z.shape, noise_var)
+    use = np.ones(z.shape, bool)
+    common = dict(shift_prob=0.0, shift_scale=0.0, dof=4.0)
+    walking = prequential.local_level_scores(
+        t, z, r, use, walk_var=np.full(z.shape[0], walk_var), **common
+    )
+    steady = prequential.local_level_scores(t, z, r, use, walk_var=np.zeros(z.shape[0]), **common)
+    return walking, steady
+
+
+def test_a_noisy_flat_patient_goes_to_the_steady_level_and_a_wandering_one_to_the_local_level():
+    rng = np.random.default_rng(5)
+    flat = 80.0 + 5.0 * rng.standard_normal(40)
+    wandering = 80.0 + np.cumsum(6.0 * rng.standard_normal(40)) + 1.0 * rng.standard_normal(40)
+    (walk_score, walk_level, _), (steady_score, steady_level, _) = _three_scores(
+        np.stack([flat, wandering]), noise_var=25.0, walk_var=36.0
+    )
+    # structural model left out (score -inf): only the two simple models compete
+    scores = np.stack([np.full(2, -np.inf), walk_score, steady_score], axis=1)
+    post = prequential.posterior_weights(scores, np.array([0.2, 0.4, 0.4]))
+    assert post[0, 2] > 0.8 and post[1, 2] < 0.2
+    # the steady level is the mean of all the flat patient's readings, not of the newest few
+    assert steady_level[0] == pytest.approx(flat.mean(), abs=0.5)
+    assert abs(walk_level[0] - flat.mean()) > abs(steady_level[0] - flat.mean())
+
+
+def test_a_patient_without_scored_readings_keeps_the_batchs_weights():
+    prior = np.array([0.5, 0.3, 0.2])
+    post = prequential.posterior_weights(np.zeros((1, 3)), prior)
+    assert post[0] == pytest.approx(prior)
+    # a few readings move a patient less than many of the same kind
+    few = prequential.posterior_weights(np.array([[0.0, 0.0, 1.0]]), prior)
+    many = prequential.posterior_weights(np.array([[0.0, 0.0, 10.0]]), prior)
+    assert prior[2] < few[0, 2] < many[0, 2]
+
+
+def test_the_mixing_weights_are_estimated_from_the_batch_and_need_enough_patients():
+    # 30 patients whose scores favour the steady level, 10 the local level
+    scores = np.zeros((40, 3))
+    scores[:30, 2] = 6.0
+    scores[30:, 1] = 6.0
+    scores[:, 0] = -6.0
+    mix = prequential.batch_mixing(scores, np.ones(40, bool))
+    assert mix.sum() == pytest.approx(1.0)
+    assert mix[0] == pytest.approx(prequential.PRIOR_BOUNDS[0], abs=1e-3)
+    assert mix[2] == pytest.approx(0.73, abs=0.03) and mix[1] == pytest.approx(0.25, abs=0.03)
+    few = prequential.batch_mixing(scores[:3], np.ones(3, bool))
+    assert few == pytest.approx(prequential.DEFAULT_MIXING)
+    unscored = prequential.batch_mixing(scores, np.zeros(40, bool))
+    assert unscored == pytest.approx(prequential.DEFAULT_MIXING)
+
+
+def _steady_only(cal, variable, level):
+    fit = dataclasses.replace(
+        cal.fits[variable], weight=0.0, steady_weight=1.0, steady_level=level, steady_level_var=0.0
+    )
+    return dataclasses.replace(cal, fits={**cal.fits, variable: fit})
+
+
+def test_a_fit_given_to_the_steady_level_forecasts_it_without_a_widening_walk():
+    cal = calibrate_batch([make_history(seed=6)])[0]
+    steady = _steady_only(cal, "sbp", 121.0)
+    local = _local_only(cal, "sbp", 121.0)
+    t = np.array([30.0, 3650.0])
+    draws = Draws.make(4000, t.size, 3)
+    s_obs = simulate(steady, t, steady.history.treatments, draws)["sbp"][1]
+    l_obs = simulate(local, t, local.history.treatments, draws)["sbp"][1]
+    assert np.median(s_obs, axis=0) == pytest.approx([121.0, 121.0], abs=1.5)
+    spread = np.subtract(*np.quantile(s_obs, [0.9, 0.1], axis=0))
+    assert spread[1] == pytest.approx(spread[0], rel=0.1)
+    assert np.subtract(*np.quantile(l_obs, [0.9, 0.1], axis=0))[1] > 1.1 * spread[1]
+    batch = forecast_batch([steady], n_samples=2000, seed=1)
+    assert batch.bands["sbp"][0, 0, 1] == pytest.approx(121.0, abs=1.5)
+
+
+def test_the_model_weights_and_levels_use_no_reading_after_the_cutoff():
+    histories = [make_history(patient_id=str(i), seed=i, noise=1.5) for i in range(12)]
+    cutoff = -1000.0
+    changed = []
+    for h in histories:
+        obs = {}
+        for name, ser in h.observations.items():
+            y = np.where(ser.t > cutoff, ser.y * 1.5 + 20.0, ser.y)
+            obs[name] = dataclasses.replace(ser, y=y)
+        changed.append(dataclasses.replace(h, observations=obs))
+    before = calibrate_batch(histories, until=cutoff)
+    after = calibrate_batch(changed, until=cutoff)
+    for a, b in zip(before, after, strict=True):
+        for v in ("sbp", "dbp", "hba1c", "ldl", "weight"):
+            fa, fb = a.fits[v], b.fits[v]
+            assert fa.weight == fb.weight and fa.steady_weight == fb.steady_weight
+            assert fa.steady_level == fb.steady_level and fa.local_level == fb.local_level
