@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pgtrigger
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -43,6 +44,22 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["username"]
+        # save() below starts a generation for the application's writes; this does it for every
+        # other writer (QuerySet.update(), SQL), so no way of disabling an account leaves its
+        # sessions and tokens to come back when it is enabled again
+        triggers = [
+            pgtrigger.Trigger(
+                name="disabling_ends_sessions",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Update,
+                condition=pgtrigger.Q(
+                    old__is_active=True,
+                    new__is_active=False,
+                    new__session_generation=pgtrigger.F("old__session_generation"),
+                ),
+                func="NEW.session_generation := OLD.session_generation + 1; RETURN NEW;",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username

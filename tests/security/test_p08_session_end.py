@@ -152,6 +152,27 @@ def test_disabling_through_the_service_or_the_model_ends_the_sessions_for_good(
     assert_signed_out(replay(second))
 
 
+def test_disabling_with_a_bare_update_ends_the_sessions_and_tokens_for_good(
+    clinician: Any,
+) -> None:
+    """A writer that bypasses the model (QuerySet.update, SQL) still starts a new generation:
+    PostgreSQL's trigger does it."""
+    from accounts.services import api_token_issue
+
+    cookie = signed_in(clinician).cookies[settings.SESSION_COOKIE_NAME].value
+    issued = api_token_issue(user=clinician, name="reporting", scope="read", created_by=clinician)
+    before = User.objects.get(pk=clinician.pk).session_generation
+
+    User.objects.filter(pk=clinician.pk).update(is_active=False)
+    assert User.objects.get(pk=clinician.pk).session_generation == before + 1
+    User.objects.filter(pk=clinician.pk).update(is_active=True)
+    assert User.objects.get(pk=clinician.pk).session_generation == before + 1
+
+    assert_signed_out(replay(cookie))
+    token_call = Client().get(API, HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+    assert token_call.status_code == 401
+
+
 def test_a_password_change_ends_the_other_sessions(clinician: Any) -> None:
     cookie = signed_in(clinician).cookies[settings.SESSION_COOKIE_NAME].value
 
