@@ -63,8 +63,13 @@ _SPELLING = (
     ("behaviour", "behavior"), ("ysed", "yzed"), ("orthopaed", "orthoped"),
     ("hypokalaem", "hypokalem"), ("glycaem", "glycem"), ("kalaem", "kalem"),
     ("natraem", "natrem"), ("calcaem", "calcem"), ("uraem", "urem"), ("septicaem", "septicem"),
-    ("lipidaem", "lipidem"),
+    ("lipidaem", "lipidem"), ("aemic", "emic"), ("gynaec", "gynec"), ("aetiol", "etiol"),
+    ("manoeuv", "maneuv"), ("caesar", "cesar"),
 )  # fmt: skip
+# Spellings the gate for the table above does not see: "-ise" verbs ("localised",
+# "generalised", "hospitalisation"), "leucocytosis", "sulphate", "fibre", "centre".
+_SPELLING_MORE = (("leuco", "leuko"), ("sulph", "sulf"), ("fibre", "fiber"), ("centre", "center"))
+_ISE = (("isation", "ization"), ("ised", "ized"), ("ising", "izing"), ("ises", "izes"))
 # Words that end in "s" or "i" but are singular, and the Latin plurals notes use.
 _SINGULAR = frozenset(
     {
@@ -99,12 +104,23 @@ def normalise_word(word: str) -> str:
     w = word.lower()
     if w.endswith("'s"):
         w = w[:-2]
+    elif w.endswith("s'"):  # "Fuchs' dystrophy", "the patients' symptoms"
+        w = w[:-1]
     if len(w) <= 3 or not w.isalpha():
         return w
     if "ae" in w or "oe" in w or "our" in w or "ys" in w:
         for british, american in _SPELLING:
             if british in w:
                 w = w.replace(british, american)
+    if "leuc" in w or "ulph" in w or w.endswith(("tre", "bre", "tres", "bres")):
+        for british, american in _SPELLING_MORE:
+            if british in w:
+                w = w.replace(british, american)
+    if len(w) > 6 and "is" in w[-7:]:
+        for british, american in _ISE:
+            if w.endswith(british):
+                w = w[: -len(british)] + american
+                break
     if w in _SINGULAR:
         return w
     latin = _LATIN_PLURALS.get(w)
@@ -368,6 +384,8 @@ class FindingMatcher:
                 continue
             if span.end < len(doc) and doc[span.end].norm_ in _PREVENTION:
                 continue  # "DVT prophylaxis", "cataract extraction": not a finding here
+            if len(span) == 1 and _after_non(doc, span.start):
+                continue  # "non-tender", "non-distended": a normal examination
             found.append(self._with_site(doc, span, term))
         return found
 
@@ -474,6 +492,10 @@ class FindingMatcher:
                 if found is not None:
                     return found
         return term
+
+
+def _after_non(doc: Doc, i: int) -> bool:
+    return i >= 2 and doc[i - 1].text == "-" and doc[i - 2].lower_ == "non"
 
 
 _CLAUSE_END = re.compile(r"[.;!?](?:\s|$)|\n")

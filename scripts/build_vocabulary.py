@@ -181,18 +181,41 @@ def snomed_of(xrefs: Iterable[str]) -> str:
     return ""
 
 
-def usable(surface: str) -> bool:
-    """Whether an ontology label or synonym may be matched in notes as it stands."""
+_NAMING_ACRONYM = re.compile(r"\b[A-Z]{4,}\b")
+
+
+def usable(surface: str, *, acronym: bool = False) -> bool:
+    """Whether an ontology label or synonym may be matched in notes as it stands.
+
+    With ``acronym``, whether it is a wording that is usable only as written, because an
+    acronym of four letters or more names the disease in it ("VACTERL association", "HELLP
+    syndrome"): those are matched in their own case, where a lower-case "charge" is no syndrome.
+    """
     words = surface.split()
+    if acronym:
+        return bool(_NAMING_ACRONYM.search(surface)) and _usable_but_acronym(surface, words)
+    return _usable_but_acronym(surface, words) and not _has_acronym(surface, words)
+
+
+def _has_acronym(surface: str, words: list[str]) -> bool:
+    # An acronym inside the phrase ("CHILD syndrome", "HELLP").
+    return sum(c.isupper() for c in surface) >= 2 and any(w.isupper() and len(w) > 1 for w in words)
+
+
+def _usable_but_acronym(surface: str, words: list[str]) -> bool:
     if not words or len(words) > _MAX_WORDS or _GROUPING.search(surface):
         return False
     if _GENETIC.search(surface) or any(c in surface for c in '()[];:"'):
         return False
     if len(words) == 1 and (len(surface) < _MIN_SINGLE_WORD or surface.isupper()):
         return False
-    if sum(c.isupper() for c in surface) >= 2 and any(w.isupper() and len(w) > 1 for w in words):
-        return False  # an acronym inside the phrase ("CHILD syndrome", "HELLP")
     return surface.lower() not in STOP_SURFACES
+
+
+def _usable_surfaces(surfaces: list[str]) -> list[str]:
+    """The usable wordings, those named by an acronym last and marked to match as written."""
+    plain = [s for s in surfaces if usable(s)]
+    return plain + [f"={s}" for s in surfaces if usable(s, acronym=True)]
 
 
 def hpo_concepts(path: Path) -> tuple[list[Concept], str]:
@@ -218,7 +241,7 @@ def hpo_concepts(path: Path) -> tuple[list[Concept], str]:
                 snomed_of(term.xrefs),
                 "finding",
                 f"HPO {version}",
-                [s for s in surfaces if usable(s)],
+                _usable_surfaces(surfaces),
             )
         )
     return concepts, version
@@ -297,7 +320,7 @@ def do_concepts(source: DoSource) -> tuple[list[Concept], str]:
                 snomed_of(xrefs.get(doid, ())),
                 "disorder",
                 f"DO {version}",
-                [s for s in surfaces if usable(s)],
+                _usable_surfaces(surfaces),
             )
         )
     return concepts, version
@@ -435,11 +458,24 @@ _ADJECTIVE_ENDINGS = (
     ("pnea", "pneic"), ("ope", "opal"), ("esis", "etic"), ("ation", "ated"),
     ("ema", "ematous"), ("ice", "iced"), ("usea", "useated"), ("oidism", "oid"),
     ("plasia", "plastic"), ("plasm", "plastic"), ("trophy", "trophic"), ("ysm", "ysmal"),
+    # Nouns in "-ia" and their "-ic" adjectives ("dystonia" -> "dystonic"), a quality and
+    # what has it ("tenderness" -> "tender", "irritability" -> "irritable"), a process and
+    # its result ("calcification" -> "calcified", "distension" -> "distended").
+    ("ia", "ic"), ("iness", "y"), ("ness", ""), ("bility", "ble"), ("ification", "ified"),
+    ("atation", "ated"), ("flammation", "flamed"), ("ension", "ended"), ("ention", "ended"),
+    ("trophy", "trophied"),
 )  # fmt: skip
 
 
 # Generated forms that mean something else in notes ("the fluid was aspirated", "antiemetic").
-_NOT_ADJECTIVES = frozenset({"aspirated", "emetic", "loxic", "thymotic", "mycotic", "geminated"})
+# "Redness" and "coldness" are findings, "red" and "cold" colours and temperatures; saline is
+# "hypertonic", a treatment "aggressive", a stain "eosinophilic".
+_NOT_ADJECTIVES = frozenset(
+    {"aspirated", "emetic", "loxic", "thymotic", "mycotic", "geminated", "aggressive", "alone",
+     "cold", "dull", "red", "sore", "slow", "shy", "tired", "lable", "instable", "hypertended",
+     "hypotended", "hypertonic", "hydrophobic", "eosinophilic", "basophilic", "neutrophilic",
+     "hypermoble"}
+)  # fmt: skip
 
 
 def adjectives(surface: str) -> list[str]:
@@ -448,7 +484,7 @@ def adjectives(surface: str) -> list[str]:
     if not word.isalpha():
         return []
     found = [word[: -len(end)] + adj for end, adj in _ADJECTIVE_ENDINGS if word.endswith(end)]
-    return [a for a in found if a not in _NOT_ADJECTIVES]
+    return [a for a in found if a not in _NOT_ADJECTIVES and not a.endswith("i")]
 
 
 def add_adjectives(concepts: list[Concept], sources: list[Concept]) -> None:
@@ -468,6 +504,65 @@ def add_adjectives(concepts: list[Concept], sources: list[Concept]) -> None:
                 if key not in used and adjective.lower() not in STOP_SURFACES:
                     used.add(key)
                     target.terms.append(adjective)
+
+
+# "Ringing in the ears" is also written "ears ringing", "Fracture of the femur" "femur
+# fracture": one or two words naming the finding, "of"/"in" and one to three words naming
+# where, turned round.
+_OF_PHRASE = re.compile(
+    r"^(?P<what>[A-Za-z-]+(?: [A-Za-z-]+)?) (?:of|in) (?:the )?(?P<where>[A-Za-z-]+(?: [A-Za-z-]+){0,2})$"
+)
+# Words after which a turned phrase would name something else ("Absence of the X" is not an
+# "X absence" a note writes, "Lack of X" neither).
+_NOT_TURNED = frozenset(
+    {"absence", "lack", "loss", "aplasia", "agenesis", "hypoplasia", "duplication", "increased",
+     "decreased", "abnormal", "partial", "complete", "total", "presence", "history", "onset"}
+)  # fmt: skip
+# A disease's name with one of these last words is written with the others too ("Parkinson
+# disease", "Parkinson's disorder").
+_DISEASE_WORDS = ("disease", "disorder", "syndrome")
+_POSSESSIVE = re.compile(r"(?<=[a-z])'s?(?= )")
+
+
+def variants(surface: str) -> list[str]:
+    """Other ways notes write an ontology wording, derived from its form alone.
+
+    ``"Ringing in the ears"`` gives ``"ears ringing"``; ``"Fuchs' endothelial dystrophy"``
+    ``"Fuchs endothelial dystrophy"``; ``"Gaucher disease"`` ``"Gaucher disorder"`` and
+    ``"Gaucher syndrome"``. Plurals, British spellings and hyphens need no variant: matching
+    is on :func:`nlp.vocabulary.normalise_word` forms and :func:`hyphen_variants`.
+    """
+    found: list[str] = []
+    m = _OF_PHRASE.match(surface)
+    if m and not set(m.group("what").lower().split()) & _NOT_TURNED:
+        found.append(f"{m.group('where')} {m.group('what')}")
+    words = surface.split()
+    if len(words) >= 2 and words[-1].lower() in _DISEASE_WORDS:
+        found += [" ".join([*words[:-1], w]) for w in _DISEASE_WORDS if w != words[-1].lower()]
+    if _POSSESSIVE.search(surface):
+        found.append(_POSSESSIVE.sub("", surface))
+    return found
+
+
+def add_variants(concepts: list[Concept]) -> int:
+    """Give each concept the :func:`variants` of its wordings that no concept uses already.
+
+    Run after every concept has claimed its own wordings, so a variant never takes a word
+    from the concept whose label or synonym it is. Returns how many were added.
+    """
+    used = {normalise_phrase(t.split("^")[0].lstrip("=")) for c in concepts for t in c.terms}
+    added = 0
+    for concept in concepts:
+        for surface in list(concept.terms):
+            if surface.startswith("=") or "^" in surface:
+                continue
+            for variant in variants(surface):
+                key = normalise_phrase(variant)
+                if key not in used and variant.lower() not in STOP_SURFACES:
+                    used.add(key)
+                    concept.terms.append(variant)
+                    added += 1
+    return added
 
 
 def write_vocabulary(concepts: list[Concept], path: Path) -> None:
@@ -532,6 +627,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     concepts = merge(project, hpo + do)
     add_adjectives(concepts, project + hpo + do)
+    add_variants(concepts)
     write_vocabulary(concepts, OUT)
     ids = {c.concept_id for c in concepts}
     counts = {

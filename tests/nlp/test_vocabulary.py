@@ -678,3 +678,66 @@ def test_it_reads_hyphenated_medical_words_excoriations_and_itch(
     entity = next(e for e in _findings(text) if e.text == found)
     assert entity.concept_id == concept_id
     assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    ("word", "form"),
+    [
+        ("localised", "localized"),
+        ("hospitalisation", "hospitalization"),
+        ("anaemic", "anemic"),
+        ("leucocytosis", "leukocytosis"),
+        ("Fuchs'", "fuch"),
+        ("gynaecomastia", "gynecomastia"),
+    ],
+)
+def test_it_normalises_ise_endings_possessives_and_more_british_spellings(
+    word: str, form: str
+) -> None:
+    assert normalise_word(word) == form
+
+
+# Wordings the vocabulary builder derives from the ontologies' own terms
+# (scripts/build_vocabulary.py: variants, adjectives, acronym-named wordings): each a real
+# sentence in, the entity with its span and concept out.
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        # "X in/of the Y" turned round: HPO's "Ringing in the ears".
+        ("He complains of his ears ringing at night.", "ears ringing", "HP:0000360"),
+        # "disease" / "disorder" / "syndrome" for one another: DO's "Parkinson's disease".
+        ("Known Parkinson's disorder, on carbidopa.", "Parkinson's disorder", "DOID:14330"),
+        # The possessive written or left out: DO's "Fuchs' endothelial dystrophy".
+        ("Early Fuchs endothelial dystrophy in both eyes.", "Fuchs endothelial dystrophy",
+         "DOID:11555"),
+        # An acronym that names the disease, matched as written: DO's "VACTERL association".
+        ("He also has VACTERL association with hydrocephalus.", "VACTERL association",
+         "DOID:14679"),
+        # "-ia" nouns and their "-ic" adjectives: HPO's "Dystonia".
+        ("She has been dystonic since the injury.", "dystonic", "HP:0001332"),
+        # A quality and what has it: HPO's "Restlessness".
+        ("He was restless overnight.", "restless", "HP:0000711"),
+        # British spelling with "-ise": "localised oedema" is edema.
+        ("There is localised oedema of the ankle.", "oedema of the ankle", "HP:0000969"),
+        ("He was anaemic on admission.", "anaemic", "HP:0001903"),
+    ],
+)  # fmt: skip
+def test_it_reads_wordings_derived_from_the_ontology_terms(
+    text: str, found: str, concept_id: str
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+    assert text[entity.start : entity.end] == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Abdomen: Soft, non-tender, non-distended.",
+        "Hypertonic saline was given.",
+        "The skin was red and cold to touch.",
+        "He charged the phone.",
+    ],
+)
+def test_a_normal_examination_or_an_everyday_word_is_not_a_derived_finding(text: str) -> None:
+    assert _findings(text) == []
