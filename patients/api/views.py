@@ -16,7 +16,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -108,6 +107,20 @@ def _page(name: str, item: type[serializers.Serializer[Any]]) -> Any:
     )
 
 
+class PatientListQuery(serializers.Serializer[Any]):
+    """The list's query string, checked like a body: a NUL character or an over-long term is a
+    400 naming the parameter, never a database error."""
+
+    search = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+
+
+class ObservationListQuery(serializers.Serializer[Any]):
+    code = serializers.CharField(
+        max_length=Observation._meta.get_field("code").max_length or 20,
+        error_messages={"required": "This query parameter is required."},
+    )
+
+
 class PatientListApi(APIView):
     class Pagination(LimitOffsetPagination):
         default_limit = 100
@@ -115,16 +128,26 @@ class PatientListApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("search", str, description="Family or given name, or exact MRN")
+            OpenApiParameter(
+                "search",
+                {"type": "string", "maxLength": 100, "pattern": r"^[^\x00]*$"},
+                description="Family or given name, or exact MRN (at most 100 characters)",
+            )
         ],
         operation_id="patients_list",
-        responses={200: _page("PatientPage", PatientOutput), **COMMON_ERRORS},
+        responses={
+            200: _page("PatientPage", PatientOutput),
+            400: OpenApiResponse(
+                FieldErrors, description="The search term is too long or holds a NUL character"
+            ),
+            **COMMON_ERRORS,
+        },
         summary="Patients on the caller's care teams",
     )
     def get(self, request: Request) -> Response:
-        qs = selectors.patient_list(
-            user=_user(request), search=str(request.query_params.get("search", ""))[:100]
-        )
+        query = PatientListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        qs = selectors.patient_list(user=_user(request), search=query.validated_data["search"])
         paginator = self.Pagination()
         page = paginator.paginate_queryset(qs, request, view=self) or []
         recorder.patients_listed(user=_user(request), patient_ids=[p.pk for p in page])
@@ -150,17 +173,19 @@ class PatientObservationsApi(APIView):
         parameters=[
             OpenApiParameter(
                 "code",
-                str,
+                {"type": "string", "maxLength": 20, "pattern": r"^\s*[^\x00\s][^\x00]*$"},
                 required=True,
                 allow_blank=False,
-                pattern=r"\S",
                 description="LOINC code, e.g. 8480-6 for systolic BP",
             )
         ],
         operation_id="patient_observations_list",
         responses={
             200: _page("ObservationPage", ObservationOutput),
-            400: OpenApiResponse(FieldErrors, description="The code parameter is missing"),
+            400: OpenApiResponse(
+                FieldErrors,
+                description="The code parameter is missing, blank, too long or holds a NUL character",
+            ),
             404: NOT_FOUND,
             **COMMON_ERRORS,
         },
@@ -168,9 +193,9 @@ class PatientObservationsApi(APIView):
     )
     def get(self, request: Request, patient_id: int) -> Response:
         patient = _patient_or_404(request, patient_id)
-        code = str(request.query_params.get("code", "")).strip()
-        if not code:
-            raise ValidationError({"code": ["This query parameter is required."]})
+        query = ObservationListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        code = query.validated_data["code"]
         paginator = self.Pagination()
         page = paginator.paginate_queryset(
             selectors.observations_for(patient=patient, code=code), request, view=self

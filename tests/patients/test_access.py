@@ -141,3 +141,21 @@ def test_the_openapi_schema_documents_pages_and_errors_as_they_are_returned(
     }
     detail = schema["paths"]["/api/v1/patients/{patient_id}/"]["get"]["responses"]
     assert {"200", "401", "403", "404"} <= set(detail)
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [("/api/v1/patients/", "search"), ("/api/v1/patients/{id}/observations/", "code")],
+)
+def test_a_nul_character_or_an_over_long_query_parameter_is_a_400_naming_it(
+    client, clinician, care_team, imported, path, param
+) -> None:
+    """PostgreSQL refuses NUL in text: the API says which parameter is wrong instead of a 500."""
+    client.force_login(clinician)
+    url = path.format(id=imported[0].pk)
+    for bad in ("abc\x00def", "x" * 101):
+        response = client.get(url, {param: bad})
+        assert response.status_code == 400, (bad, response.status_code)
+        assert param in response.json()
+    if param == "search":
+        assert client.get(url, {param: imported[0].family_name}).status_code == 200
