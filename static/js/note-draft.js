@@ -10,7 +10,7 @@
   var status = document.getElementById("autosave-status");
   var key = form.getAttribute("data-draft-key");
   var timer = null;
-  var lastSaved = text.value + "\u0000" + title.value;
+  var lastSaved = text.defaultValue + "\u0000" + title.defaultValue; // what the server holds
 
   function keep() {
     try { window.sessionStorage.setItem(key, JSON.stringify({ title: title.value, text: text.value, at: Date.now() })); } catch (e) { /* storage full or disabled: the server copy still works */ }
@@ -72,5 +72,7 @@
   }
   text.addEventListener("input", changed);
   title.addEventListener("input", changed);
+  // text typed before this script ran (a slow connection) has fired no input event: save it too
+  if (status.textContent === "" && (text.value !== text.defaultValue || title.value !== title.defaultValue)) changed();
   form.addEventListener("submit", function () { keep(); });
 })();

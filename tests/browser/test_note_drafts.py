@@ -58,3 +58,27 @@ def test_a_draft_typed_when_the_session_ends_is_not_lost(
     assert note.text == "Seen today. BP 152/94 at home. Plan: start amlodipine 5 mg."
     assert not note.is_signed
     assert csp_violations(page) == []
+
+
+def test_text_typed_before_the_draft_script_runs_is_saved_too(
+    browser, live_server, clinician, care_team, imported
+) -> None:
+    """On a slow connection a clinician can type before note-draft.js has run, so no input event
+    reaches it: once it runs it finds the text differs from the page's and saves it."""
+    from patients.models import ClinicalNote
+
+    base = live_server.url
+    patient = imported[0]
+    page = new_page(browser, base)
+    sign_in(page, base, "ana.gp", "a-long-test-password")
+    page.wait_for_selector("#patient-list")
+    page.route("**/note-draft*.js", lambda route: route.abort())  # the script "has not arrived"
+    page.goto(f"{base}/patients/{patient.pk}/notes/new/")
+    page.fill("#id_text", "Typed at once: ankle swelling since the amlodipine.")
+    src = page.eval_on_selector("script[src*='note-draft']", "s => s.src")
+    page.unroute("**/note-draft*.js")
+    page.add_script_tag(url=src)  # ... and now it has
+    assert "Draft saved" in _wait_for_status(page, "Draft saved", "Not saved")
+    note = ClinicalNote.objects.get(patient=patient, author=clinician)
+    assert note.text == "Typed at once: ankle swelling since the amlodipine."
+    assert not note.is_signed
