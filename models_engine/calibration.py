@@ -255,6 +255,13 @@ class Calibration:
         }
 
 
+def small_median(a: FloatArray) -> float:
+    """``np.median`` of a short 1-D array without its per-call overhead (called per patient)."""
+    s = np.sort(a)
+    k = s.size // 2
+    return float(s[k]) if s.size % 2 else float(0.5 * (s[k - 1] + s[k]))
+
+
 def merge_courses(
     exposures: Sequence[TreatmentExposure],
 ) -> list[tuple[TreatmentExposure, bool]]:
@@ -296,6 +303,20 @@ def effect_matrix(
     response: FloatArray,
     readings: tuple[FloatArray, FloatArray] | None = None,
 ) -> FloatArray:
+    """Summed treatment effect ``D_v`` for each parameter sample (model scale); see
+    ``_effect_matrix`` for the baselines, parameters and result."""
+    return _effect_matrix(variable, exposures, t, level, slope, response, readings)[0]
+
+
+def _effect_matrix(
+    variable: str,
+    exposures: Sequence[TreatmentExposure],
+    t: FloatArray,
+    level: FloatArray,
+    slope: FloatArray,
+    response: FloatArray,
+    readings: tuple[FloatArray, FloatArray] | None = None,
+) -> tuple[FloatArray, bool]:
     """Summed treatment effect ``D_v`` for each parameter sample (model scale).
 
     Each exposure's baseline is the patient's value just before it starts, as in the trials behind
@@ -319,6 +340,9 @@ def effect_matrix(
     -------
     ndarray, shape (m, n)
         Unscaled effect (multiply by ``response``); on the log scale for LDL.
+    bool
+        Whether a baseline came from the fitted trajectory, so that the result depends on
+        ``level``, ``slope`` and ``response``; otherwise it depends on the records alone.
     """
     t = np.asarray(t, dtype=np.float64)
     m = level.shape[0]
@@ -326,6 +350,7 @@ def effect_matrix(
     done: list[tuple[float, FloatArray, float, float | None]] = []
     t_obs, y_obs = readings if readings is not None else (np.empty(0), np.empty(0))
     bases: dict[str, FloatArray | None] = {}
+    fitted = False
     for exp, continues in merge_courses(exposures):
         rows = effects_for(exp.treatment, variable, exp.intensity)
         if not rows:
@@ -336,7 +361,7 @@ def effect_matrix(
             # a renewal or dose change keeps the pretreatment baseline of the course
             base = bases.get(exp.treatment)
         elif window.any():
-            base = np.full(m, float(np.median(y_obs[window])))
+            base = np.full(m, small_median(y_obs[window]))
         elif t_obs.size and exp.start < t_obs.min():
             base = None
         else:
@@ -344,6 +369,7 @@ def effect_matrix(
             for tau, size, start, stop in done:
                 z0 = z0 + response * size * onset(np.array([exp.start]), start, stop, tau)[0]
             base = from_model_scale(variable, z0)
+            fitted = True
         bases[exp.treatment] = base
         for row in rows:
             ref = row.ref_baseline if row.ref_baseline is not None else 0.0
@@ -352,7 +378,7 @@ def effect_matrix(
                 size = np.log1p(size)
             total += size[:, None] * onset(t, exp.start, exp.stop, row.tau_days)[None, :]
             done.append((row.tau_days, size, exp.start, exp.stop))
-    return total
+    return total, fitted
 
 
 @functools.cache
@@ -496,17 +522,15 @@ def prior_for(
         ref = bp.REF_SBP if variable == "sbp" else bp.REF_DBP
         level = float(track(age, ref))
         obs_age = (
-            float(np.clip(history.age_years + np.median(t) / DAYS_PER_YEAR, 18, 110))
+            float(np.clip(history.age_years + small_median(t) / DAYS_PER_YEAR, 18, 110))
             if t.size
             else age
         )
-        reading = float(np.median(y)) if y.size else level
+        reading = small_median(y) if y.size else level
         slope_fn = bp.sbp_slope if variable == "sbp" else bp.dbp_slope
         slope = float(slope_fn(obs_age, reading))
     elif variable == "hba1c":
-        diabetic = history.diabetes or (
-            y.size > 0 and float(np.median(y)) >= glycaemia.DIABETES_HBA1C
-        )
+        diabetic = history.diabetes or (y.size > 0 and small_median(y) >= glycaemia.DIABETES_HBA1C)
         tag = "diabetic" if diabetic else "nondiabetic"
         level = p[("hba1c", f"level_mean_{tag}")]
         slope = p[("hba1c", f"slope_mean_{tag}")]
@@ -1251,22 +1275,23 @@ def calibrate_batch(
         walk_each = np.full(n_pat, walk_var)
         sd_fit = sd
         moved = np.ones(n_pat, dtype=bool)
+        # a column whose baselines all come from readings or the catalogue does not depend on
+        # the fit: it is computed once
+        fit_dependent = np.ones(n_pat, dtype=bool)
         for it in range(_OUTER_ITERATIONS):
             previous = x[:, :, 2].copy()
             for i, h in enumerate(histories):
-                if has_tx[i] and moved[i]:
-                    x[i, :, 2] = (
-                        effect_matrix(
-                            var,
-                            h.treatments,
-                            tt[i],
-                            mean[i, :1],
-                            mean[i, 1:2],
-                            mean[i, 2:3],
-                            readings(h, var, float(cutoffs[i])),
-                        )[0]
-                        * mask[i]
+                if has_tx[i] and moved[i] and fit_dependent[i]:
+                    column, fit_dependent[i] = _effect_matrix(
+                        var,
+                        h.treatments,
+                        tt[i],
+                        mean[i, :1],
+                        mean[i, 1:2],
+                        mean[i, 2:3],
+                        readings(h, var, float(cutoffs[i])),
                     )
+                    x[i, :, 2] = column[0] * mask[i]
             if it > 0:
                 # only a patient whose effect column moved needs solving again: the others'
                 # inputs are unchanged, so their solution would be the same
