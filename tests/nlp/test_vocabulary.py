@@ -168,7 +168,7 @@ def test_the_vocabulary_file_is_well_formed_and_small() -> None:
         rows = list(csv.DictReader(fh))
     assert len(rows) > 20_000
     for row in rows:
-        assert row["concept_id"].split(":")[0] in {"HP", "DOID", "SCTID", "TP"}
+        assert row["concept_id"].split(":")[0] in {"HP", "DOID", "SYMP", "SCTID", "TP"}
         assert row["name"] and row["source"]
         assert not row["snomed"] or row["snomed"].isdigit()
         for term in row["terms"].split("|"):
@@ -741,3 +741,24 @@ def test_it_reads_wordings_derived_from_the_ontology_terms(
 )
 def test_a_normal_examination_or_an_everyday_word_is_not_a_derived_finding(text: str) -> None:
     assert _findings(text) == []
+
+
+# Symptoms from the Symptom Ontology; one named by an HPO synonym joins that HPO concept.
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("Neck supple, no meningismus.", "meningismus", "SYMP:0000552"),
+        ("She has had a dry hacking cough for a week.", "dry hacking cough", "SYMP:0000259"),
+        ("He reports occasional belching after meals.", "belching", "SYMP:0000290"),
+    ],
+)
+def test_it_reads_symptoms_of_the_symptom_ontology(text: str, found: str, concept_id: str) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+
+
+def test_a_symptom_ontology_term_for_an_hpo_finding_is_the_same_concept() -> None:
+    with (DATA / "finding_vocabulary.csv").open(encoding="utf-8") as fh:
+        fever = next(r for r in csv.DictReader(fh) if r["name"] == "fever")
+    assert fever["concept_id"] == "HP:0001945"
+    assert any(i.startswith("SYMP:") for i in fever["same_as"].split())
