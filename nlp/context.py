@@ -179,12 +179,19 @@ def _clause_breaks(text: str, sentence: Sentence) -> list[TriggerMatch]:
     return breaks
 
 
+# "No change in X" keeps X asserted, but a finding that is the change itself ("no changes in
+# mood", "no change in bowel habits") starts inside the pseudo-trigger, and its "no" negates it.
+_NEGATED_CHANGE = ContextRule("no", "negated", "forward", 0)
+
+
 def _scopes(text: str, sentence: Sentence, triggers: Sequence[TriggerMatch]) -> list[_Scope]:
     stops = [t for t in triggers if t.has("terminate")] + _clause_breaks(text, sentence)
     actions = [t for t in triggers if any(r.category.startswith("action:") for r in t.rules)]
     scopes: list[_Scope] = []
     for trig in triggers:
         for rule in trig.rules:
+            if rule.category == "pseudo" and trig.text.lower().startswith("no "):
+                scopes.append(_Scope(trig.end, trig.end, trig, _NEGATED_CHANGE))
             if rule.category in ("terminate", "pseudo"):
                 continue
             barriers = actions if rule.category.startswith("action:") else stops

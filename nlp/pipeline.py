@@ -42,12 +42,20 @@ from nlp.vocabulary import (
 
 __all__ = ["PIPELINE_VERSION", "NotePipeline", "analyse", "analyse_many", "load_pipeline"]
 
-PIPELINE_VERSION = "twinportal-nlp/1.1"
+PIPELINE_VERSION = "twinportal-nlp/1.2"
 # When two mentions overlap the longer wins; on equal length, this order decides.
 _PRIORITY = {"measurement": 0, "medication": 1, "procedure": 2, "problem": 3}
 _HISTORY_SECTIONS = frozenset({"past_history", "past_surgical_history"})
 _CLINICAL_LABELS = frozenset({"problem", "procedure"})
 _BATCH = 64
+FEVER_CELSIUS = 38.0
+"""Body temperature (degrees Celsius) from which a recorded temperature is a fever.
+
+38.0 °C (100.4 °F) is the threshold most clinical definitions use (Mackowiak PA, Chervenak FA,
+Grünebaum A. Defining fever. Open Forum Infect Dis 2021;8(6):ofab161). A note's "temperature
+of 100.7" or "Tmax 38.6" is thereby the finding fever as well as a measurement.
+"""
+FEVER_CONCEPT = ("fever", "386661006", "HP:0001945")  # name, SNOMED CT, vocabulary concept
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,7 @@ def _analyse_doc(
         ),
     ]
     entities = _resolve_overlaps(candidates)
+    entities += _fevers(entities)
     entities += [
         Entity(
             "follow_up",
@@ -205,6 +214,28 @@ def _analyse_doc(
         entities=entities,
         pipeline_version=PIPELINE_VERSION,
     )
+
+
+def _fevers(entities: Iterable[Entity]) -> list[Entity]:
+    """A problem ``fever`` over each recorded temperature of at least :data:`FEVER_CELSIUS`."""
+    name, code, concept_id = FEVER_CONCEPT
+    return [
+        Entity(
+            "problem",
+            e.text,
+            e.start,
+            e.end,
+            name,
+            code,
+            concept_id=concept_id,
+            attributes={"from_measurement": True},
+        )
+        for e in entities
+        if e.label == "measurement"
+        and e.normalized == "temperature"
+        and e.attributes.get("unit") == "Cel"
+        and float(e.attributes.get("value", 0.0)) >= FEVER_CELSIUS
+    ]
 
 
 def _follow_up_name(kind: str, target: str | None) -> str:

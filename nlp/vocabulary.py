@@ -523,7 +523,7 @@ def _context_allows(rule: Abbreviation, text: str, start: int, end: int) -> bool
 _GROUP_HEAD = re.compile(
     r"(?<=\s)(?:symptoms?|episodes?|problems?|spells?|attacks?|loss|deficits?|impairment|"
     r"abnormalit(?:y|ies)|dysfunction|disturbances?|difficult(?:y|ies)|sensitivit(?:y|ies)|"
-    r"opacit(?:y|ies)|thickening|slowing|signs|behaviou?rs?|alterations?|defects?)"
+    r"opacit(?:y|ies)|thickening|slowing|signs|behaviou?rs?|alterations?|defects?|issues|trouble)"
     r"(?![\w-])",
     re.IGNORECASE,
 )
@@ -547,6 +547,30 @@ _GROUP_SKIP = frozenset(
 )  # fmt: skip
 
 
+# A bodily function named by its gerund is a kind too: "swallowing issues", "breathing
+# problems", "sleeping difficulties" (other "-ing" words before a head are verbs: "having
+# symptoms", "reporting problems").
+_FUNCTION_GERUNDS = frozenset(
+    {
+        "swallowing", "breathing", "sleeping", "walking", "hearing", "feeding", "eating",
+        "speaking", "urinating", "voiding", "chewing", "drinking", "writing", "reading",
+        "learning", "thinking", "toileting", "standing", "balancing", "bleeding",
+    }
+)  # fmt: skip
+
+
+# "Issues" and "trouble" are as often social, legal or surgical ("no General Surgery issues",
+# "perinatal issues"): they name a finding only after a body part or a function.
+_ISSUE_KINDS = _FUNCTION_GERUNDS | frozenset(
+    {
+        "balance", "memory", "sleep", "bowel", "bladder", "weight", "anger", "behavior",
+        "behavioral", "behaviour", "behavioural", "attention", "vision", "visual", "hearing",
+        "speech", "gait", "mood", "concentration", "urinary", "heart", "back", "stomach", "skin",
+        "neck", "knee", "hip", "shoulder", "sinus", "breathing", "continence", "swallow",
+    }
+)  # fmt: skip
+
+
 _SIGNS_OF = re.compile(r"\s*(?:of\b|/)")
 _CLOSURE = re.compile(r"clos|repair|reapproximat|fill|sutur", re.IGNORECASE)
 
@@ -560,11 +584,13 @@ def _group_phrases(text: str) -> list[TermMatch]:
         *_, kind, head = m.text.lower().split()
         if kind.endswith("'s") or (head == "signs" and _SIGNS_OF.match(text, m.end)):
             continue  # "the patient's behavior"; "signs of tamponade" names its finding after
+        if head in ("issues", "trouble") and kind not in _ISSUE_KINDS:
+            continue
         if head.startswith("defect") and _CLOSURE.search(text, max(0, m.start - 40), m.end + 30):
             continue  # "closed the fascial defects": the gap an operation leaves
         # "cutting behaviors", "drug-seeking behavior": a behaviour is named by what is done.
         doing = kind.endswith("ing") and head.startswith("behav")
-        if not kind.endswith(("ly", "ing")) or doing:
+        if not kind.endswith(("ly", "ing")) or doing or kind in _FUNCTION_GERUNDS:
             kind = m.text.split()[-2]
             start = text.rindex(kind, m.start, m.end)
             surface = text[start : m.end]
@@ -654,9 +680,11 @@ def _qualified_findings(text: str) -> list[TermMatch]:
 # measured quantity, so "elevation of the leg", "reduction of the fracture" and "increase in the
 # dose" give nothing.
 _CHANGE_OF = re.compile(
-    r"(?<![\w-])(?P<q>increases?|elevations?|decreases?|drops?|rises?|worsening|decline)"
+    r"(?<![\w-])(?P<q>increases?|elevations?|decreases?|drops?|rises?|worsening|decline|changes?)"
     r"\s+(?:in|of)\s+(?:(?:his|her|their|the|a)\s+)?"
-    r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
+    # A lookahead, so the words read past the object ("vision and change") stay free for the
+    # next match ("change in his vision and change in bowel habits").
+    r"(?=(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2}))",
     re.IGNORECASE,
 )
 _MEASURED = frozenset(
@@ -673,12 +701,25 @@ _MEASURED = frozenset(
 )  # fmt: skip
 
 
+# "change in bowel habits", "changes in her mood": a change alone is a finding only in a bodily
+# function or behaviour, never in a measured quantity ("no change in blood pressure" is stable).
+_CHANGEABLE = frozenset(
+    {
+        "habits", "habit", "vision", "voice", "status", "behavior", "behaviour", "mood",
+        "personality", "sleep", "memory", "gait", "speech", "stool", "stools", "cognition",
+        "continence", "libido", "handwriting", "thinking", "bowel", "bowels",
+    }
+)  # fmt: skip
+
+
 # "PSA elevation", "troponin increase": the change written after the quantity.
 _QUANTITY_CHANGE = re.compile(
     r"(?<=[A-Za-z0-9])\s+(?:elevations?|increases?|decreases?|drops?)(?![\w-])", re.IGNORECASE
 )
 _WORD_BEFORE = re.compile(r"(?<![\w-])[A-Za-z][A-Za-z0-9-]*$")
-_CHANGE_WORDS = ("increase", "elevation", "decrease", "drop", "rise", "worsening", "decline")
+_CHANGE_WORDS = (
+    "increase", "elevation", "decrease", "drop", "rise", "worsening", "decline", "change",
+)  # fmt: skip
 
 
 def _scan(pattern: re.Pattern[str], text: str, keys: tuple[str, ...]) -> Iterator[re.Match[str]]:
@@ -697,7 +738,8 @@ def _changes_of(text: str) -> list[TermMatch]:
             words.append(word)
         # The phrase ends on its last measured word: "increase in blood pressure readings"
         # keeps "blood pressure".
-        last = max((i for i, w in enumerate(words) if w.lower() in _MEASURED), default=-1)
+        changed = _CHANGEABLE if m.group("q").lower().startswith("change") else _MEASURED
+        last = max((i for i, w in enumerate(words) if w.lower() in changed), default=-1)
         if last < 0:
             continue
         end = m.start("obj") + len(" ".join(words[: last + 1]))
@@ -711,6 +753,45 @@ def _changes_of(text: str) -> list[TermMatch]:
         word = _WORD_BEFORE.search(text, max(0, m.start() - 30), m.start())
         if word is not None and word.group(0).lower() in _MEASURED:
             found.append(_as_generic(text, word.start(), m.end()))
+    return found
+
+
+# A finding written as a predicate of what is abnormal: "TSH was quite elevated", "her energy
+# level is extremely low", "insight is poor", "his desire has been slightly decreased". The
+# subject must be a measured quantity or a function, so "the foot was elevated" (positioning)
+# and "the dose was decreased" give nothing; "was not decreased" gives nothing either.
+_PREDICATE = re.compile(
+    r"(?<![\w-])(?:is|was|were|are|been|remains|remained|seems|seemed|appears|appeared|became)"
+    r"\s+(?:(?:slightly|mildly|moderately|markedly|quite|very|extremely|severely|significantly|"
+    r"somewhat|persistently|still|also|now|a\s+little|a\s+bit)\s+)*"
+    r"(?P<q>low|decreased|diminished|reduced|elevated|increased|high|impaired|poor|abnormal|"
+    r"depressed|worse|limited|absent|weak|slowed|labile|flat|blunted|constricted)(?![\w-])",
+    re.IGNORECASE,
+)
+_PREDICATE_KEYS = (
+    "low", "decreas", "diminish", "reduc", "elevat", "increas", "high", "impair", "poor",
+    "abnormal", "depress", "worse", "limit", "absent", "weak", "slow", "labile", "flat", "blunt",
+    "constrict",
+)  # fmt: skip
+_SUBJECT_BEFORE = re.compile(
+    r"(?<![\w-])(?P<subj>[A-Za-z][A-Za-z0-9-]*)(?:\s+levels?)?\s+(?:(?:has|have|had)\s+)?$"
+)
+_STATES = _MEASURED | frozenset(
+    {
+        "energy", "motivation", "desire", "libido", "drive", "memory", "concentration",
+        "attention", "mood", "affect", "interest", "insight", "judgment", "judgement", "recall",
+        "cognition", "endurance", "stamina", "balance", "coordination", "intake", "pulses",
+        "reflexes", "fluency", "comprehension", "naming", "alertness", "responsiveness",
+    }
+)  # fmt: skip
+
+
+def _predicates(text: str) -> list[TermMatch]:
+    found = []
+    for m in _scan(_PREDICATE, text, _PREDICATE_KEYS):
+        before = _SUBJECT_BEFORE.search(text, max(0, m.start() - 40), m.start())
+        if before is not None and before.group("subj").lower() in _STATES:
+            found.append(_as_generic(text, before.start(), m.end()))
     return found
 
 
@@ -824,6 +905,7 @@ def find_generic_findings(text: str) -> list[TermMatch]:
     ]
     found = [m for m in found if not _PREVENTION_AFTER.match(text, m.end)]
     found += _difficulties(text) + _changes_of(text) + _pattern_findings(text)
+    found += _predicates(text)
     for m in _scan(_WAVE_CHANGES, text, ("change", "abnormalit")):
         normalized = " ".join(m.group(0).lower().split())
         term = LexiconTerm(normalized, normalized, None, "finding", False)

@@ -762,3 +762,57 @@ def test_a_symptom_ontology_term_for_an_hpo_finding_is_the_same_concept() -> Non
         fever = next(r for r in csv.DictReader(fh) if r["name"] == "fever")
     assert fever["concept_id"] == "HP:0001945"
     assert any(i.startswith("SYMP:") for i in fever["same_as"].split())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "She is afebrile and her blood pressure is stable.",
+        "He was discharged home; discharge instructions were given.",
+        "At this time, there are no General Surgery issues.",
+        "The foot was elevated and the dose was decreased.",
+        "There was no change in blood pressure.",
+        "Vital signs: Temperature 98.6, pulse 80.",
+    ],
+)
+def test_it_does_not_read_normal_states_context_words_or_positioning_as_findings(
+    text: str,
+) -> None:
+    assert _findings(text) == []
+
+
+# A finding written as a predicate, a function's "issues" or "change", a fever written as a
+# temperature; each with its assertion.
+@pytest.mark.parametrize(
+    ("text", "found", "negated"),
+    [
+        ("Her energy level is extremely low.", "energy level is extremely low", False),
+        ("His desire has been slightly decreased.", "desire has been slightly decreased", False),
+        ("Her TSH was quite elevated.", "TSH was quite elevated", False),
+        ("She has a history of swallowing issues.", "swallowing issues", False),
+        ("He has had balance issues since the fall.", "balance issues", False),
+        ("He denies any change in bowel habits.", "change in bowel habits", True),
+        ("No changes in mood or behavior.", "changes in mood", True),
+        ("She had a temperature of 100.7 after delivery.", "temperature of 100.7", False),
+        ("Temperature 38.6 C.", "Temperature 38.6 C", False),
+        ("The infant developed fussiness and vomiting.", "fussiness", False),
+    ],
+)
+def test_it_reads_predicates_function_issues_changes_and_fevers(
+    text: str, found: str, negated: bool
+) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.negated is negated
+
+
+def test_a_recorded_fever_is_the_fever_concept_and_keeps_its_measurement() -> None:
+    entities = analyse("She had a temperature of 101.5 at home.").entities
+    fever = next(e for e in entities if e.label == "problem")
+    measurement = next(e for e in entities if e.label == "measurement")
+    assert (fever.normalized, fever.concept_id) == ("fever", "HP:0001945")
+    assert (fever.start, fever.end) == (measurement.start, measurement.end)
+
+
+def test_no_change_in_a_finding_still_asserts_the_finding() -> None:
+    (pain,) = _findings("There were no changes in his chest pain.")
+    assert pain.text == "chest pain" and not pain.negated
