@@ -271,6 +271,15 @@ _PREVENTION_AFTER = re.compile(
     r"extraction|repair|excision|resection|removal|surgery)\b",
     re.IGNORECASE,
 )
+# Words after a finding that make it name a service, a place or a treatment for it ("pain
+# medications", "the Pain Center", "migraine cocktail", "tumor bank", "SVT discrimination" of a
+# defibrillator): the finding only modifies them. Normalised (singular) forms.
+_MODIFIED = frozenset(
+    {
+        "medication", "medicine", "med", "cocktail", "bank", "center", "centre", "clinic",
+        "specialist", "service", "team", "discrimination", "film",
+    }
+)  # fmt: skip
 _BATCH = 500
 _INVERTING = frozenset({"of", "in"})
 _COORDINATORS = frozenset({"and", "or", ",", "and/or", "/"})
@@ -382,8 +391,8 @@ class FindingMatcher:
             rule = self._rules.get(key)
             if rule is not None and not _context_allows(rule, text, span.start_char, span.end_char):
                 continue
-            if span.end < len(doc) and doc[span.end].norm_ in _PREVENTION:
-                continue  # "DVT prophylaxis", "cataract extraction": not a finding here
+            if span.end < len(doc) and doc[span.end].norm_ in _PREVENTION | _MODIFIED:
+                continue  # "DVT prophylaxis", "pain medications": not a finding here
             if len(span) == 1 and _after_non(doc, span.start):
                 continue  # "non-tender", "non-distended": a normal examination
             found.append(self._with_site(doc, span, term))

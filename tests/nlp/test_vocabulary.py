@@ -773,9 +773,12 @@ def test_a_symptom_ontology_term_for_an_hpo_finding_is_the_same_concept() -> Non
         "The foot was elevated and the dose was decreased.",
         "There was no change in blood pressure.",
         "Vital signs: Temperature 98.6, pulse 80.",
+        "She was given the migraine cocktail.",
+        "He will be given antibiotics and pain medicines.",
+        "Corneal epithelium is intact with normal tear film.",
     ],
 )
-def test_it_does_not_read_normal_states_context_words_or_positioning_as_findings(
+def test_it_does_not_read_normal_states_context_words_positioning_or_modifiers_as_findings(
     text: str,
 ) -> None:
     assert _findings(text) == []
