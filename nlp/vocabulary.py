@@ -820,8 +820,24 @@ _POSITIVE_SIGN = re.compile(
 )
 
 
+# What a body part or a body product looks like, when that is abnormal: "black stools", "thick
+# meconium", "foul-smelling urine", "oily skin", "bald spots". "Dark" only of what is passed
+# ("dark urine"), never of skin or hair; normal looks ("dry", "clear", "warm", "pink") are left out.
+_LOOKS = re.compile(
+    r"(?<![\w-])(?:(?:thin|thick|oily|pale|mottled|clammy|tarry|black|foul[- ]smelling|"
+    r"malodorous|frothy|cloudy|bald|scaly|flaky|greasy|yellowish|greenish|blood-tinged)\s+"
+    r"(?:stools?|urine|sputum|skin|hair|nails?|meconium|secretions?|mucus|spots?|patch(?:es)?|"
+    r"discharge|drainage|emesis|vomitus|scalp)|dark\s+(?:stools?|urine|emesis|vomitus))(?![\w-])",
+    re.IGNORECASE,
+)
+_LOOKS_KEYS = (
+    "stool", "urine", "sputum", "skin", "hair", "nail", "meconium", "secretion", "mucus",
+    "spot", "patch", "discharge", "drainage", "emesis", "vomitus", "scalp",
+)  # fmt: skip
+
+
 def _pattern_findings(text: str) -> list[TermMatch]:
-    found = []
+    found = [_as_generic(text, m.start(), m.end()) for m in _scan(_LOOKS, text, _LOOKS_KEYS)]
     for m in _scan(_FEELINGS, text, ("feeling",)):
         if m.group("obj").lower() not in STOP_WORDS:
             found.append(_as_generic(text, m.start(), m.end()))

@@ -776,6 +776,7 @@ def test_a_symptom_ontology_term_for_an_hpo_finding_is_the_same_concept() -> Non
         "She was given the migraine cocktail.",
         "He will be given antibiotics and pain medicines.",
         "Corneal epithelium is intact with normal tear film.",
+        "She has dark skin and dark hair.",
     ],
 )
 def test_it_does_not_read_normal_states_context_words_positioning_or_modifiers_as_findings(
@@ -799,6 +800,8 @@ def test_it_does_not_read_normal_states_context_words_positioning_or_modifiers_a
         ("She had a temperature of 100.7 after delivery.", "temperature of 100.7", False),
         ("Temperature 38.6 C.", "Temperature 38.6 C", False),
         ("The infant developed fussiness and vomiting.", "fussiness", False),
+        ("He reports black stools and dark urine.", "black stools", False),
+        ("There was thick meconium at delivery.", "thick meconium", False),
     ],
 )
 def test_it_reads_predicates_function_issues_changes_and_fevers(
