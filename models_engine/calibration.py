@@ -689,13 +689,17 @@ def _solve_block(
     robust = (n >= MIN_READINGS)[:, None]
     prior_prec = 1.0 / prior_sd**2
     diag = np.arange(n_par)
-    both = mask[:, :, None] * mask[:, None, :]
-    slope_kern = np.zeros(z.shape + z.shape[-1:])
+    # single precision for the stacked row solves: the diagonal carries the measurement
+    # variance, so the systems are well conditioned; on 500 generated patients the posterior
+    # means moved by at most 4e-5 posterior SDs, and the solves take a fifth less time
+    f32 = np.float32
+    slope_kern = np.zeros(z.shape + z.shape[-1:], dtype=f32)
     u = np.where(mask > 0, age_years, 0.0)
     if slope_walk_var > 0.0:
         lo = np.minimum(u[:, :, None], u[:, None, :])
         hi = np.maximum(u[:, :, None], u[:, None, :])
-        slope_kern = slope_walk_var * lo**2 * (3.0 * hi - lo) / 6.0 * both
+        # zero in the rows and columns of padding, where u is 0
+        slope_kern = (slope_walk_var * lo**2 * (3.0 * hi - lo) / 6.0).astype(f32)
     # the level walk has Student-t increments (reweighted like the readings), so a lasting jump
     # is absorbed by the level instead of bending the slope; increments run back from the last
     # reading in order of distance
@@ -707,7 +711,7 @@ def _solve_block(
     w = mask.copy()
     scale2 = np.ones(x.shape[0])
     rows = np.arange(z.shape[1])
-    rhs = np.concatenate([x, z[..., None]], axis=2)
+    rhs = np.concatenate([x, z[..., None]], axis=2).astype(f32)
     mean = prior_mean.copy()
     a = np.zeros((x.shape[0], n_par, n_par))
     a[:, diag, diag] = prior_prec
@@ -716,21 +720,19 @@ def _solve_block(
     act = np.arange(x.shape[0])
     for it in range(_IRLS_ITERATIONS):
         m_act = mask[act]
-        both_act = both[act]
+        everyone = act.size == x.shape[0]
         cum = np.take_along_axis(
             np.cumsum(q_walk[act] * gaps[act] / walk_w[act], axis=1), rank[act], axis=1
         )
-        level_kern = np.minimum(cum[:, :, None], cum[:, None, :]) * both_act
+        # cum is >= 0 and set to 0 for padding, so the kernel is 0 in its rows and columns
+        cum *= m_act
+        level_kern = np.minimum(cum[:, :, None], cum[:, None, :])
         s2_act = scale2[act]
         var = np.where(m_act > 0, s_t2[act] * s2_act[:, None] / np.maximum(w[act], 1e-12), 1.0)
-        sigma = level_kern + slope_kern[act]
-        sigma[:, rows, rows] += var
-        # single precision for the stacked row solves: the diagonal carries the measurement
-        # variance, so the systems are well conditioned; on 500 generated patients the posterior
-        # means moved by at most 4e-5 posterior SDs, and the solves take a fifth less time
-        sol = np.linalg.solve(sigma.astype(np.float32), rhs[act].astype(np.float32)).astype(
-            np.float64
-        )
+        sigma = level_kern.astype(f32)
+        sigma += slope_kern if everyone else slope_kern[act]
+        sigma[:, rows, rows] += var.astype(f32)
+        sol = np.linalg.solve(sigma, rhs if everyone else rhs[act]).astype(np.float64)
         x_act = x[act]
         pp_act = prior_prec[act]
         a_act = np.einsum("pni,pnj->pij", x_act, sol[:, :, :n_par])
