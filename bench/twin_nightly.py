@@ -74,6 +74,9 @@ def replicate(target: int) -> None:
         psql(
             f"""
             BEGIN;
+            -- copies of rows that already passed every check: foreign keys and the history
+            -- triggers are skipped for this bulk copy (a superuser setting, this transaction only)
+            SET LOCAL session_replication_role = replica;
             INSERT INTO patients_patient (id, fhir_id, mrn, mrn_system, given_name, family_name, sex,
                 birth_date, deceased_at, race, ethnicity, created_at, updated_at, import_batch_id)
             SELECT id + {k * stride_p}, fhir_id || '-c{k}', mrn || '-c{k}', mrn_system, given_name,
