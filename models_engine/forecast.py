@@ -725,7 +725,8 @@ def forecast_batch(
         # single precision: the bands need three significant digits, and memory traffic dominates
         inputs = d.astype(f32)[:, :, None] * theta[:, None, 2, :]
         inputs += c.astype(f32)[:, :, None]
-        z = theta[:, None, 0, :] + years.astype(f32)[:, :, None] * theta[:, None, 1, :]
+        z = np.multiply(years.astype(f32)[:, :, None], theta[:, None, 1, :])
+        z += theta[:, None, 0, :]
         z += inputs
         _add_batch_local_trend(z, cals, v, starts, grid_years, draws, p)
         kappa = np.array([cal.fits[v].noise_scale for cal in cals], dtype=f32)[:, None]
@@ -744,7 +745,7 @@ def forecast_batch(
             _add_batch_local_trend(
                 z_local, part, v, starts[rows], grid_years, draws, p, slope=False
             )
-            z[rows] = np.where(local[rows][:, None, :], z_local, z[rows])
+            _replace_samples(z, rows, local, z_local)
         if steady.any():
             # the steady-level model's samples: its level, the same inputs, no walk
             rows = np.flatnonzero(steady.any(axis=1))
@@ -758,7 +759,7 @@ def forecast_batch(
             z_steady += (lvl[:, :1] + np.sqrt(lvl[:, 1:]) * draws.theta[v][None, :, 0]).astype(f32)[
                 :, None, :
             ]
-            z[rows] = np.where(steady[rows][:, None, :], z_steady, z[rows])
+            _replace_samples(z, rows, steady, z_steady)
         simple = local | steady
         if simple.any():
             rows = np.flatnonzero(simple.any(axis=1))
@@ -771,32 +772,58 @@ def forecast_batch(
             np.maximum(true, f32(renal.EGFR_FLOOR), out=true)
         eps = draws.noise[v].T.astype(f32)[None, :, :]
         if (v, "noise_sd") in p:
-            observed = true + kappa3 * f32(p[(v, "noise_sd")]) * eps
+            observed = np.multiply(kappa3 * f32(p[(v, "noise_sd")]), eps)
+            observed += true
         elif v in LOG_VARIABLES:
-            z += kappa3 * f32(p[(v, "noise_cv")]) * eps
-            observed = np.exp(z)
+            observed = np.multiply(kappa3 * f32(p[(v, "noise_cv")]), eps)
+            observed += z
+            np.exp(observed, out=observed)
         else:
-            observed = true * (1.0 + kappa3 * f32(p[(v, "noise_cv")]) * eps)
-        bands[v] = _batch_quantiles(observed)
+            observed = np.multiply(kappa3 * f32(p[(v, "noise_cv")]), eps)
+            observed += 1.0
+            observed *= true
+        bands[v] = _batch_quantiles(observed, in_place=True)
         if v == "hba1c":
             offset, hba1c_true = theta[:, None, 3, :], true
     assert offset is not None and hba1c_true is not None
     g_true = np.maximum(glycaemia.fasting_glucose(hba1c_true, offset), np.float32(GLUCOSE_FLOOR))
     cv = (kappa_a1c * p[("glucose", "noise_cv")])[:, None, None]
-    bands["glucose"] = _batch_quantiles(g_true * (1.0 + cv * draws.noise["glucose"].T[None]))
+    g_obs = np.multiply(cv.astype(np.float32), draws.noise["glucose"].T[None].astype(np.float32))
+    g_obs += 1.0
+    g_obs *= g_true
+    bands["glucose"] = _batch_quantiles(g_obs, in_place=True)
     return BatchForecast(
         patient_ids=tuple(c.patient_id for c in cals), t_years=grid_years, bands=bands
     )
 
 
-def _batch_quantiles(x: npt.NDArray[np.floating[Any]]) -> FloatArray:
+def _replace_samples(
+    z: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.intp],
+    which: npt.NDArray[np.bool_],
+    values: npt.NDArray[np.float32],
+) -> None:
+    """In ``z`` (P, T, S), the samples ``which`` (P, S) of patients ``rows`` taken from
+    ``values`` (len(rows), T, S); in place, without gathering every patient when all have some."""
+    if rows.size == z.shape[0]:
+        np.copyto(z, values, where=which[:, None, :])
+    else:
+        z[rows] = np.where(which[rows][:, None, :], values, z[rows])
+
+
+def _batch_quantiles(x: npt.NDArray[np.floating[Any]], *, in_place: bool = False) -> FloatArray:
     """(P, T, S) samples → (P, 5, T) quantiles at ``BATCH_QUANTILES`` (linear interpolation).
 
     One vectorised sort of the contiguous sample axis is an order of magnitude faster here than
-    ``np.quantile``'s partitioning; the interpolation is numpy's default ("linear").
+    ``np.quantile``'s partitioning; the interpolation is numpy's default ("linear"). With
+    ``in_place`` the samples are sorted where they are (the caller's array is reordered).
     """
     n = x.shape[2]
-    ordered = np.sort(x, axis=2)
+    if in_place:
+        x.sort(axis=2)
+        ordered = x
+    else:
+        ordered = np.sort(x, axis=2)
     pos = np.asarray(BATCH_QUANTILES) * (n - 1)
     lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, n - 1)
@@ -841,8 +868,12 @@ def _add_batch_local_trend(
     if np.ptp(rq) == 0.0 and np.ptp(rqs) == 0.0:
         z += (rq[0] * level_part + rqs[0] * slope_part).astype(f32)[None, :, :]
     else:
-        z += rq.astype(f32)[:, None, None] * level_part.astype(f32)[None, :, :]
-        z += rqs.astype(f32)[:, None, None] * slope_part.astype(f32)[None, :, :]
+        buf = np.multiply(rq.astype(f32)[:, None, None], level_part.astype(f32)[None, :, :])
+        z += buf
+        if slope:
+            np.multiply(rqs.astype(f32)[:, None, None], slope_part.astype(f32)[None, :, :], out=buf)
+            z += buf
     z += (rq * root).astype(f32)[:, None, None] * walk[0].astype(f32)[None, None, :]
-    lever = (rqs * root)[:, None] * (0.5 * gap[:, None] + grid_years[None, :])
-    z += lever.astype(f32)[:, :, None] * swalk[0].astype(f32)[None, None, :]
+    if slope:
+        lever = (rqs * root)[:, None] * (0.5 * gap[:, None] + grid_years[None, :])
+        z += lever.astype(f32)[:, :, None] * swalk[0].astype(f32)[None, None, :]
