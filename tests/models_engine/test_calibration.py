@@ -278,6 +278,36 @@ def test_solve_blocks_cover_every_patient_once_within_the_budget():
         assert idx.size == 1 or idx.size * width**2 <= 5000
 
 
+@pytest.mark.parametrize("rows", [5, calibration.SPD_LOOP_ROWS, 90])
+def test_spd_solve_matches_a_general_solve_on_both_paths(rows):
+    rng = np.random.default_rng(rows)
+    u = np.sort(rng.uniform(0.0, 5.0, (7, rows)), axis=1)
+    a = (np.minimum(u[:, :, None], u[:, None, :]) + 0.5 * np.eye(rows)).astype(np.float32)
+    b = rng.normal(size=(7, rows, 5)).astype(np.float32)
+    expected = np.linalg.solve(a.astype(np.float64), b.astype(np.float64))
+    got = calibration.spd_solve(a.copy(), b)
+    assert got.dtype == np.float32
+    assert np.abs(got - expected).max() < 1e-3 * np.abs(expected).max()
+
+
+def test_spd_solve_falls_back_when_a_matrix_is_not_positive_definite():
+    a = np.stack([np.eye(30), -np.eye(30)]).astype(np.float32)
+    a[1, 0, 1] = a[1, 1, 0] = 0.25
+    b = np.ones((2, 30, 2), dtype=np.float32)
+    got = calibration.spd_solve(a.copy(), b)
+    assert np.allclose(got, np.linalg.solve(a.astype(np.float64), b.astype(np.float64)), atol=1e-5)
+
+
+def test_walk_level_equals_the_kernel_product():
+    rng = np.random.default_rng(9)
+    walked = np.cumsum(rng.exponential(1.0, (4, 12)), axis=1)
+    walked[:, 5] = walked[:, 4]  # a tie
+    alpha = rng.normal(size=(4, 12))
+    kernel = np.minimum(walked[:, :, None], walked[:, None, :])
+    expected = np.einsum("pij,pj->pi", kernel, alpha)
+    assert np.allclose(calibration._walk_level(walked, alpha), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_calibration_in_small_blocks_matches_one_stack(monkeypatch):
     histories = [
         make_history(patient_id=f"p{i}", n=n, seed=i)
