@@ -864,16 +864,18 @@ def _add_batch_local_trend(
     level_part = np.cumsum(walk * np.sqrt(steps)[:, None], axis=0)
     slope_part = np.cumsum(0.5 * (prev + shared_slope) * steps[:, None], axis=0)
     root = np.sqrt(gap)
-    f32 = np.float32
-    if np.ptp(rq) == 0.0 and np.ptp(rqs) == 0.0:
-        z += (rq[0] * level_part + rqs[0] * slope_part).astype(f32)[None, :, :]
-    else:
-        buf = np.multiply(rq.astype(f32)[:, None, None], level_part.astype(f32)[None, :, :])
-        z += buf
-        if slope:
-            np.multiply(rqs.astype(f32)[:, None, None], slope_part.astype(f32)[None, :, :], out=buf)
-            z += buf
-    z += (rq * root).astype(f32)[:, None, None] * walk[0].astype(f32)[None, None, :]
+    # every term is a per-patient scale times a shared (T, S) pattern, so the whole walk is one
+    # product of the scales (P, K) and the patterns (K, T·S), added in one pass
+    n_t, n_s = level_part.shape
+    first = np.broadcast_to(walk[0], (n_t, n_s))
+    scales = [rq, rq * root]
+    patterns = [level_part, first]
     if slope:
-        lever = (rqs * root)[:, None] * (0.5 * gap[:, None] + grid_years[None, :])
-        z += lever.astype(f32)[:, :, None] * swalk[0].astype(f32)[None, None, :]
+        # the slope's first step: its lever arm is half the gap plus the time since the grid began
+        first_slope = np.broadcast_to(swalk[0], (n_t, n_s))
+        scales += [rqs, rqs * root * 0.5 * gap, rqs * root]
+        patterns += [slope_part, first_slope, grid_years[:, None] * first_slope]
+    f32 = np.float32
+    coef = np.stack(scales, axis=1).astype(f32)
+    basis = np.stack([b.reshape(-1) for b in patterns]).astype(f32)
+    z += (coef @ basis).reshape(z.shape)
