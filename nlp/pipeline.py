@@ -42,7 +42,7 @@ from nlp.vocabulary import (
 
 __all__ = ["PIPELINE_VERSION", "NotePipeline", "analyse", "analyse_many", "load_pipeline"]
 
-PIPELINE_VERSION = "twinportal-nlp/1.2"
+PIPELINE_VERSION = "twinportal-nlp/1.3"
 # When two mentions overlap the longer wins; on equal length, this order decides.
 _PRIORITY = {"measurement": 0, "medication": 1, "procedure": 2, "problem": 3}
 _HISTORY_SECTIONS = frozenset({"past_history", "past_surgical_history"})

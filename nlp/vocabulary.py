@@ -93,14 +93,45 @@ _LATIN_PLURALS = {
     "feet": "foot", "testes": "testis",
 }  # fmt: skip
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|(?:[A-Za-z]\.){2,}[A-Za-z]?|[^\W_]+(?:'[^\W_]+)*|\S")
+# Words that say the same thing in a finding's name, read as one (after singularising): an
+# organ's Latin or Greek adjective and its English noun ("renal stones" are "kidney stones",
+# "biliary ductal dilatation" is "bile duct dilatation", "testicle pain" is "testicular pain"),
+# and head words notes and ontologies use for each other ("crying spells" are "crying
+# episodes", "periodic breathing" is "periodic respiration", "dilation" is "dilatation").
+# Only adjectives with a single bodily meaning: not "cervical" (neck or cervix), "macular"
+# (macula or macule), "radial", "labial", "mental" or "thoracic".
+_SAME_WORD = {
+    "renal": "kidney", "nephric": "kidney", "hepatic": "liver", "pulmonary": "lung",
+    "cardiac": "heart", "gastric": "stomach", "cerebral": "brain", "ocular": "eye",
+    "nasal": "nose", "cutaneous": "skin", "dermal": "skin", "dental": "tooth", "otic": "ear",
+    "aural": "ear", "biliary": "bile", "ductal": "duct", "venous": "vein", "arterial": "artery",
+    "vertebral": "vertebra", "spinal": "spine", "esophageal": "esophagus", "colonic": "colon",
+    "rectal": "rectum", "anal": "anus", "vesical": "bladder", "urethral": "urethra",
+    "ureteral": "ureter", "uterine": "uterus", "ovarian": "ovary", "testicular": "testis",
+    "testicle": "testis", "scrotal": "scrotum", "penile": "penis", "prostatic": "prostate",
+    "pancreatic": "pancreas", "splenic": "spleen", "laryngeal": "larynx",
+    "pharyngeal": "pharynx", "tracheal": "trachea", "bronchial": "bronchus",
+    "retinal": "retina", "corneal": "cornea", "conjunctival": "conjunctiva", "facial": "face",
+    "abdominal": "abdomen", "pelvic": "pelvis", "muscular": "muscle", "osseous": "bone",
+    "mammary": "breast", "gingival": "gingiva", "atrial": "atrium",
+    "ventricular": "ventricle", "valvular": "valve", "aortic": "aorta",
+    "respiration": "breathing", "dilation": "dilatation", "spell": "episode",
+    "attack": "episode",
+}  # fmt: skip
 
 
 def normalise_word(word: str) -> str:
-    """A word's matching form: lower case, American spelling, singular.
+    """A word's matching form: lower case, American spelling, singular, one of like words.
 
     ``"Fevers"`` gives ``"fever"``, ``"oedema"`` ``"edema"``, ``"arteries"`` ``"artery"``,
-    ``"abscesses"`` ``"abscess"``, ``"emboli"`` ``"embolus"``; ``"diabetes"`` is left alone.
+    ``"abscesses"`` ``"abscess"``, ``"emboli"`` ``"embolus"``; ``"diabetes"`` is left alone;
+    ``"renal"`` gives ``"kidney"`` and ``"spells"`` ``"episode"`` (``_SAME_WORD``).
     """
+    w = _word_form(word)
+    return _SAME_WORD.get(w, w)
+
+
+def _word_form(word: str) -> str:
     w = word.lower()
     if w.endswith("'s"):
         w = w[:-2]
@@ -262,13 +293,13 @@ _CONTEXT_CHARS = 40
 _PREVENTION = frozenset(
     {
         "prophylaxis", "prevention", "vaccine", "vaccination", "immunization", "precaution",
-        "extraction", "repair", "excision", "resection", "removal", "surgery",
+        "extraction", "repair", "excision", "resection", "removal", "surgery", "ligation",
     }
 )  # fmt: skip
 _PREVENTION_AFTER = re.compile(
     r"(?:\s+[A-Z])?\s+"  # "hepatitis A vaccine"
     r"(?:prophylaxis|prevention|vaccines?|vaccinations?|immunizations?|precautions?|"
-    r"extraction|repair|excision|resection|removal|surgery)\b",
+    r"extraction|repair|excision|resection|removal|surgery|ligation)\b",
     re.IGNORECASE,
 )
 # Words after a finding that make it name a service, a place or a treatment for it ("pain
@@ -354,6 +385,8 @@ class FindingMatcher:
         self._sites, self._qualifiers, self._heads = _anatomy()
         # Last words of three-word wordings, whose two modifiers notes write in either order.
         self._swappable = frozenset(k.split()[2] for k in self._by_norm if k.count(" ") == 2)
+        # One-word wordings of letters only, which notes also write as two words.
+        self._one_word = frozenset(k for k in self._by_norm if k.isalpha() and len(k) >= 6)
 
     @staticmethod
     def _doc_key(doc: Doc, exact: bool) -> str:
@@ -372,6 +405,7 @@ class FindingMatcher:
         inverted = self._inverted(doc)
         inverted.update(self._elided(doc, spans))
         inverted.update(self._swapped(doc))
+        inverted.update(self._closed(doc))
         spans += [Span(doc, s, e, label="I") for s, e in inverted]
         found: list[TermMatch] = []
         text = doc.text
@@ -423,6 +457,31 @@ class FindingMatcher:
                         term = self._by_norm.get(" ".join(words))
                     if term is not None and " ".join(words) not in self._rules:
                         found.setdefault((i - before, j + after), term)
+        return found
+
+    def _closed(self, doc: Doc) -> dict[tuple[int, int], LexiconTerm]:
+        # "light-headed", "light headed", "head aches", "heart burn": a one-word wording
+        # ("lightheaded", "headache", "heartburn") written as two words, open or hyphenated.
+        found: dict[tuple[int, int], LexiconTerm] = {}
+        n = len(doc)
+        for i in range(n - 1):
+            first = doc[i]
+            if len(first) < 3 or not first.is_alpha:
+                continue
+            j = i + 1
+            if first.whitespace_:
+                if first.whitespace_ != " ":
+                    continue
+            elif doc[j].text == "-" and not doc[j].whitespace_ and j + 1 < n:
+                j += 1
+            else:
+                continue
+            second = doc[j]
+            if len(second) < 3 or not second.is_alpha:
+                continue
+            key = first.lower_ + second.norm_
+            if key in self._one_word and key not in self._rules:
+                found.setdefault((i, j + 1), self._by_norm[key])
         return found
 
     def _swapped(self, doc: Doc) -> dict[tuple[int, int], LexiconTerm]:

@@ -9,7 +9,7 @@ import pytest
 
 from nlp.pipeline import analyse
 from nlp.types import Entity
-from nlp.vocabulary import normalise_phrase, normalise_word
+from nlp.vocabulary import _TOKEN, _word_form, normalise_phrase, normalise_word
 
 DATA = Path(__file__).resolve().parents[2] / "nlp" / "data"
 
@@ -173,8 +173,21 @@ def test_the_vocabulary_file_is_well_formed_and_small() -> None:
         assert not row["snomed"] or row["snomed"].isdigit()
         for term in row["terms"].split("|"):
             bare = term.split("^")[0]
-            key = bare if bare.startswith("=") else normalise_phrase(bare)
+            key = bare if bare.startswith("=") else _built_form(bare)
             assert seen.setdefault(key, row["concept_id"]) == row["concept_id"], term
+
+
+def _built_form(text: str) -> str:
+    # The form the file was built on: the matching form without reading like words as one
+    # ("renal" and "kidney" stay apart), so each wording as written belongs to one concept.
+    return " ".join(_word_form(t) for t in _TOKEN.findall(text))
+
+
+def test_wordings_that_differ_only_in_like_words_are_matched_as_the_first_concept() -> None:
+    # "liver cirrhosis" and "hepatic cirrhosis" are two wordings, of two concepts, in the
+    # file; the matcher reads them as one, and the concept that comes first keeps both.
+    first = next(e for e in _findings("Liver cirrhosis.")).concept_id
+    assert next(e for e in _findings("Hepatic cirrhosis.")).concept_id == first
 
 
 def test_every_abbreviation_names_a_concept_of_the_vocabulary_and_a_source() -> None:
@@ -667,7 +680,8 @@ def test_it_reads_modifiers_in_either_order_and_slit_lamp_and_imaging_findings(
 @pytest.mark.parametrize(
     ("text", "found", "concept_id"),
     [
-        ("Sacro-iliitis (720.2), lumbo-sacral dysfunction.", "Sacro-iliitis", None),
+        # read closed as the vocabulary's "sacroiliitis"
+        ("Sacro-iliitis (720.2), lumbo-sacral dysfunction.", "Sacro-iliitis", "HP:0012317"),
         ("No scales, no excoriations, and no palpable erythema.", "excoriations", None),
         ("No chronic ulcers or persistent itch.", "itch", "HP:0000989"),
     ],
@@ -822,3 +836,132 @@ def test_a_recorded_fever_is_the_fever_concept_and_keeps_its_measurement() -> No
 def test_no_change_in_a_finding_still_asserts_the_finding() -> None:
     (pain,) = _findings("There were no changes in his chest pain.")
     assert pain.text == "chest pain" and not pain.negated
+
+
+@pytest.mark.parametrize(
+    ("word", "form"),
+    [
+        ("renal", "kidney"),
+        ("Biliary", "bile"),
+        ("ductal", "duct"),
+        ("testicle", "testis"),
+        ("testicular", "testis"),
+        ("respirations", "breathing"),
+        ("spells", "episode"),
+        ("attacks", "episode"),
+        ("dilation", "dilatation"),
+    ],
+)
+def test_it_reads_an_organs_adjective_as_its_noun_and_like_head_words_as_one(
+    word: str, form: str
+) -> None:
+    assert normalise_word(word) == form
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        # an ontology wording with the noun, written with the adjective, and the other way
+        ("There was intrahepatic biliary ductal dilatation.", "biliary ductal dilatation", None),
+        ("He has renal stones.", "renal stones", None),
+        ("She reports testicle pain.", "testicle pain", None),
+        ("The infant had periodic breathing.", "periodic breathing", "HP:0012196"),
+        ("He continues to have crying spells.", "crying spells", "HP:0033705"),
+    ],
+)
+def test_a_wording_matches_with_an_organs_adjective_or_noun_and_like_head_words(
+    text: str, found: str, concept_id: str | None
+) -> None:
+    entity = next(e for e in _findings(text) if found in e.text)
+    assert entity.concept_id is not None
+    if concept_id is not None:
+        assert entity.concept_id == concept_id
+
+
+def test_an_organs_adjective_and_noun_give_one_concept() -> None:
+    kidney, renal = _concepts("Kidney stones. Renal stones.")
+    assert kidney == renal is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("She felt light-headed on standing.", "light-headed", "SCTID:404640003"),
+        ("She felt light headed on standing.", "light headed", "SCTID:404640003"),
+        ("He gets head aches daily.", "head aches", "HP:0002315"),
+        ("Occasional heart burn after meals.", "heart burn", "HP:0002020"),
+    ],
+)
+def test_a_one_word_finding_written_open_or_hyphenated_is_found(
+    text: str, found: str, concept_id: str
+) -> None:
+    (entity,) = _findings(text)
+    assert (entity.text, entity.concept_id) == (found, concept_id)
+
+
+def test_two_words_that_make_no_finding_word_together_are_left_alone() -> None:
+    assert _findings("He went in to the room and sat over the weight bench.") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "concept_id"),
+    [
+        ("History of PTSD and ADHD.", "DOID:2055"),
+        ("Admitted with an SBO.", "HP:0005214"),
+        ("Echo shows a small PFO.", "HP:0001655"),
+        ("Runs of NSVT on telemetry.", "HP:0004756"),
+        ("Known HCV, treated.", "DOID:1883"),
+        ("He has a 5 cm AAA.", "HP:0005112"),
+        ("Prior URI two weeks ago.", "HP:0002788"),
+    ],
+)
+def test_it_reads_more_clinical_abbreviations(text: str, concept_id: str) -> None:
+    assert concept_id in _concepts(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "VT-1 zone 165 beats per minute.",
+        "Burlington, VT 05401.",
+        "The proximal PDA was stented.",
+        "HCV antibody was sent.",
+        "She uses HEARING AIDS.",
+        "PALS and ALS protocols were followed.",
+        "GAD 65 antibodies were negative.",
+        "OCD of the medial femoral condyle was drilled.",
+    ],
+)
+def test_it_does_not_take_the_new_abbreviations_in_their_other_meanings(text: str) -> None:
+    assert _findings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "concept_id"),
+    [
+        ("He feels shaky and queasy.", "shaky", "HP:0001337"),
+        ("He feels shaky and queasy.", "queasy", "HP:0002018"),
+        ("She is frail and cachectic.", "cachectic", "HP:0004326"),
+        ("He passed out at work.", "passed out", "HP:0001279"),
+        ("Pins and needles in both feet.", "Pins and needles", "SCTID:91019004"),
+        ("He spiked a temperature overnight.", "temperature", "HP:0001945"),
+        ("An old cicatrix was excised.", "cicatrix", "TP:scar"),
+        ("He is exhausted all the time.", "exhausted", "SYMP:0000186"),
+    ],
+)
+def test_it_reads_lay_words_for_findings(text: str, found: str, concept_id: str) -> None:
+    entity = next(e for e in _findings(text) if e.text == found)
+    assert entity.concept_id == concept_id
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "He exhausted his supply of oxycodone.",
+        "She passed out of the room.",
+        "Temperature was 37.1.",
+        "PDA ligation was performed in infancy.",
+    ],
+)
+def test_lay_words_and_findings_are_not_taken_in_their_other_uses(text: str) -> None:
+    assert _findings(text) == []
