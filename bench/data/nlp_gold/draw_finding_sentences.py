@@ -55,8 +55,9 @@ DRAWS = {
     # segmenter has changed since the first batches were drawn, so the draws above no longer
     # reproduce every earlier sentence); the even notes' cue sentences are used up.
     "dev24": (0, 20261230, 100, 0),
+    "heldout4": (1, 20261231, 70, 30),
 }
-LATER = {"dev24"}
+LATER = {"dev24", "heldout4"}
 
 
 def _used() -> set[tuple[str, int]]:
@@ -67,9 +68,13 @@ def _used() -> set[tuple[str, int]]:
     return used
 
 
-def _labelled() -> set[tuple[str, int]]:
+def _labelled() -> dict[tuple[str, int], str]:
+    """Sentences of finding_sentences.csv, each with its split and batch ("dev24")."""
     with (HERE / "finding_sentences.csv").open(encoding="utf-8") as fh:
-        return {(r["note_id"], int(r["sent_start"])) for r in csv.DictReader(fh)}
+        return {
+            (r["note_id"], int(r["sent_start"])): r["split"] + r["batch"]
+            for r in csv.DictReader(fh)
+        }
 
 
 def main() -> None:
@@ -82,12 +87,15 @@ def main() -> None:
     writer.writerow(["split", "note_id", "sent_start", "sent_end", "sentence"])
     for split, (parity, seed, n_random, n_cue) in DRAWS.items():
         pool = []
+        # a later batch skips every labelled sentence but its own
+        skip = (
+            used | {k for k, name in labelled.items() if name != split} if split in LATER else used
+        )
         for note in notes:
             if int(note["note_id"]) % 2 != parity:
                 continue
             text = note["transcription"]
             for s in segment(text)[1]:
-                skip = used | labelled if split in LATER else used
                 overlaps = any(
                     (note["note_id"], start) in skip for start in range(s.start - 5, s.start + 6)
                 )
