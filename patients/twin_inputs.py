@@ -219,7 +219,37 @@ def build_history_and_flags(
         reasons = tuple(reason for _t, _y, reason in values)
         if any(reasons):
             flags[key] = FlaggedReadings(np.array([bool(r) for r in reasons]), reasons)
+    history = assemble_history(
+        patient_id=patient_id,
+        sex=sex,
+        birth_date=birth_date,
+        observed=observed,
+        smoker=bool(smoker_status and smoker_status[1]),
+        medications=medications,
+        conditions=conditions,
+        race=race,
+        reference=reference,
+        cutoff=cutoff,
+    )
+    return history, flags
 
+
+def assemble_history(
+    *,
+    patient_id: str,
+    sex: str,
+    birth_date: dt.date,
+    observed: dict[str, Series],
+    smoker: bool,
+    medications: Iterable[MedicationPeriod],
+    conditions: Iterable[ConditionSpan],
+    race: str,
+    reference: dt.datetime,
+    cutoff: dt.datetime | None = None,
+) -> PatientHistory:
+    """A :class:`PatientHistory` from series already built (``build_history_and_flags`` builds them
+    from observation points, ``twins.selectors.twin_inputs_for`` from a batch's columns): the
+    diagnoses, courses and the rest are read here, the same way for both."""
     diabetes = False
     for c in conditions:
         if c.verification_status in NOT_A_DIAGNOSIS:
@@ -239,15 +269,14 @@ def build_history_and_flags(
         if cutoff is None or (m.start or m.authored_on or reference) <= cutoff
     ]
     normalized_sex: Sex = "female" if sex == "female" else "male"
-    history = PatientHistory(
+    return PatientHistory(
         patient_id=patient_id,
         sex=normalized_sex,
         birth_date=birth_date,
         reference_date=reference.date(),
         observations=observed,
         treatments=medication_exposures(meds, reference),
-        smoker=bool(smoker_status and smoker_status[1]),
+        smoker=smoker,
         diabetes=diabetes,
         race=race.lower() or None,
     )
-    return history, flags

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
+import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from accounts.models import User
-from models_engine.history import PatientHistory
+from models_engine.history import PatientHistory, Series
 from patients import coding
 from patients.models import Condition, Medication, Observation, Patient
 from patients.selectors import patient_get, patients_visible_to
@@ -30,8 +34,7 @@ from patients.twin_inputs import (
     ConditionSpan,
     FlaggedReadings,
     MedicationPeriod,
-    ObservationPoint,
-    build_history_and_flags,
+    assemble_history,
 )
 from twins.models import PendingRecalibration, TwinAlert, TwinSnapshot, TwinState, WhatIfRun
 
@@ -75,11 +78,22 @@ class TwinInput:
     flags: dict[str, FlaggedReadings] = field(default_factory=dict)
 
 
-def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> list[TwinInput]:
+def twin_inputs_for(
+    patient_ids: Sequence[int],
+    *,
+    reference: dt.datetime,
+    readings_after: Mapping[int, dt.datetime] | None = None,
+) -> list[TwinInput]:
     """Histories of these patients as of ``reference`` (t = 0), in the order of ``patient_ids``.
 
     Four queries for the whole batch. Rows dated after ``reference`` are left out. Unknown ids are
-    skipped.
+    skipped. Each input's ``readings`` are its stored readings of twin variables, for checking
+    against an earlier forecast; with ``readings_after`` only those after the patient's time there
+    (and none for a patient it does not name), since building every reading of a batch costs more
+    than the check needs.
+
+    The observations are handled as columns of the whole batch (one sort, no object per row);
+    ``patients.twin_inputs.assemble_history`` then builds each history as the FHIR path does.
     """
     ids = list(dict.fromkeys(patient_ids))
     patients = {
@@ -88,13 +102,9 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
             "pk", "sex", "birth_date", "race", "deceased_at"
         )
     }
-    obs: dict[int, list[tuple[int, str, dt.datetime, float | None, str, str, str]]]
-    obs = defaultdict(list)
-    utc = dt.UTC
-    from_epoch = dt.datetime.fromtimestamp
     # times as epoch seconds: parsing a hundred thousand timestamp strings per batch cost more
     # than the rest of the read
-    for pid, obs_id, code, epoch, value, value_code, status, reason in (
+    rows = list(
         Observation.objects.filter(
             patient_id__in=ids, code__in=TWIN_CODES, effective_at__lte=reference
         )
@@ -111,8 +121,8 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
             "implausible_reason",
         )
         .iterator(chunk_size=20_000)
-    ):
-        obs[pid].append((obs_id, code, from_epoch(epoch, utc), value, value_code, status, reason))
+    )
+    columns = _ObservationColumns.of(rows, reference)
     meds: dict[
         int, list[tuple[str, str, dt.datetime | None, dt.datetime | None, dt.datetime | None]]
     ]
@@ -145,21 +155,9 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
         p = patients.get(pid)
         if p is None:
             continue
-        rows = obs.get(pid, [])
+        a, b = columns.span.get(pid, (0, 0))
         digest = hashlib.sha256(f"{p['sex']}|{p['birth_date']}|{p['race']}\n".encode())
-        points: list[ObservationPoint] = []
-        readings: list[Reading] = []
-        for obs_id, code, when, value, value_code, status, reason in rows:
-            points.append(ObservationPoint(code, when, value, value_code, status, reason))
-            # a flag is part of the input only where there is one, so unflagged patients keep
-            # the digests they had before flags existed (and are not all refitted)
-            flagged = f"|{reason}" if reason else ""
-            digest.update(
-                f"o|{code}|{when.timestamp()!r}|{value!r}|{value_code}|{status}{flagged}\n".encode()
-            )
-            variable = coding.VARIABLE_BY_CODE.get(code)
-            if variable is not None and value is not None and status not in NOT_A_RESULT:
-                readings.append(Reading(obs_id, variable.key, when, float(value)))
+        digest.update(columns.digest_text(a, b).encode())
         med_rows = [MedicationPeriod(*m) for m in meds.get(pid, [])]
         for m in med_rows:
             digest.update(f"m|{m.name}|{m.status}|{m.start}|{m.stop}|{m.authored_on}\n".encode())
@@ -168,28 +166,145 @@ def twin_inputs_for(patient_ids: Sequence[int], *, reference: dt.datetime) -> li
             digest.update(
                 f"c|{c.code}|{c.onset_at}|{c.abatement_at}|{c.clinical_status}|{c.verification_status}\n".encode()
             )
-        history, flags = build_history_and_flags(
+        observed, flags = columns.series(pid)
+        history = assemble_history(
             patient_id=str(pid),
             sex=p["sex"],
             birth_date=p["birth_date"],
-            observations=points,
+            observed=observed,
+            smoker=columns.smoker(a, b),
             medications=med_rows,
             conditions=cond_rows,
             race=p["race"],
             reference=reference,
         )
+        if readings_after is None:
+            readings = columns.readings(a, b)
+        elif pid in readings_after:
+            readings = columns.readings(a, b, after=readings_after[pid])
+        else:
+            readings = ()
         out.append(
             TwinInput(
                 patient_id=pid,
                 history=history,
                 inputs_sha256=digest.hexdigest(),
-                data_until=rows[-1][2] if rows else None,
-                readings=tuple(readings),
+                data_until=columns.time(b - 1) if b > a else None,
+                readings=readings,
                 deceased=p["deceased_at"] is not None and p["deceased_at"] <= reference,
                 flags=flags,
             )
         )
     return out
+
+
+_ObservationRow = tuple[int, int, str, float, float | None, str, str, str]
+
+
+def _spans(pids: npt.NDArray[np.int64]) -> dict[int, tuple[int, int]]:
+    """Where each patient's run of ``pids`` (grouped) starts and stops."""
+    if pids.size == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
+    stops = np.r_[starts[1:], pids.size]
+    return {int(pids[a]): (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
+
+
+@dataclass(frozen=True)
+class _ObservationColumns:
+    """A batch's observation rows (ordered by patient, time and id) as columns.
+
+    What ``build_history_and_flags`` does row by row (leave out rows that are no result or have no
+    value, group by variable, sort by time and value, note flagged readings, take the latest
+    smoking status) is done here with one sort of the batch; each patient is a slice of it.
+    """
+
+    rows: Sequence[_ObservationRow]
+    #: rows of each patient: [start, stop)
+    span: dict[int, tuple[int, int]]
+    #: the usable rows (results with a value, of a twin variable), by patient, variable, time and
+    #: value, and each patient's part of them: [start, stop)
+    order: npt.NDArray[np.intp]
+    order_span: dict[int, tuple[int, int]]
+    #: per row: twin variable (index into TWIN_VARIABLES, -1 for none), days from the reference,
+    #: value (NaN for none) and whether it is a result at all (not registered, cancelled or in error)
+    key: npt.NDArray[np.intp]
+    days: npt.NDArray[np.float64]
+    values: npt.NDArray[np.float64]
+    result: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, rows: Sequence[_ObservationRow], reference: dt.datetime) -> _ObservationColumns:
+        n = len(rows)
+        if n == 0:
+            none = np.zeros(0, dtype=np.intp)
+            return cls(rows, {}, none, {}, none, np.zeros(0), np.zeros(0), np.zeros(0, bool))
+        pid_col, _ids, code_col, epoch_col, value_col, _vc, status_col, _r = zip(*rows, strict=True)
+        pids = np.array(pid_col, dtype=np.int64)
+        code_key = {
+            code: TWIN_VARIABLES.index(v.key)
+            if (v := coding.VARIABLE_BY_CODE.get(code)) is not None and v.key in TWIN_VARIABLES
+            else -1
+            for code in set(code_col)
+        }
+        key = np.array([code_key[c] for c in code_col], dtype=np.intp)
+        values = np.array(value_col, dtype=np.float64)  # None becomes NaN
+        result = np.array([st not in NOT_A_RESULT for st in status_col], dtype=bool)
+        days = (np.array(epoch_col, dtype=np.float64) - reference.timestamp()) / 86400.0
+        usable = result & (key >= 0) & ~np.isnan(values)
+        # within a patient: by variable, then time, then value (as the row-by-row build sorts)
+        order = np.lexsort((values, days, key, pids))
+        order = order[usable[order]]
+        return cls(rows, _spans(pids), order, _spans(pids[order]), key, days, values, result)
+
+    def digest_text(self, a: int, b: int) -> str:
+        """The rows' part of the inputs digest (one line per row, flags only where set)."""
+        return "".join(
+            f"o|{code}|{epoch!r}|{value!r}|{value_code}|{status}{'|' + reason if reason else ''}\n"
+            for _pid, _id, code, epoch, value, value_code, status, reason in self.rows[a:b]
+        )
+
+    def series(self, pid: int) -> tuple[dict[str, Series], dict[str, FlaggedReadings]]:
+        """The patient's series of each twin variable, and which readings are flagged."""
+        lo, hi = self.order_span.get(pid, (0, 0))
+        rows = self.order[lo:hi]
+        observed: dict[str, Series] = {}
+        flags: dict[str, FlaggedReadings] = {}
+        keys = self.key[rows]
+        cuts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True]) if rows.size else ()
+        for start, stop in itertools.pairwise(int(c) for c in cuts):
+            group = rows[start:stop]
+            name = TWIN_VARIABLES[int(keys[start])]
+            observed[name] = Series(t=self.days[group], y=self.values[group])
+            reasons = tuple(self.rows[i][7] for i in group)
+            if any(reasons):
+                flags[name] = FlaggedReadings(np.array([bool(r) for r in reasons]), reasons)
+        return observed, flags
+
+    def smoker(self, a: int, b: int) -> bool:
+        """The latest smoking status among the rows (never-smoker without one)."""
+        for i in range(b - 1, a - 1, -1):
+            _pid, _id, code, _e, _v, value_code, _st, _r = self.rows[i]
+            if code == SMOKER_CODE and self.result[i]:
+                return value_code in coding.CONDITION_GROUPS["smoker"]
+        return False
+
+    def time(self, i: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.rows[i][3], dt.UTC)
+
+    def readings(self, a: int, b: int, *, after: dt.datetime | None = None) -> tuple[Reading, ...]:
+        """The rows' readings of any twin variable (results with a value), after ``after``."""
+        # a second's margin: the caller compares the exact times again
+        since = -math.inf if after is None else after.timestamp() - 1.0
+        out: list[Reading] = []
+        for i in range(a, b):
+            _pid, obs_id, code, epoch, value, _vc, status, _r = self.rows[i]
+            if epoch <= since or value is None or status in NOT_A_RESULT:
+                continue
+            variable = coding.VARIABLE_BY_CODE.get(code)
+            if variable is not None:
+                out.append(Reading(obs_id, variable.key, self.time(i), float(value)))
+        return tuple(out)
 
 
 def patients_due_for_recompute(
@@ -212,10 +327,13 @@ def patients_due_for_recompute(
 
 
 def latest_snapshots(patient_ids: Iterable[int]) -> dict[int, TwinSnapshot]:
-    """The latest snapshot of each patient that has one (one query)."""
-    states = TwinState.objects.filter(
-        patient_id__in=list(patient_ids), latest__isnull=False
-    ).select_related("latest")
+    """The latest snapshot of each patient that has one (one query), without its calibration and
+    notes, which a recompute never reads back."""
+    states = (
+        TwinState.objects.filter(patient_id__in=list(patient_ids), latest__isnull=False)
+        .select_related("latest")
+        .defer("latest__calibration", "latest__notes")
+    )
     return {s.patient_id: s.latest for s in states if s.latest is not None}
 
 

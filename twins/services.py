@@ -398,14 +398,19 @@ def snapshots_compute(
     cfg = twin_config()
     stale_days = cfg.stale_after_days if stale_after_days is None else stale_after_days
     version = model_version()
-    inputs = selectors.twin_inputs_for(patient_ids, reference=now)
+    latest = selectors.latest_snapshots(patient_ids)
+    # readings are needed only where a previous forecast can be checked against them
+    inputs = selectors.twin_inputs_for(
+        patient_ids,
+        reference=now,
+        readings_after={pid: prev.reference_at for pid, prev in latest.items()},
+    )
     recorder.system_access(
         actor_name=TWIN_ACTOR,
         resource="twins.services.snapshots_compute",
         patient_ids=[ti.patient_id for ti in inputs],
         write=False,
     )
-    latest = selectors.latest_snapshots(patient_ids)
     fresh_after = now - dt.timedelta(days=stale_days)
     todo: list[selectors.TwinInput] = []
     skipped: list[selectors.TwinInput] = []
