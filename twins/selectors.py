@@ -1,8 +1,10 @@
 """Reads for the twin: stored records to ``PatientHistory`` in bulk, and what is due for a recompute.
 
 ``twin_inputs_for`` reads a whole batch of patients with four queries (patients, observations,
-medications, conditions) whatever the batch size, and builds each history with the same
-``patients.twin_inputs.build_history`` the FHIR backtest uses, so both paths see a patient alike.
+medications, conditions) whatever the batch size. Its observations are sorted and grouped as
+columns of the whole batch, the rule for each row being that of ``patients.twin_inputs.
+build_history`` (which the FHIR backtest uses; a test holds the two to the same histories), and
+each history is finished by the same ``assemble_history``, so both paths see a patient alike.
 Callers pass batches of bounded size (a nightly chunk), which bounds memory.
 """
 
