@@ -728,38 +728,20 @@ def forecast_batch(
         z = np.multiply(years.astype(f32)[:, :, None], theta[:, None, 1, :])
         z += theta[:, None, 0, :]
         z += inputs
-        _add_batch_local_trend(z, cals, v, starts, grid_years, draws, p)
+        _add_walk(z, *_walk_parts(cals, v, starts, grid_years, draws))
         kappa = np.array([cal.fits[v].noise_scale for cal in cals], dtype=f32)[:, None]
         parts = [component_samples(cal.fits[v], draws.picks(v)) for cal in cals]
         local = np.stack([loc for loc, _ in parts])
         steady = np.stack([st for _, st in parts])
         if local.any():
             # the local-level model's samples (prequential weights): level now, same inputs, walk
-            rows = np.flatnonzero(local.any(axis=1))
-            part = [cals[int(i)] for i in rows]
-            lvl = np.array([[cal.fits[v].local_level, cal.fits[v].local_level_var] for cal in part])
-            z_local = inputs[rows]
-            z_local += (lvl[:, :1] + np.sqrt(lvl[:, 1:]) * draws.theta[v][None, :, 0]).astype(f32)[
-                :, None, :
-            ]
-            _add_batch_local_trend(
-                z_local, part, v, starts[rows], grid_years, draws, p, slope=False
-            )
-            _replace_samples(z, rows, local, z_local)
+            lvl = np.array([[c.fits[v].local_level, c.fits[v].local_level_var] for c in cals])
+            walk = _walk_parts(cals, v, starts, grid_years, draws, slope=False)
+            _mix_in(z, local, inputs, lvl, draws.theta[v][:, 0], walk)
         if steady.any():
             # the steady-level model's samples: its level, the same inputs, no walk
-            rows = np.flatnonzero(steady.any(axis=1))
-            lvl = np.array(
-                [
-                    [cals[int(i)].fits[v].steady_level, cals[int(i)].fits[v].steady_level_var]
-                    for i in rows
-                ]
-            )
-            z_steady = inputs[rows]
-            z_steady += (lvl[:, :1] + np.sqrt(lvl[:, 1:]) * draws.theta[v][None, :, 0]).astype(f32)[
-                :, None, :
-            ]
-            _replace_samples(z, rows, steady, z_steady)
+            lvl = np.array([[c.fits[v].steady_level, c.fits[v].steady_level_var] for c in cals])
+            _mix_in(z, steady, inputs, lvl, draws.theta[v][:, 0], None)
         simple = local | steady
         if simple.any():
             rows = np.flatnonzero(simple.any(axis=1))
@@ -797,18 +779,45 @@ def forecast_batch(
     )
 
 
-def _replace_samples(
+#: Share of a component's samples below which ``_mix_in`` computes only those samples.
+_SPARSE_SHARE = 0.25
+
+
+def _mix_in(
     z: npt.NDArray[np.float32],
-    rows: npt.NDArray[np.intp],
     which: npt.NDArray[np.bool_],
-    values: npt.NDArray[np.float32],
+    inputs: npt.NDArray[np.float32],
+    level: FloatArray,
+    normal: FloatArray,
+    walk: tuple[list[FloatArray], list[FloatArray]] | None,
 ) -> None:
-    """In ``z`` (P, T, S), the samples ``which`` (P, S) of patients ``rows`` taken from
-    ``values`` (len(rows), T, S); in place, without gathering every patient when all have some."""
+    """Replace the samples ``which`` (P, S) of ``z`` (P, T, S) by a simpler model's, in place.
+
+    That model's sample is ``inputs`` plus its level now (``level[:, 0]`` + ``sqrt(level[:, 1])``
+    times the sample's standard normal ``normal``) plus, if given, a walk (``_walk_parts``). A
+    component holding few samples (most patients' weights favour the structural model) is computed
+    for those samples only, not for every sample and then masked.
+    """
+    f32 = np.float32
+    if which.mean() < _SPARSE_SHARE:
+        pk, sk = np.nonzero(which)
+        values = inputs[pk, :, sk]
+        values += (level[pk, 0] + np.sqrt(level[pk, 1]) * normal[sk]).astype(f32)[:, None]
+        if walk is not None:
+            for scale, pattern in zip(*walk, strict=True):
+                values += (scale[pk][:, None] * pattern[:, sk].T).astype(f32)
+        z[pk, :, sk] = values
+        return
+    rows = np.flatnonzero(which.any(axis=1))
+    dense = inputs[rows]
+    dense += (level[rows, :1] + np.sqrt(level[rows, 1:]) * normal[None, :]).astype(f32)[:, None, :]
+    if walk is not None:
+        scales, patterns = walk
+        _add_walk(dense, [sc[rows] for sc in scales], patterns)
     if rows.size == z.shape[0]:
-        np.copyto(z, values, where=which[:, None, :])
+        np.copyto(z, dense, where=which[:, None, :])
     else:
-        z[rows] = np.where(which[rows][:, None, :], values, z[rows])
+        z[rows] = np.where(which[rows][:, None, :], dense, z[rows])
 
 
 def _batch_quantiles(x: npt.NDArray[np.floating[Any]], *, in_place: bool = False) -> FloatArray:
@@ -833,22 +842,31 @@ def _batch_quantiles(x: npt.NDArray[np.floating[Any]], *, in_place: bool = False
     return out
 
 
-def _add_batch_local_trend(
-    z: npt.NDArray[np.float32],
+def _add_walk(
+    z: npt.NDArray[np.float32], scales: Sequence[FloatArray], patterns: Sequence[FloatArray]
+) -> None:
+    """``z += Σ_j scales[j] ⊗ patterns[j]`` (P,) ⊗ (T, S), as one product of the scales (P, J)
+    and the patterns (J, T·S) added in one pass."""
+    f32 = np.float32
+    coef = np.stack(scales, axis=1).astype(f32)
+    basis = np.stack([b.reshape(-1) for b in patterns]).astype(f32)
+    z += (coef @ basis).reshape(z.shape)
+
+
+def _walk_parts(
     cals: Sequence[Calibration],
     variable: str,
     starts: FloatArray,
     grid_years: FloatArray,
     draws: Draws,
-    p: Mapping[tuple[str, str], float],
     *,
     slope: bool = True,
-) -> None:
-    """Add ``local_trend`` for many patients to ``z`` of shape (P, T, S), in place.
+) -> tuple[list[FloatArray], list[FloatArray]]:
+    """``local_trend`` of many patients as per-patient scales (P,) of shared (T, S) patterns.
 
     Every patient's grid starts ``gap`` years after their last reading and then shares the same
     steps, so the walks split into a shared part and a per-patient first step. With ``slope``
-    False only the level walk is added (the local-level model).
+    False only the level walk (the local-level model).
     """
     gap = np.clip(starts - np.array([c.fits[variable].t_last for c in cals]), 0.0, None)
     gap /= DAYS_PER_YEAR
@@ -857,25 +875,19 @@ def _add_batch_local_trend(
     swalk = draws.slope_walk[variable].T
     # each calibration batch has its own empirical-Bayes walk variances
     qq = np.array([c.fits[variable].walk_variances() for c in cals]).reshape(-1, 2)
-    rq, rqs = np.sqrt(qq[:, 0]), np.sqrt(qq[:, 1]) * float(slope)
-    shared_slope = np.cumsum(swalk * np.sqrt(steps)[:, None], axis=0)
-    shared_slope[0] = 0.0
-    prev = np.vstack([np.zeros((1, walk.shape[1])), shared_slope[:-1]])
+    rq, rqs = np.sqrt(qq[:, 0]), np.sqrt(qq[:, 1])
     level_part = np.cumsum(walk * np.sqrt(steps)[:, None], axis=0)
-    slope_part = np.cumsum(0.5 * (prev + shared_slope) * steps[:, None], axis=0)
     root = np.sqrt(gap)
-    # every term is a per-patient scale times a shared (T, S) pattern, so the whole walk is one
-    # product of the scales (P, K) and the patterns (K, T·S), added in one pass
     n_t, n_s = level_part.shape
-    first = np.broadcast_to(walk[0], (n_t, n_s))
     scales = [rq, rq * root]
-    patterns = [level_part, first]
+    patterns = [level_part, np.broadcast_to(walk[0], (n_t, n_s))]
     if slope:
+        shared_slope = np.cumsum(swalk * np.sqrt(steps)[:, None], axis=0)
+        shared_slope[0] = 0.0
+        prev = np.vstack([np.zeros((1, walk.shape[1])), shared_slope[:-1]])
+        slope_part = np.cumsum(0.5 * (prev + shared_slope) * steps[:, None], axis=0)
         # the slope's first step: its lever arm is half the gap plus the time since the grid began
         first_slope = np.broadcast_to(swalk[0], (n_t, n_s))
         scales += [rqs, rqs * root * 0.5 * gap, rqs * root]
         patterns += [slope_part, first_slope, grid_years[:, None] * first_slope]
-    f32 = np.float32
-    coef = np.stack(scales, axis=1).astype(f32)
-    basis = np.stack([b.reshape(-1) for b in patterns]).astype(f32)
-    z += (coef @ basis).reshape(z.shape)
+    return scales, patterns

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from models_engine import forecast as forecast_module
 from models_engine.calibration import calibrate, calibrate_batch
 from models_engine.forecast import GLUCOSE_FLOOR, Draws, exposures_under, forecast, simulate
 from models_engine.physiology import glycaemia
@@ -172,3 +173,30 @@ def test_an_empty_batch_calibrates_and_forecasts_to_nothing():
     assert set(empty.bands) == set(one.bands)
     for v, b in empty.bands.items():
         assert b.shape == (0, *one.bands[v].shape[1:])
+
+
+@pytest.mark.parametrize("share", [0.05, 0.6])
+def test_a_simpler_models_samples_replace_the_same_samples_sparse_or_dense(share):
+    rng = np.random.default_rng(3)
+    n_p, n_t, n_s = 6, 9, 40
+    z = rng.normal(size=(n_p, n_t, n_s)).astype(np.float32)
+    inputs = rng.normal(size=(n_p, n_t, n_s)).astype(np.float32)
+    which = rng.random((n_p, n_s)) < share
+    which[0] = False  # a patient without any of these samples
+    level = np.column_stack([rng.normal(size=n_p), rng.uniform(0.1, 2.0, n_p)])
+    normal = rng.normal(size=n_s)
+    scales = [rng.uniform(0.5, 1.5, n_p), rng.uniform(0.5, 1.5, n_p)]
+    patterns = [rng.normal(size=(n_t, n_s)), rng.normal(size=(n_t, n_s))]
+    got = z.copy()
+    forecast_module._mix_in(got, which, inputs, level, normal, (scales, patterns))
+    model = (
+        inputs
+        + (level[:, :1] + np.sqrt(level[:, 1:]) * normal[None, :])[:, None, :]
+        + sum(sc[:, None, None] * pat[None] for sc, pat in zip(scales, patterns, strict=True))
+    )
+    expected = np.where(which[:, None, :], model, z)
+    assert (which.mean() < forecast_module._SPARSE_SHARE) == (share < forecast_module._SPARSE_SHARE)
+    assert np.allclose(got, expected, atol=1e-5)
+    assert np.array_equal(
+        got[~which[:, None, :].repeat(n_t, axis=1)], z[~which[:, None, :].repeat(n_t, axis=1)]
+    )
