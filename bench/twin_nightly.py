@@ -346,6 +346,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--naive-sample", type=int, default=100)
     parser.add_argument("--whatifs", type=int, default=5)
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="build the database for --sizes, then stop"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     ensure_database()
@@ -370,6 +373,8 @@ def main() -> None:
             "--no-progress",
         )
     replicate(max(sizes))
+    if args.prepare_only:
+        return
     observations = int(psql("SELECT count(*) FROM patients_observation"))
 
     def clear() -> None:
