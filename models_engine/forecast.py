@@ -728,7 +728,8 @@ def forecast_batch(
         z = np.multiply(years.astype(f32)[:, :, None], theta[:, None, 1, :])
         z += theta[:, None, 0, :]
         z += inputs
-        _add_walk(z, *_walk_parts(cals, v, starts, grid_years, draws))
+        walk = _walk_parts(cals, v, starts, grid_years, draws)
+        _add_walk(z, *walk)
         kappa = np.array([cal.fits[v].noise_scale for cal in cals], dtype=f32)[:, None]
         parts = [component_samples(cal.fits[v], draws.picks(v)) for cal in cals]
         local = np.stack([loc for loc, _ in parts])
@@ -736,8 +737,8 @@ def forecast_batch(
         if local.any():
             # the local-level model's samples (prequential weights): level now, same inputs, walk
             lvl = np.array([[c.fits[v].local_level, c.fits[v].local_level_var] for c in cals])
-            walk = _walk_parts(cals, v, starts, grid_years, draws, slope=False)
-            _mix_in(z, local, inputs, lvl, draws.theta[v][:, 0], walk)
+            # its walk is the level walk alone: the first two of the structural model's terms
+            _mix_in(z, local, inputs, lvl, draws.theta[v][:, 0], (walk[0][:2], walk[1][:2]))
         if steady.any():
             # the steady-level model's samples: its level, the same inputs, no walk
             lvl = np.array([[c.fits[v].steady_level, c.fits[v].steady_level_var] for c in cals])
@@ -859,14 +860,12 @@ def _walk_parts(
     starts: FloatArray,
     grid_years: FloatArray,
     draws: Draws,
-    *,
-    slope: bool = True,
 ) -> tuple[list[FloatArray], list[FloatArray]]:
     """``local_trend`` of many patients as per-patient scales (P,) of shared (T, S) patterns.
 
     Every patient's grid starts ``gap`` years after their last reading and then shares the same
-    steps, so the walks split into a shared part and a per-patient first step. With ``slope``
-    False only the level walk (the local-level model).
+    steps, so the walks split into a shared part and a per-patient first step. The first two
+    terms are the level walk (all the local-level model has), the other three the slope's.
     """
     gap = np.clip(starts - np.array([c.fits[variable].t_last for c in cals]), 0.0, None)
     gap /= DAYS_PER_YEAR
@@ -881,13 +880,12 @@ def _walk_parts(
     n_t, n_s = level_part.shape
     scales = [rq, rq * root]
     patterns = [level_part, np.broadcast_to(walk[0], (n_t, n_s))]
-    if slope:
-        shared_slope = np.cumsum(swalk * np.sqrt(steps)[:, None], axis=0)
-        shared_slope[0] = 0.0
-        prev = np.vstack([np.zeros((1, walk.shape[1])), shared_slope[:-1]])
-        slope_part = np.cumsum(0.5 * (prev + shared_slope) * steps[:, None], axis=0)
-        # the slope's first step: its lever arm is half the gap plus the time since the grid began
-        first_slope = np.broadcast_to(swalk[0], (n_t, n_s))
-        scales += [rqs, rqs * root * 0.5 * gap, rqs * root]
-        patterns += [slope_part, first_slope, grid_years[:, None] * first_slope]
+    shared_slope = np.cumsum(swalk * np.sqrt(steps)[:, None], axis=0)
+    shared_slope[0] = 0.0
+    prev = np.vstack([np.zeros((1, walk.shape[1])), shared_slope[:-1]])
+    slope_part = np.cumsum(0.5 * (prev + shared_slope) * steps[:, None], axis=0)
+    # the slope's first step: its lever arm is half the gap plus the time since the grid began
+    first_slope = np.broadcast_to(swalk[0], (n_t, n_s))
+    scales += [rqs, rqs * root * 0.5 * gap, rqs * root]
+    patterns += [slope_part, first_slope, grid_years[:, None] * first_slope]
     return scales, patterns
