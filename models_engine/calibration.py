@@ -79,6 +79,10 @@ MIN_RESPONSE_PATIENTS = 3
 #: Largest ``patients × rows²`` solved as one stack (about 32 MB per float64 array of the stack);
 #: ``solve_batch`` splits a batch into blocks of similar record length within it.
 SOLVE_BLOCK_CELLS = 1 << 22
+#: Widest record of a block as a multiple of its narrowest, from ``SPD_LOOP_ROWS`` rows on
+#: (numerical setting): on the generated cohort, whose blood-pressure records run from 15 to 120
+#: rows, one block of 24 to 120 rows spent most of its solves on padding.
+SOLVE_BLOCK_SPREAD = 1.5
 #: More readings of one variable than this (home monitors send several a day) are averaged into
 #: visits before the fit: the model's noise is visit-to-visit variability (Muntner 2015, twin-model.md
 #: 5), so readings of one window carry one visit's information, and the dense covariance of the
@@ -640,25 +644,34 @@ def solve_batch(
 
 
 def solve_blocks(
-    mask: FloatArray, cells: int | None = None
+    mask: FloatArray, cells: int | None = None, spread: float | None = None
 ) -> list[tuple[npt.NDArray[np.intp], int]]:
     """Patients grouped by their number of rows, each group with the row width it needs.
 
     ``mask`` (P, N) marks real rows. Patients are taken in order of their last real row and
     grouped so that a group's ``patients × width²`` (the size of its covariance stack) stays
-    within ``cells`` (default ``SOLVE_BLOCK_CELLS``); a patient alone may exceed it. A long
-    home-monitoring record therefore costs its own block, not the whole batch padded to its length.
+    within ``cells`` (default ``SOLVE_BLOCK_CELLS``); a patient alone may exceed it. From
+    ``SPD_LOOP_ROWS`` rows on, a group's widest record is at most ``spread`` (default
+    ``SOLVE_BLOCK_SPREAD``) times its narrowest, since every record of a group is padded to
+    the widest and a solve costs the cube of its width; narrower records share one stacked solve.
+    A long home-monitoring record therefore costs its own block, not the whole batch padded to
+    its length.
     """
     cells = SOLVE_BLOCK_CELLS if cells is None else cells
+    spread = SOLVE_BLOCK_SPREAD if spread is None else spread
     n_pat, n_rows = mask.shape
     width = np.where(mask > 0, np.arange(1, n_rows + 1)[None, :], 0).max(axis=1, initial=0)
     width = np.maximum(width, 1)
     order = np.argsort(width, kind="stable")
+    sorted_width = width[order]
     blocks = []
     start = 0
     while start < n_pat:
-        stop = min(n_pat, start + max(1, cells // int(width[order[start]]) ** 2))
-        while stop - start > 1 and (stop - start) * int(width[order[stop - 1]]) ** 2 > cells:
+        narrow = int(sorted_width[start])
+        widest = SPD_LOOP_ROWS - 1 if narrow < SPD_LOOP_ROWS else int(narrow * spread)
+        stop = int(np.searchsorted(sorted_width, widest, side="right"))
+        stop = max(start + 1, min(stop, start + max(1, cells // narrow**2)))
+        while stop - start > 1 and (stop - start) * int(sorted_width[stop - 1]) ** 2 > cells:
             stop = start + (stop - start) // 2
         idx = order[start:stop]
         blocks.append((idx, int(width[idx].max())))

@@ -276,6 +276,22 @@ def test_solve_blocks_cover_every_patient_once_within_the_budget():
     for idx, width in blocks:
         assert width == max(1, int(lengths[idx].max()))
         assert idx.size == 1 or idx.size * width**2 <= 5000
+        narrowest = max(1, int(lengths[idx].min()))
+        if narrowest < calibration.SPD_LOOP_ROWS:
+            # short records share the stacked solve and are never padded into the Cholesky loop
+            assert width < calibration.SPD_LOOP_ROWS
+        else:
+            assert width <= calibration.SOLVE_BLOCK_SPREAD * narrowest
+
+
+def test_solve_blocks_do_not_pad_short_records_to_the_longest():
+    # a batch of 24- to 120-row records once went into one block padded to 120 rows
+    lengths = np.arange(24, 121)
+    mask = (np.arange(120)[None, :] < lengths[:, None]).astype(float)
+    blocks = calibration.solve_blocks(mask)
+    padded = sum(idx.size * width**3 for idx, width in blocks)
+    assert padded < 2.0 * int((lengths**3).sum())
+    assert sorted(np.concatenate([idx for idx, _ in blocks]).tolist()) == list(range(lengths.size))
 
 
 @pytest.mark.parametrize("rows", [5, calibration.SPD_LOOP_ROWS, 90])
