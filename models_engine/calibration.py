@@ -987,6 +987,21 @@ def _grid_log_posterior(
     """Log posterior (P, G) of per-patient offsets ``dk``, ``dq`` (each (P, G), log scale)."""
     tau = priors()[("all", "hyper_log_sd")]
     post: FloatArray = -0.5 * (dk**2 + dq**2) / tau**2
+    return _grid_log_lik(diffs, dk, dq, k_batch=k_batch, walk_var=walk_var, dof=dof, out=post)
+
+
+def _grid_log_lik(
+    diffs: Differences,
+    dk: FloatArray,
+    dq: FloatArray,
+    *,
+    k_batch: float,
+    walk_var: float,
+    dof: float,
+    out: FloatArray | None = None,
+) -> FloatArray:
+    """Log likelihood (P, G) of each patient's pairs at offsets ``dk``, ``dq``, added to ``out``."""
+    post: FloatArray = np.zeros(dk.shape) if out is None else out
     if diffs.d2.size == 0:
         return post
     starts = np.flatnonzero(np.r_[True, np.diff(diffs.owner) > 0])
@@ -1016,21 +1031,29 @@ def without_largest_pair(diffs: Differences, *, k_batch: float, walk_var: float)
     with one reading 3 % below a series that varied by 0.1 %, the step would otherwise make every
     earlier reading look noisy and the forecast would discount the step itself.
     """
+    return _pairs(diffs, ~_largest_pairs(diffs, k_batch=k_batch, walk_var=walk_var))
+
+
+def _largest_pairs(diffs: Differences, *, k_batch: float, walk_var: float) -> npt.NDArray[np.bool_]:
+    """Mask of the pairs ``without_largest_pair`` leaves out (one per patient with two or more)."""
+    drop = np.zeros(diffs.d2.size, dtype=bool)
     if diffs.d2.size == 0:
-        return diffs
+        return drop
     ratio = diffs.d2 / (k_batch**2 * diffs.s2 + walk_var * diffs.gap)
     starts = np.flatnonzero(np.r_[True, np.diff(diffs.owner) > 0])
     counts = np.diff(np.r_[starts, diffs.d2.size])
     worst = np.maximum.reduceat(ratio, starts)
-    drop = (ratio == np.repeat(worst, counts)) & (np.repeat(counts, counts) >= 2)
+    tied = (ratio == np.repeat(worst, counts)) & (np.repeat(counts, counts) >= 2)
     # one pair per patient even when two tie
-    first = np.flatnonzero(drop)
-    if first.size == 0:
-        return diffs
-    keep_first = np.r_[True, diffs.owner[first][1:] != diffs.owner[first][:-1]]
-    drop[:] = False
-    drop[first[keep_first]] = True
-    keep = ~drop
+    first = np.flatnonzero(tied)
+    if first.size:
+        keep_first = np.r_[True, diffs.owner[first][1:] != diffs.owner[first][:-1]]
+        drop[first[keep_first]] = True
+    return drop
+
+
+def _pairs(diffs: Differences, keep: npt.NDArray[np.bool_]) -> Differences:
+    """The pairs of ``diffs`` where ``keep`` (same patients)."""
     return Differences(
         d2=diffs.d2[keep],
         s2=diffs.s2[keep],
@@ -1103,12 +1126,20 @@ def robust_patient_noise_and_walk(
     departs from the batch's only when more than one pair says so. Shapes as
     ``patient_noise_and_walk``.
     """
-    k_all, q_all = patient_noise_and_walk(diffs, k_batch=k_batch, walk_var=walk_var, dof=dof)
-    k_cut, q_cut = patient_noise_and_walk(
-        without_largest_pair(diffs, k_batch=k_batch, walk_var=walk_var),
-        k_batch=k_batch,
-        walk_var=walk_var,
-        dof=dof,
+    validate_hyper("k_batch", k_batch)
+    validate_hyper("walk_var", walk_var)
+    dk, dq = _coarse_grid(diffs.n_patients)
+    drop = _largest_pairs(diffs, k_batch=k_batch, walk_var=walk_var)
+    post_all = _grid_log_posterior(diffs, dk, dq, k_batch=k_batch, walk_var=walk_var, dof=dof)
+    # the coarse posterior without the largest pair is the full one less that pair's term
+    post_cut = post_all - _grid_log_lik(
+        _pairs(diffs, drop), dk, dq, k_batch=k_batch, walk_var=walk_var, dof=dof
+    )
+    k_all, q_all = _refine_grid(
+        diffs, dk, dq, post_all, k_batch=k_batch, walk_var=walk_var, dof=dof
+    )
+    k_cut, q_cut = _refine_grid(
+        _pairs(diffs, ~drop), dk, dq, post_cut, k_batch=k_batch, walk_var=walk_var, dof=dof
     )
     nearer = np.abs(np.log(k_cut / k_batch)) < np.abs(np.log(k_all / k_batch))
     return np.where(nearer, k_cut, k_all), np.where(nearer, q_cut, q_all)
@@ -1152,20 +1183,55 @@ def patient_noise_and_walk(
     """
     validate_hyper("k_batch", k_batch)
     validate_hyper("walk_var", walk_var)
+    dk, dq = _coarse_grid(diffs.n_patients)
+    post = _grid_log_posterior(diffs, dk, dq, k_batch=k_batch, walk_var=walk_var, dof=dof)
+    return _refine_grid(diffs, dk, dq, post, k_batch=k_batch, walk_var=walk_var, dof=dof)
+
+
+def _grid_offsets(
+    centre_k: FloatArray, centre_q: FloatArray, step: float, half_width: float
+) -> tuple[FloatArray, FloatArray]:
+    """Grid of (log k, log q) offsets (P, G) around each patient's centre, within ±3 prior SDs."""
     tau = priors()[("all", "hyper_log_sd")]
-    n_pat = diffs.n_patients
-    centre_k, centre_q = np.zeros((n_pat, 1)), np.zeros((n_pat, 1))
-    for step, half_width in ((0.5 * tau, 3.0 * tau), (0.125 * tau, 0.5 * tau)):
-        axis = np.arange(-half_width, half_width + 0.5 * step, step)
-        ok, oq = (g.ravel()[None, :] for g in np.meshgrid(axis, axis, indexing="ij"))
-        dk = np.clip(centre_k + ok, -3.0 * tau, 3.0 * tau)
-        dq = np.clip(centre_q + oq, -3.0 * tau, 3.0 * tau)
-        post = _grid_log_posterior(diffs, dk, dq, k_batch=k_batch, walk_var=walk_var, dof=dof)
-        best = np.argmax(post, axis=1)[:, None]
-        centre_k = np.take_along_axis(dk, best, axis=1)
-        centre_q = np.take_along_axis(dq, best, axis=1)
-    k_out: FloatArray = k_batch * np.exp(centre_k[:, 0])
-    q_out: FloatArray = walk_var * np.exp(centre_q[:, 0])
+    axis = np.arange(-half_width, half_width + 0.5 * step, step)
+    ok, oq = (g.ravel()[None, :] for g in np.meshgrid(axis, axis, indexing="ij"))
+    return (
+        np.clip(centre_k + ok, -3.0 * tau, 3.0 * tau),
+        np.clip(centre_q + oq, -3.0 * tau, 3.0 * tau),
+    )
+
+
+def _coarse_grid(n_pat: int) -> tuple[FloatArray, FloatArray]:
+    """``patient_noise_and_walk``'s coarse grid: half a prior SD apart over ±3 SDs."""
+    tau = priors()[("all", "hyper_log_sd")]
+    zero = np.zeros((n_pat, 1))
+    return _grid_offsets(zero, zero, 0.5 * tau, 3.0 * tau)
+
+
+def _refine_grid(
+    diffs: Differences,
+    dk: FloatArray,
+    dq: FloatArray,
+    post: FloatArray,
+    *,
+    k_batch: float,
+    walk_var: float,
+    dof: float,
+) -> tuple[FloatArray, FloatArray]:
+    """From the coarse grid's posterior, the mode on a fine grid (an eighth of a prior SD apart)
+    around each patient's best coarse point; as ``patient_noise_and_walk`` returns it."""
+    tau = priors()[("all", "hyper_log_sd")]
+    best = np.argmax(post, axis=1)[:, None]
+    dk, dq = _grid_offsets(
+        np.take_along_axis(dk, best, axis=1),
+        np.take_along_axis(dq, best, axis=1),
+        0.125 * tau,
+        0.5 * tau,
+    )
+    post = _grid_log_posterior(diffs, dk, dq, k_batch=k_batch, walk_var=walk_var, dof=dof)
+    best = np.argmax(post, axis=1)[:, None]
+    k_out: FloatArray = k_batch * np.exp(np.take_along_axis(dk, best, axis=1)[:, 0])
+    q_out: FloatArray = walk_var * np.exp(np.take_along_axis(dq, best, axis=1)[:, 0])
     return k_out, q_out
 
 

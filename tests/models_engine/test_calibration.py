@@ -435,6 +435,25 @@ def test_a_single_large_pair_does_not_set_a_patients_noise():
     assert k[-1] < 0.3
 
 
+def test_the_robust_estimate_is_the_nearer_of_with_and_without_the_largest_pair():
+    # its definition, computed the long way: two full grid searches and the nearer to the batch
+    batch = _walk_plus_noise(40, q=1.0, sigma=2.0, seed=11)
+    rng = np.random.default_rng(12)
+    for _t, y, _sd in batch[::3]:
+        y[rng.integers(y.size)] += 25.0  # one odd reading in some records
+    diffs = calibration.consecutive_differences(batch)
+    kw = {"k_batch": 0.2, "walk_var": 1.0, "dof": 4.0}
+    k_all, q_all = calibration.patient_noise_and_walk(diffs, **kw)
+    k_cut, q_cut = calibration.patient_noise_and_walk(
+        calibration.without_largest_pair(diffs, k_batch=0.2, walk_var=1.0), **kw
+    )
+    nearer = np.abs(np.log(k_cut / 0.2)) < np.abs(np.log(k_all / 0.2))
+    k, q = calibration.robust_patient_noise_and_walk(diffs, **kw)
+    assert nearer.any() and not nearer.all()
+    assert np.allclose(k, np.where(nearer, k_cut, k_all), rtol=1e-12)
+    assert np.allclose(q, np.where(nearer, q_cut, q_all), rtol=1e-12)
+
+
 def test_the_batch_response_is_pooled_from_patients_whose_readings_inform_it():
     rng = np.random.default_rng(6)
     n = 40
