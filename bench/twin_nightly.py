@@ -41,8 +41,9 @@ os.environ["TWINPORTAL_QUEUE_PREFIX"] = "twinportal-bench"
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 #: PostgreSQL settings for the nightly write volume (README, "Production deployment"): with the
-#: 1 GB default of max_wal_size a checkpoint comes every few chunks and each page changed after it is
-#: logged whole again, which cost about a tenth of the 100,000-patient run's time on 2 cores.
+#: 1 GB default of max_wal_size the run forces a checkpoint every few hundred megabytes of WAL and
+#: each page changed after one is logged whole again, which cost about a tenth of the
+#: 100,000-patient run's time on 2 cores.
 WRITE_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "15min", "wal_compression": "lz4"}
 
 TWIN_TABLES = (
