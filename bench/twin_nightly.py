@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -443,7 +444,7 @@ def main() -> None:
     _write_report(args, report, server, observations)
 
 
-def _runs(args: argparse.Namespace, sizes: list[int], clear: Any) -> dict[str, Any]:
+def _runs(args: argparse.Namespace, sizes: list[int], clear: Callable[[], None]) -> dict[str, Any]:
     from django.utils import timezone
 
     from models_engine.snapshot import model_version

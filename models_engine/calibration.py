@@ -670,7 +670,7 @@ def solve_blocks(
         narrow = int(sorted_width[start])
         widest = SPD_LOOP_ROWS - 1 if narrow < SPD_LOOP_ROWS else int(narrow * spread)
         stop = int(np.searchsorted(sorted_width, widest, side="right"))
-        stop = max(start + 1, min(stop, start + max(1, cells // narrow**2)))
+        stop = min(stop, start + max(1, cells // narrow**2))
         while stop - start > 1 and (stop - start) * int(sorted_width[stop - 1]) ** 2 > cells:
             stop = start + (stop - start) // 2
         idx = order[start:stop]
