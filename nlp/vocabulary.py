@@ -399,171 +399,206 @@ class FindingMatcher:
 
     def __call__(self, doc: Doc) -> list[TermMatch]:
         """Longest non-overlapping findings in ``doc``, in text order."""
+        # Each token's attributes are read once: a Token object per access costs more than the
+        # lookups made with it.
+        words = _Words.of(doc)
+        norms = words.norm
         spans = [Span(doc, s, e, label="N") for _, s, e in self._norm(doc)]
         spans += [Span(doc, s, e, label="E") for _, s, e in self._exact(doc)]
         # Last, so that a wording matched as written wins over the same span turned round.
-        inverted = self._inverted(doc)
-        inverted.update(self._elided(doc, spans))
-        inverted.update(self._swapped(doc))
-        inverted.update(self._closed(doc))
+        inverted = self._inverted(words)
+        inverted.update(self._elided(norms, spans))
+        inverted.update(self._swapped(norms))
+        inverted.update(self._closed(words))
         spans += [Span(doc, s, e, label="I") for s, e in inverted]
         found: list[TermMatch] = []
-        text = doc.text
+        text = words.text
         for span in filter_spans(spans):
+            start, end = span.start, span.end
             if span.label_ == "I":
-                turned = inverted[(span.start, span.end)]
+                turned = inverted[(start, end)]
                 found.append(TermMatch(span.start_char, span.end_char, span.text, turned))
                 continue
             if span.label_ == "E":
-                key = " ".join(t.text for t in span)
+                key = " ".join(words.orth[start:end])
                 term = self._by_exact.get(key)
             else:
-                key = " ".join(t.norm_ for t in span)
+                key = " ".join(norms[start:end])
                 term = self._by_norm.get(key)
             if term is None:
                 continue
             rule = self._rules.get(key)
             if rule is not None and not _context_allows(rule, text, span.start_char, span.end_char):
                 continue
-            if span.end < len(doc) and doc[span.end].norm_ in _PREVENTION | _MODIFIED:
+            if end < len(norms) and norms[end] in _PREVENTION | _MODIFIED:
                 continue  # "DVT prophylaxis", "pain medications": not a finding here
-            if len(span) == 1 and _after_non(doc, span.start):
+            if end - start == 1 and _after_non(words, start):
                 continue  # "non-tender", "non-distended": a normal examination
-            found.append(self._with_site(doc, span, term))
+            found.append(self._with_site(words, span, term))
         return found
 
-    def _inverted(self, doc: Doc) -> dict[tuple[int, int], LexiconTerm]:
+    def _inverted(self, words: _Words) -> dict[tuple[int, int], LexiconTerm]:
         # "infection of the urinary tract", "change in his voice", "fracture of the femur":
         # the one or two words after "of"/"in" put before the one or two words ahead of it
         # name a concept of the vocabulary (urinary tract infection, voice change); with a
         # "his"/"the" dropped, so may the words as written ("blood in his urine").
         found: dict[tuple[int, int], LexiconTerm] = {}
-        for tok in doc:
-            i = tok.i
-            if tok.norm_ not in _INVERTING or i == 0 or doc[i - 1].is_stop:
+        norms = words.norm
+        n = len(norms)
+        for i, norm in enumerate(norms):
+            if norm not in _INVERTING or i == 0 or words.is_stop[i - 1]:
                 continue
             j = i + 1
-            while j < len(doc) and j - i <= 2 and doc[j].norm_ in _DETERMINERS:
+            while j < n and j - i <= 2 and norms[j] in _DETERMINERS:
                 j += 1
             for before in (2, 1):
                 for after in (2, 1):
-                    if i - before < 0 or j + after > len(doc):
+                    if i - before < 0 or j + after > n:
                         continue
-                    words = [t.norm_ for t in (*doc[j : j + after], *doc[i - before : i])]
-                    term = self._by_norm.get(" ".join(words))
+                    key = " ".join([*norms[j : j + after], *norms[i - before : i]])
+                    term = self._by_norm.get(key)
                     if term is None and j > i + 1:
                         # "blood in his urine": the wording itself, said of someone.
-                        words = [t.norm_ for t in (*doc[i - before : i + 1], *doc[j : j + after])]
-                        term = self._by_norm.get(" ".join(words))
-                    if term is not None and " ".join(words) not in self._rules:
+                        key = " ".join([*norms[i - before : i + 1], *norms[j : j + after]])
+                        term = self._by_norm.get(key)
+                    if term is not None and key not in self._rules:
                         found.setdefault((i - before, j + after), term)
         return found
 
-    def _closed(self, doc: Doc) -> dict[tuple[int, int], LexiconTerm]:
+    def _closed(self, words: _Words) -> dict[tuple[int, int], LexiconTerm]:
         # "light-headed", "light headed", "head aches", "heart burn": a one-word wording
         # ("lightheaded", "headache", "heartburn") written as two words, open or hyphenated.
         found: dict[tuple[int, int], LexiconTerm] = {}
-        n = len(doc)
+        orth, alpha, space = words.orth, words.is_alpha, words.space
+        n = len(orth)
         for i in range(n - 1):
-            first = doc[i]
-            if len(first) < 3 or not first.is_alpha:
+            if not alpha[i] or len(orth[i]) < 3:
                 continue
             j = i + 1
-            if first.whitespace_:
-                if first.whitespace_ != " ":
+            if space[i]:
+                if space[i] != " ":
                     continue
-            elif doc[j].text == "-" and not doc[j].whitespace_ and j + 1 < n:
+            elif orth[j] == "-" and not space[j] and j + 1 < n:
                 j += 1
             else:
                 continue
-            second = doc[j]
-            if len(second) < 3 or not second.is_alpha:
+            if not alpha[j] or len(orth[j]) < 3:
                 continue
-            key = first.lower_ + second.norm_
+            key = words.lower[i] + words.norm[j]
             if key in self._one_word and key not in self._rules:
                 found.setdefault((i, j + 1), self._by_norm[key])
         return found
 
-    def _swapped(self, doc: Doc) -> dict[tuple[int, int], LexiconTerm]:
+    def _swapped(self, norms: list[str]) -> dict[tuple[int, int], LexiconTerm]:
         # "atrial premature contractions" is "premature atrial contractions": two modifiers
         # before a head word, in the other order.
         found: dict[tuple[int, int], LexiconTerm] = {}
-        for i in range(len(doc) - 2):
-            head = doc[i + 2].norm_
-            if head not in self._swappable or doc[i].norm_ == doc[i + 1].norm_:
+        for i in range(len(norms) - 2):
+            head = norms[i + 2]
+            if head not in self._swappable or norms[i] == norms[i + 1]:
                 continue
-            key = f"{doc[i + 1].norm_} {doc[i].norm_} {head}"
+            key = f"{norms[i + 1]} {norms[i]} {head}"
             term = self._by_norm.get(key)
             if term is not None and key not in self._rules:
                 found.setdefault((i, i + 3), term)
         return found
 
-    def _elided(self, doc: Doc, spans: list[Span]) -> dict[tuple[int, int], LexiconTerm]:
+    def _elided(self, norms: list[str], spans: list[Span]) -> dict[tuple[int, int], LexiconTerm]:
         # "urinary urgency and frequency", "knee pain or swelling": the words before a matched
         # finding's last word also qualify the word coordinated with it, when together they
         # name a concept (urinary frequency).
         found: dict[tuple[int, int], LexiconTerm] = {}
         for span in spans:
             j = span.end
-            if len(span) < 2 or j + 1 >= len(doc) or doc[j].norm_ not in _COORDINATORS:
+            if span.end - span.start < 2 or j + 1 >= len(norms) or norms[j] not in _COORDINATORS:
                 continue
-            if doc[j].norm_ == "," and doc[j + 1].norm_ in _COORDINATORS:
+            if norms[j] == "," and norms[j + 1] in _COORDINATORS:
                 j += 1
-            word = doc[j + 1]
-            key = " ".join([*(t.norm_ for t in span[:-1]), word.norm_])
+            key = " ".join([*norms[span.start : span.end - 1], norms[j + 1]])
             term = self._by_norm.get(key)
             if term is not None and key not in self._rules:
-                found.setdefault((word.i, word.i + 1), term)
+                found.setdefault((j + 1, j + 2), term)
         return found
 
-    def _with_site(self, doc: Doc, span: Span, term: LexiconTerm) -> TermMatch:
+    def _with_site(self, words: _Words, span: Span, term: LexiconTerm) -> TermMatch:
         start, end = span.start, span.end
-        if span[-1].norm_ not in self._heads:
+        norms = words.norm
+        if norms[end - 1] not in self._heads:
             return TermMatch(span.start_char, span.end_char, span.text, term)
         # Site words before the finding: "left lower extremity edema", "right knee pain".
-        while start > 0 and doc[start - 1].norm_ in self._sites:
+        while start > 0 and norms[start - 1] in self._sites:
             start -= 1
         # "edema of the left lower extremity", "pain in the chest".
         after = end
         j = end
-        while j < len(doc) and j - end < 6 and doc[j].norm_ in _OF_SITE:
+        while j < len(norms) and j - end < 6 and norms[j] in _OF_SITE:
             j += 1
-        if j > end and doc[end].norm_ in _OF_SITE - {"the", "both", "his", "her"}:
+        if j > end and norms[end] in _OF_SITE - {"the", "both", "his", "her"}:
             k = j
-            while k < len(doc) and doc[k].norm_ in self._sites:
+            while k < len(norms) and norms[k] in self._sites:
                 k += 1
             # "swelling of the left side" names no site: the phrase must end on a body part.
-            if k > j and doc[k - 1].norm_ not in self._qualifiers:
+            if k > j and norms[k - 1] not in self._qualifiers:
                 after = k
         if start == span.start and after == end:
             return TermMatch(span.start_char, span.end_char, span.text, term)
-        specific = self._specific(doc, start, span, after, term)
-        first, last = doc[start].idx, doc[after - 1].idx + len(doc[after - 1].text)
+        specific = self._specific(norms, start, span, after, term)
+        first, last = words.idx[start], words.idx[after - 1] + len(words.orth[after - 1])
         site = " ".join(
-            t.text
-            for t in [*doc[start : span.start], *doc[span.end : after]]
-            if t.norm_ in self._sites
+            words.orth[k]
+            for k in [*range(start, span.start), *range(span.end, after)]
+            if norms[k] in self._sites
         )
-        return TermMatch(first, last, doc.text[first:last], specific, site)
+        return TermMatch(first, last, words.text[first:last], specific, site)
 
     def _specific(
-        self, doc: Doc, start: int, span: Span, after: int, term: LexiconTerm
+        self, norms: list[str], start: int, span: Span, after: int, term: LexiconTerm
     ) -> LexiconTerm:
         # The nearest site words with the finding, as written before it or moved from after it,
         # may name a more specific concept ("pain in the chest" -> chest pain).
-        head = " ".join(t.norm_ for t in span)
-        before = [t.norm_ for t in doc[start : span.start]]
-        trailing = [t.norm_ for t in doc[span.end : after] if t.norm_ in self._sites]
-        for words in (before, trailing):
-            for i in range(len(words)):
-                found = self._by_norm.get(" ".join([*words[i:], head]))
+        head = " ".join(norms[span.start : span.end])
+        before = norms[start : span.start]
+        trailing = [w for w in norms[span.end : after] if w in self._sites]
+        for found_words in (before, trailing):
+            for i in range(len(found_words)):
+                found = self._by_norm.get(" ".join([*found_words[i:], head]))
                 if found is not None:
                     return found
         return term
 
 
-def _after_non(doc: Doc, i: int) -> bool:
-    return i >= 2 and doc[i - 1].text == "-" and doc[i - 2].lower_ == "non"
+@dataclass(frozen=True)
+class _Words:
+    """The attributes of a Doc's tokens the matcher reads, as lists indexed by token."""
+
+    text: str
+    orth: list[str]
+    norm: list[str]
+    lower: list[str]
+    space: list[str]
+    idx: list[int]
+    is_alpha: list[bool]
+    is_stop: list[bool]
+
+    @classmethod
+    def of(cls, doc: Doc) -> _Words:
+        tokens = list(doc)
+        orth = [t.text for t in tokens]
+        space = [t.whitespace_ for t in tokens]
+        return cls(
+            "".join(map(str.__add__, orth, space)),  # Doc.text, without a second pass of Tokens
+            orth,
+            [t.norm_ for t in tokens],
+            [t.lower_ for t in tokens],
+            space,
+            [t.idx for t in tokens],
+            [t.is_alpha for t in tokens],
+            [t.is_stop for t in tokens],
+        )
+
+
+def _after_non(words: _Words, i: int) -> bool:
+    return i >= 2 and words.orth[i - 1] == "-" and words.lower[i - 2] == "non"
 
 
 _CLAUSE_END = re.compile(r"[.;!?](?:\s|$)|\n")
