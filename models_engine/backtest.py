@@ -105,24 +105,25 @@ def _score(err: list[FloatArray]) -> tuple[float, float]:
 
 def gain_interval(
     twin: Sequence[FloatArray],
-    locf: Sequence[FloatArray],
+    baseline: Sequence[FloatArray],
     *,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """95 % interval of the twin's MAE gain over carry-forward, ``1 − MAE_twin / MAE_LOCF``.
+    """95 % interval of the twin's MAE gain over a baseline, ``1 − MAE_twin / MAE_baseline``.
 
-    Percentile bootstrap over patients (each entry holds one patient's errors; Efron & Tibshirani,
-    *An Introduction to the Bootstrap*, 1993, ch. 13), so readings of one patient stay together:
-    with a few dozen held-out readings the interval shows how much of a measured gain is chance.
+    The baseline is carry-forward or the patient's own trend. Percentile bootstrap over patients
+    (each entry holds one patient's errors; Efron & Tibshirani, *An Introduction to the
+    Bootstrap*, 1993, ch. 13), so readings of one patient stay together: with a few dozen
+    held-out readings the interval shows how much of a measured gain is chance.
     """
     if not twin:
         return math.nan, math.nan
     abs_twin = np.array([np.abs(e).sum() for e in twin])
-    abs_locf = np.array([np.abs(e).sum() for e in locf])
+    abs_base = np.array([np.abs(e).sum() for e in baseline])
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, abs_twin.size, size=(resamples, abs_twin.size))
-    den = abs_locf[pick].sum(axis=1)
+    den = abs_base[pick].sum(axis=1)
     ok = den > 0
     if not ok.any():
         return math.nan, math.nan
@@ -179,8 +180,13 @@ def run_backtest(
         Per variable (``sbp``, ``dbp``, ``hba1c``, ``ldl``, ``weight``): ``n`` held-out readings,
         ``patients``, ``mae_twin``, ``mae_locf``, ``mae_trend``, ``rmse_twin``, ``rmse_locf``,
         ``rmse_trend``, ``coverage80``, ``coverage95`` (fractions), ``gain_low`` and ``gain_high``
-        (95 % bootstrap interval of ``1 − mae_twin / mae_locf``, see ``gain_interval``); NaN
-        becomes ``None``.
+        (95 % bootstrap interval of ``1 − mae_twin / mae_locf``, see ``gain_interval``),
+        ``trend_gain_low`` and ``trend_gain_high`` (the same for ``1 − mae_twin / mae_trend``),
+        ``patient_mae_twin``, ``patient_mae_locf`` and ``patient_mae_trend`` (the mean over
+        patients of each patient's MAE: every patient counted once, however many readings they
+        hold), ``patient_coverage80`` (likewise for the 80 % coverage) and
+        ``largest_patient_share`` (the share of the held-out readings that belong to the
+        patient with the most); NaN becomes ``None``.
     """
     validate_holdout(holdout_days)
     validate_samples(n_samples)
@@ -241,6 +247,19 @@ def run_backtest(
         row["coverage80"] = float(np.mean(np.concatenate(cover[v]))) if cover[v] else math.nan
         row["coverage95"] = float(np.mean(np.concatenate(cover95[v]))) if cover95[v] else math.nan
         row["gain_low"], row["gain_high"] = gain_interval(err[v]["twin"], err[v]["locf"], seed=seed)
+        row["trend_gain_low"], row["trend_gain_high"] = gain_interval(
+            err[v]["twin"], err[v]["trend"], seed=seed
+        )
+        # Each patient counted once: the pooled figures above weigh a patient by their number
+        # of held-out readings, so one patient with many can decide them.
+        for model in ("twin", "locf", "trend"):
+            own = [float(np.mean(np.abs(e))) for e in err[v][model]]
+            row[f"patient_mae_{model}"] = float(np.mean(own)) if own else math.nan
+        row["patient_coverage80"] = (
+            float(np.mean([float(np.mean(c)) for c in cover[v]])) if cover[v] else math.nan
+        )
+        sizes = [e.size for e in err[v]["twin"]]
+        row["largest_patient_share"] = max(sizes) / sum(sizes) if sizes else math.nan
         report[v] = {
             k: (None if isinstance(x, float) and math.isnan(x) else x) for k, x in row.items()
         }

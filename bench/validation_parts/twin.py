@@ -319,6 +319,7 @@ def _backtest_section() -> str:
             DEVELOPMENT_MORE,
             acceptance,
             more_histories,
+            patient_table,
             synthea_histories,
             table,
         )
@@ -335,7 +336,11 @@ def _backtest_section() -> str:
     def block(title: str, batch: list[PatientHistory], intro: str) -> str:
         report = run_backtest(batch, holdout_days=holdout)
         checks_md = "\n".join(f"* {line}" for line in acceptance(report))
-        return f"### {title}\n\n{intro}\n\n{table(report)}\n\n{checks_md}\n"
+        return (
+            f"### {title}\n\n{intro}\n\n{table(report)}\n\n{checks_md}\n\n"
+            "Every patient counted once (the table above weighs a patient by their number of "
+            f"held-out readings):\n\n{patient_table(report)}\n"
+        )
 
     intro = (
         "The twin against last value carried forward (LOCF) and the patient's own linear trend; "

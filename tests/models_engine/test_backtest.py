@@ -11,6 +11,7 @@ import pytest
 
 from models_engine.backtest import (
     BACKTEST_VARIABLES,
+    PatientScore,
     gain_interval,
     holdout_split,
     known_at,
@@ -77,6 +78,13 @@ def test_it_beats_carry_forward_on_noisy_readings_and_reports_every_field():
         "coverage95",
         "gain_low",
         "gain_high",
+        "trend_gain_low",
+        "trend_gain_high",
+        "patient_mae_twin",
+        "patient_mae_locf",
+        "patient_mae_trend",
+        "patient_coverage80",
+        "largest_patient_share",
     }
     for row in report.values():
         assert fields <= set(row)
@@ -84,7 +92,30 @@ def test_it_beats_carry_forward_on_noisy_readings_and_reports_every_field():
     assert sbp["n"] >= 200
     assert sbp["mae_twin"] < sbp["mae_locf"]
     assert sbp["gain_low"] < 1 - sbp["mae_twin"] / sbp["mae_locf"] < sbp["gain_high"]
+    assert sbp["trend_gain_low"] < 1 - sbp["mae_twin"] / sbp["mae_trend"] < sbp["trend_gain_high"]
     assert 0.0 <= sbp["coverage80"] <= sbp["coverage95"] <= 1.0
+
+
+def test_the_patient_weighted_figures_count_each_patient_once():
+    # One patient with many held-out readings and many with one each: the pooled MAE is mostly
+    # the first patient's, the patient-weighted one the mean of the patients' own MAEs.
+    hs = [make_history(patient_id="dense", seed=0, n=400, span_days=1460)]
+    hs += [make_history(patient_id=str(i), seed=i, n=8, span_days=1460) for i in range(1, 30)]
+    scores: list[PatientScore] = []
+    report = run_backtest(hs, holdout_days=365, n_samples=100, patient_scores=scores)
+    for var in ("sbp", "weight"):
+        own = [s for s in scores if s.variable == var]
+        row = report[var]
+        assert row["patients"] == len(own)
+        for model in ("twin", "locf", "trend"):
+            mean = np.mean([getattr(s, f"mae_{model}") for s in own])
+            assert row[f"patient_mae_{model}"] == pytest.approx(mean)
+            pooled = sum(s.n * getattr(s, f"mae_{model}") for s in own) / row["n"]
+            assert row[f"mae_{model}"] == pytest.approx(pooled)
+        assert row["patient_coverage80"] == pytest.approx(np.mean([s.coverage80 for s in own]))
+        dense = next(s for s in own if s.patient_id == "dense")
+        assert row["largest_patient_share"] == pytest.approx(dense.n / row["n"])
+        assert row["largest_patient_share"] > 0.5
 
 
 def test_it_rejects_an_absurd_holdout():

@@ -72,10 +72,18 @@ def test_a_folder_with_one_broken_bundle_is_scored_and_the_broken_one_named(tmp_
         "coverage80",
     }
     assert report["sbp"]["gain_low"] <= report["sbp"]["gain_high"]
+    assert report["sbp"]["trend_gain_low"] <= report["sbp"]["trend_gain_high"]
     assert "bootstrap" in report["bootstrap"]
-    # the terminal: the summary, then one table per variable naming the patients by file
+    assert "counted once" in report["patient_weighted"]
+    assert report["sbp"]["patient_mae_twin"] == pytest.approx(
+        sum(r["mae_twin"] for r in report["patients"] if r["variable"] == "sbp")
+        / report["sbp"]["patients"]
+    )
+    # the terminal: the summary, the same with each patient once, then one table per variable
+    # naming the patients by file
     text = stdout.getvalue()
-    assert "gain over LOCF (95 % bootstrap)" in text
+    assert "gain over LOCF" in text and "gain over trend (95 % bootstrap)" in text
+    assert "Each patient counted once" in text
     for var in BACKTEST_VARIABLES:
         assert f"\n{var} (" in text
     assert SYNTHEA[0].stem[:39] in text

@@ -40,6 +40,11 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return f"{100 * value:.0f}%" if pct else f"{value:.2f}"
 
 
+def _interval(row: dict[str, Any], name: str) -> str:
+    low, high = row.get(f"{name}_low"), row.get(f"{name}_high")
+    return "—" if low is None or high is None else f"{_fmt(low, True)} to {_fmt(high, True)}"
+
+
 def _names(failures: list[tuple[Path, str]]) -> str:
     names = ", ".join(path.name for path, _why in failures[:5])
     return names + (f" and {len(failures) - 5} more" if len(failures) > 5 else "")
@@ -126,7 +131,13 @@ class Command(BaseCommand):
                 "bootstrap": (
                     "gain_low and gain_high: 95 % percentile bootstrap interval of "
                     "1 - mae_twin / mae_locf, resampling patients "
-                    "(models_engine.backtest.gain_interval)"
+                    "(models_engine.backtest.gain_interval); trend_gain_low and "
+                    "trend_gain_high: the same for 1 - mae_twin / mae_trend"
+                ),
+                "patient_weighted": (
+                    "patient_mae_* and patient_coverage80: the mean over patients of each "
+                    "patient's own figure, every patient counted once; largest_patient_share: "
+                    "the share of the held-out readings held by the patient with the most"
                 ),
                 "patients": [
                     {**dataclasses.asdict(s), "file": files.get(s.patient_id, "")} for s in scores
@@ -148,18 +159,28 @@ class Command(BaseCommand):
     def _summary(self, results: dict[str, dict[str, Any]]) -> None:
         self.stdout.write(
             f"{'variable':<9}{'n':>6}{'MAE twin':>10}{'MAE LOCF':>10}{'MAE trend':>11}"
-            f"{'cov80':>8}{'cov95':>8}  gain over LOCF (95 % bootstrap)"
+            f"{'cov80':>8}{'cov95':>8}  {'gain over LOCF':<16}gain over trend (95 % bootstrap)"
         )
         for var in BACKTEST_VARIABLES:
             r = results[var]
-            gain = (
-                f"{_fmt(r['gain_low'], True)} to {_fmt(r['gain_high'], True)}"
-                if r.get("gain_low") is not None
-                else "—"
-            )
             self.stdout.write(
                 f"{var:<9}{r['n']:>6}{_fmt(r['mae_twin']):>10}{_fmt(r['mae_locf']):>10}{_fmt(r['mae_trend']):>11}"
-                f"{_fmt(r['coverage80'], True):>8}{_fmt(r['coverage95'], True):>8}  {gain}"
+                f"{_fmt(r['coverage80'], True):>8}{_fmt(r['coverage95'], True):>8}  "
+                f"{_interval(r, 'gain'):<16}{_interval(r, 'trend_gain')}"
+            )
+        # The pooled errors weigh a patient by their number of held-out readings: one patient
+        # with many can decide them, so the same errors are also shown with each patient once.
+        self.stdout.write(
+            f"\nEach patient counted once\n{'variable':<9}{'patients':>9}{'MAE twin':>10}"
+            f"{'MAE LOCF':>10}{'MAE trend':>11}{'cov80':>8}  largest patient's share of readings"
+        )
+        for var in BACKTEST_VARIABLES:
+            r = results[var]
+            self.stdout.write(
+                f"{var:<9}{r['patients']:>9}{_fmt(r['patient_mae_twin']):>10}"
+                f"{_fmt(r['patient_mae_locf']):>10}{_fmt(r['patient_mae_trend']):>11}"
+                f"{_fmt(r['patient_coverage80'], True):>8}  "
+                f"{_fmt(r['largest_patient_share'], True)}"
             )
 
     def _patients_table(self, var: str, scores: list[PatientScore], files: dict[str, str]) -> None:
