@@ -253,8 +253,8 @@ def run_backtest(
         # Each patient counted once: the pooled figures above weigh a patient by their number
         # of held-out readings, so one patient with many can decide them.
         for model in ("twin", "locf", "trend"):
-            own = [float(np.mean(np.abs(e))) for e in err[v][model]]
-            row[f"patient_mae_{model}"] = float(np.mean(own)) if own else math.nan
+            each = [float(np.mean(np.abs(e))) for e in err[v][model]]
+            row[f"patient_mae_{model}"] = float(np.mean(each)) if each else math.nan
         row["patient_coverage80"] = (
             float(np.mean([float(np.mean(c)) for c in cover[v]])) if cover[v] else math.nan
         )
