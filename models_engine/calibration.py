@@ -58,6 +58,9 @@ _IRLS_ITERATIONS = 12
 _IRLS_TOLERANCE = 1e-3
 #: Readings this many days before a treatment start count as its pretreatment baseline.
 BASELINE_WINDOW_DAYS = 365.0
+#: A reading at most this many days before a treatment for its variable starts prompted it: the
+#: decision is made at that visit or on its results, which return within weeks [assumption].
+PROMPT_WINDOW_DAYS = 30.0
 #: A new period of a class starting within this many days of the last one's end continues it.
 COURSE_GAP_DAYS = 31.0
 _OUTER_ITERATIONS = 3
@@ -1063,6 +1066,39 @@ def _pairs(diffs: Differences, keep: npt.NDArray[np.bool_]) -> Differences:
     )
 
 
+def prompting_readings(
+    histories: Sequence[PatientHistory],
+    var: str,
+    t: FloatArray,
+    own: npt.NDArray[np.bool_],
+    cutoffs: FloatArray,
+) -> npt.NDArray[np.bool_]:
+    """Readings of ``var`` that prompted a treatment for it: taken at most ``PROMPT_WINDOW_DAYS``
+    before a start (or a new course: another dose) of a treatment with a catalogue effect on
+    ``var``, that start on or before the patient's cut-off.
+
+    Arrays (P, N) as the fit's rows (``t`` days, ``own`` the patient's own readings); a start
+    after the cut-off is not known at it, so it backs up no reading (``prequential``).
+    """
+    out = np.zeros(t.shape, dtype=bool)
+    for i, h in enumerate(histories):
+        starts = [
+            e.start
+            for e in h.treatments
+            if e.start <= cutoffs[i] and _acts_on(e.treatment, var, e.intensity)
+        ]
+        if not starts:
+            continue
+        lead = np.asarray(starts)[None, :] - t[i][:, None]
+        out[i] = ((lead >= 0.0) & (lead <= PROMPT_WINDOW_DAYS)).any(axis=1) & own[i]
+    return out
+
+
+@functools.cache
+def _acts_on(treatment: str, var: str, intensity: str | None) -> bool:
+    return bool(effects_for(treatment, var, intensity))
+
+
 def pooled_response(
     post_mean: FloatArray, post_var: FloatArray, prior_mean: FloatArray, prior_sd: FloatArray
 ) -> tuple[float, float] | None:
@@ -1475,18 +1511,33 @@ def calibrate_batch(
         own = (mask > 0) & (flag == 0)
         k_floor = np.maximum(k_each, floor)
         shift = (priors()[("all", "shift_prob")], priors()[("all", "shift_scale")])
-        ts, used, (zs, es, vs) = prequential.sort_rows(
-            tt, own.astype(np.float64), zc, x[:, :, 2], (sd * k_floor[:, None]) ** 2
+        index = prompting_readings(histories, var, tt, own, cutoffs)
+        ts, used, (zs, es, vs, index_s) = prequential.sort_rows(
+            tt,
+            own.astype(np.float64),
+            zc,
+            x[:, :, 2],
+            (sd * k_floor[:, None]) ** 2,
+            index.astype(np.float64),
         )
+        sorted_index = index_s > 0
+        index_shift = prequential.DEFAULT_INDEX_SHIFT
         if empirical_bayes:
+            level_readings = (ts, zs - mean[:, 2:3] * es, np.where(used, vs, 1.0), used)
             shift = prequential.estimate_shift(
-                ts,
-                zs - mean[:, 2:3] * es,
-                np.where(used, vs, 1.0),
-                used,
+                *level_readings,
                 walk_var=walk_each,
                 dof=dof,
                 default=shift,
+                min_patients=MIN_EB_PATIENTS,
+                index=sorted_index,
+            )
+            index_shift = prequential.estimate_index_shift(
+                *level_readings,
+                sorted_index,
+                walk_var=walk_each,
+                dof=dof,
+                shift=shift,
                 min_patients=MIN_EB_PATIENTS,
             )
         score_s, score_l, ll_mean, ll_var = prequential.one_step_scores(
@@ -1503,6 +1554,8 @@ def calibrate_batch(
             dof=dof,
             shift_prob=shift[0],
             shift_scale=shift[1],
+            index=index,
+            index_shift=index_shift,
         )
         # the steady-level model: the local-level filter without the walk
         score_c, st_mean, st_var = prequential.local_level_scores(
@@ -1514,6 +1567,8 @@ def calibrate_batch(
             shift_prob=shift[0],
             shift_scale=shift[1],
             dof=dof,
+            index=sorted_index,
+            index_shift=index_shift,
         )
         log_scores = np.stack([score_s, score_l, score_c], axis=1)
         scored = n_own >= 2

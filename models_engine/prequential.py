@@ -26,6 +26,14 @@ levels do not wander, moves the prior; each patient's posterior weights are that
 their own scores (``posterior_weights``), so a patient with many readings is weighed by them and
 one with few keeps the batch's weights, and the forecast is the mixture of the three models'
 predictive distributions. Only readings up to the calibration cut-off are used.
+
+A reading taken at the visit where a treatment for its variable was started (``index``: it
+prompted the treatment) is one the clinician acted on: hypertension, for one, is treated once a
+raised reading is confirmed (NICE NG136, 2019, recommendations 1.2.3-1.2.5; Whelton et al., 2017
+ACC/AHA guideline, section 4), so the record's own decision backs it up. At such a reading the
+local-level and steady-level models expect a lasting level shift with their own probability and
+size, estimated from the batch (``estimate_index_shift``), so a newest reading that rose sharply
+and prompted a drug moves the level instead of being taken for noise.
 """
 
 from __future__ import annotations
@@ -56,6 +64,16 @@ _DAYS_PER_YEAR = 365.25
 #: (probability, scale) pairs of the local-level model's level shifts that ``estimate_shift``
 #: chooses from: no shifts, or a shift between two readings with probability 2-20 % and an SD of
 #: 2-8 measurement SDs (a grid, not a source's value: the batch picks) [assumption].
+#: (probability, scale) pairs of the level shift at a reading that prompted a treatment for its
+#: variable that ``estimate_index_shift`` chooses from: a shift with probability 10-90 % and an
+#: SD of 2-8 measurement SDs (a grid, not a source's value: the batch picks) [assumption].
+INDEX_SHIFT_GRID: tuple[tuple[float, float], ...] = tuple(
+    (p, s) for p in (0.1, 0.25, 0.5, 0.75, 0.9) for s in (2.0, 4.0, 8.0)
+)
+#: The shift at a prompting reading when the batch has too few of them to estimate it: even odds
+#: that the reading marks a lasting change, of the grid's middle size [assumption].
+DEFAULT_INDEX_SHIFT = (0.5, 4.0)
+_NO_SHIFT = np.float64(0.0)
 SHIFT_GRID: tuple[tuple[float, float], ...] = (
     (0.0, 0.0),
     *((p, s) for p in (0.02, 0.05, 0.1, 0.2) for s in (2.0, 4.0, 8.0)),
@@ -86,6 +104,8 @@ def one_step_scores(
     final_state: list[FloatArray] | None = None,
     shift_prob: float = 0.0,
     shift_scale: float = 0.0,
+    index: npt.NDArray[np.bool_] | None = None,
+    index_shift: tuple[float, float] = DEFAULT_INDEX_SHIFT,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """One-step-ahead log scores of both models and the local level at each patient's last reading.
 
@@ -117,6 +137,9 @@ def one_step_scores(
         appended to it.
     shift_prob, shift_scale : float
         Level shifts of the local-level model (``local_level_scores``).
+    index : ndarray of bool, shape (P, N), optional
+        Readings that prompted a treatment for the variable, and ``index_shift`` the local-level
+        model's (probability, scale) of a shift there (``local_level_scores``).
 
     Returns
     -------
@@ -188,6 +211,8 @@ def one_step_scores(
         shift_prob=shift_prob,
         shift_scale=shift_scale,
         dof=dof,
+        index=None if index is None else np.take_along_axis(index, order, axis=1),
+        index_shift=index_shift,
     )
     return score_s, score_l, lvl, lvl_var
 
@@ -202,6 +227,8 @@ def local_level_scores(
     shift_prob: float,
     shift_scale: float,
     dof: float,
+    index: npt.NDArray[np.bool_] | None = None,
+    index_shift: tuple[float, float] = DEFAULT_INDEX_SHIFT,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """One-step log scores and final level of the local-level model with occasional level shifts.
 
@@ -226,6 +253,9 @@ def local_level_scores(
         Shift SD over the measurement SD (>= 0).
     dof : float
         Student-t degrees of freedom of the scores (> 2).
+    index : ndarray of bool, shape (P, N), optional
+        Readings (in the same order) that prompted a treatment for the variable: before each of
+        them the level shifts with probability and scale ``index_shift`` instead.
 
     Returns
     -------
@@ -243,6 +273,9 @@ def local_level_scores(
         shift_prob=np.float64(shift_prob),
         shift_scale=np.float64(shift_scale),
         dof=dof,
+        index=index,
+        index_prob=np.float64(index_shift[0]),
+        index_scale=np.float64(index_shift[1]),
     )
 
 
@@ -256,15 +289,24 @@ def _local_level_filter(
     shift_prob: FloatArray | np.float64,
     shift_scale: FloatArray | np.float64,
     dof: float,
+    index: npt.NDArray[np.bool_] | None = None,
+    index_prob: FloatArray | np.float64 = _NO_SHIFT,
+    index_scale: FloatArray | np.float64 = _NO_SHIFT,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """``local_level_scores`` for one (scalar) or several (shape (G, 1)) shift settings at once.
 
     With G settings every result gains a leading axis of G: the batch is filtered once for all of
-    them (``estimate_shift``'s grid), which costs about one pass instead of G, since each step's
-    arithmetic is small next to the cost of a numpy call.
+    them (``estimate_shift``'s and ``estimate_index_shift``'s grids), which costs about one pass
+    instead of G, since each step's arithmetic is small next to the cost of a numpy call.
     """
     n_pat, width = z.shape
-    grid_shape = np.broadcast_shapes(np.shape(shift_prob), np.shape(shift_scale), (n_pat,))
+    grid_shape = np.broadcast_shapes(
+        np.shape(shift_prob),
+        np.shape(shift_scale),
+        np.shape(index_prob),
+        np.shape(index_scale),
+        (n_pat,),
+    )
     lvl = z[:, 0].copy()
     lvl_var = noise_var[:, 0].copy()
     t_prev = t[:, 0].copy()
@@ -272,6 +314,8 @@ def _local_level_filter(
     log_stay = np.log1p(-shift_prob)
     log_shift = np.where(shift_prob > 0.0, np.log(np.maximum(shift_prob, 1e-300)), -np.inf)
     shifts = bool(np.any(shift_prob > 0.0))
+    log_index_stay = np.log1p(-index_prob)
+    log_index_shift = np.where(index_prob > 0.0, np.log(np.maximum(index_prob, 1e-300)), -np.inf)
     for j in range(1, width):
         on = use[:, j]
         if not on.any():
@@ -280,13 +324,24 @@ def _local_level_filter(
         r = noise_var[:, j]
         resid = z[:, j] - lvl
         s2_stay = pred + r
-        ld_stay = log_stay + _t_log_density(resid, s2_stay, dof)
+        l_stay: FloatArray | np.float64 = log_stay
+        l_shift: FloatArray | np.float64 = log_shift
+        scale_j: FloatArray | np.float64 = shift_scale
+        shift_here = shifts
+        if index is not None and index[:, j].any():
+            # a reading that prompted a treatment: a shift with the prompting readings' odds
+            here = index[:, j]
+            l_stay = np.where(here, log_index_stay, log_stay)
+            l_shift = np.where(here, log_index_shift, log_shift)
+            scale_j = np.where(here, index_scale, shift_scale)
+            shift_here = True
+        ld_stay = l_stay + _t_log_density(resid, s2_stay, dof)
         mean_stay = lvl + pred / s2_stay * resid
         var_stay = pred * r / s2_stay
-        if shifts:
-            pred_shift = pred + shift_scale**2 * r
+        if shift_here:
+            pred_shift = pred + scale_j**2 * r
             s2_shift = pred_shift + r
-            ld_shift = log_shift + _t_log_density(resid, s2_shift, dof)
+            ld_shift = l_shift + _t_log_density(resid, s2_shift, dof)
             total = np.logaddexp(ld_stay, ld_shift)
             p_shift = np.exp(ld_shift - total)
             mean_shift = lvl + pred_shift / s2_shift * resid
@@ -315,6 +370,8 @@ def estimate_shift(
     dof: float,
     default: tuple[float, float],
     min_patients: int,
+    index: npt.NDArray[np.bool_] | None = None,
+    index_shift: tuple[float, float] = DEFAULT_INDEX_SHIFT,
 ) -> tuple[float, float]:
     """Empirical-Bayes shift probability and scale of the local-level model for a batch.
 
@@ -323,6 +380,7 @@ def estimate_shift(
     a data source whose patients change level in steps gets shifts, and one whose readings scatter
     around a stable level gets few. Arrays as ``local_level_scores`` (each row in time order);
     ``default`` (probability, scale) when fewer than ``min_patients`` patients have two readings.
+    Readings that prompted a treatment (``index``) keep their own shift, ``index_shift``.
     """
     if int(use[:, 1].sum()) < min_patients if use.shape[1] > 1 else True:
         return default
@@ -336,12 +394,65 @@ def estimate_shift(
         shift_prob=grid[:, :1],
         shift_scale=grid[:, 1:],
         dof=dof,
+        index=index,
+        index_prob=np.float64(index_shift[0]),
+        index_scale=np.float64(index_shift[1]),
     )[0].sum(axis=1)
+    return _best(scores, SHIFT_GRID, default)
+
+
+def estimate_index_shift(
+    t: FloatArray,
+    z: FloatArray,
+    noise_var: FloatArray,
+    use: npt.NDArray[np.bool_],
+    index: npt.NDArray[np.bool_],
+    *,
+    walk_var: FloatArray,
+    dof: float,
+    shift: tuple[float, float],
+    min_patients: int,
+) -> tuple[float, float]:
+    """Empirical-Bayes shift at the readings that prompted a treatment, for a batch.
+
+    The pair of ``INDEX_SHIFT_GRID`` that maximises the batch's summed one-step log scores of the
+    local-level model, with the other readings' shifts at ``shift``: a data source whose
+    prompting readings stand well above the patient's level, and stay there, gets likely and
+    large shifts; one whose treatments start at unremarkable readings gets few. Arrays as
+    ``local_level_scores``; ``DEFAULT_INDEX_SHIFT`` when fewer than ``min_patients`` patients
+    have a prompting reading after their first.
+    """
+    scored = index & use
+    scored[:, 0] = False
+    rows = np.flatnonzero(scored.any(axis=1))
+    if rows.size < min_patients:
+        return DEFAULT_INDEX_SHIFT
+    # the other patients' scores do not depend on the index shift: only these are filtered
+    grid = np.asarray(INDEX_SHIFT_GRID)
+    scores = _local_level_filter(
+        t[rows],
+        z[rows],
+        noise_var[rows],
+        use[rows],
+        walk_var=walk_var[rows],
+        shift_prob=np.float64(shift[0]),
+        shift_scale=np.float64(shift[1]),
+        dof=dof,
+        index=index[rows],
+        index_prob=grid[:, :1],
+        index_scale=grid[:, 1:],
+    )[0].sum(axis=1)
+    return _best(scores, INDEX_SHIFT_GRID, DEFAULT_INDEX_SHIFT)
+
+
+def _best(
+    scores: FloatArray, grid: tuple[tuple[float, float], ...], default: tuple[float, float]
+) -> tuple[float, float]:
     scores = np.where(np.isnan(scores), -np.inf, scores)
     if not np.isfinite(scores).any():
         return default
     # the first of equal scores, as a scan of the grid in order would keep
-    prob, scale = SHIFT_GRID[int(np.argmax(scores))]
+    prob, scale = grid[int(np.argmax(scores))]
     return prob, scale
 
 

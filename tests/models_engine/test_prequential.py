@@ -255,3 +255,117 @@ def test_the_model_weights_and_levels_use_no_reading_after_the_cutoff():
             fa, fb = a.fits[v], b.fits[v]
             assert fa.weight == fb.weight and fa.steady_weight == fb.steady_weight
             assert fa.steady_level == fb.steady_level and fa.local_level == fb.local_level
+
+
+def test_a_step_at_a_reading_that_prompted_a_treatment_moves_the_level_without_other_shifts():
+    t, z, r, use = _series([120.0] * 8 + [180.0], noise=10.0)
+    common = dict(walk_var=np.array([8.0]), shift_prob=0.0, shift_scale=0.0, dof=4.0)
+    _, plain, _ = prequential.local_level_scores(t, z, r, use, **common)
+    index = np.zeros_like(use)
+    index[0, -1] = True
+    score_p, prompted, _ = prequential.local_level_scores(
+        t, z, r, use, index=index, index_shift=(0.5, 4.0), **common
+    )
+    score_q, _, _ = prequential.local_level_scores(t, z, r, use, **common)
+    assert abs(prompted[0] - z[0, -1]) < 10.0 < abs(plain[0] - z[0, -1])
+    # the jump is far likelier when the reading is known to have prompted a treatment
+    assert score_p[0] > score_q[0]
+    # a prompting reading that does not jump leaves the level within a measurement SD of where
+    # the others put it
+    t, z, r, use = _series([120.0] * 9, noise=10.0)
+    _, same, _ = prequential.local_level_scores(t, z, r, use, index=index, **common)
+    _, base, _ = prequential.local_level_scores(t, z, r, use, **common)
+    assert same[0] == pytest.approx(base[0], abs=10.0)
+
+
+def _prompted_batch(jump, seed):
+    """20 patients, readings every 180 days, a treatment prompted at the 7th of 10."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(20):
+        step = jump * rng.choice([-1.0, 1.0]) if jump else 0.0
+        rows.append(_series(np.r_[np.full(6, 130.0), np.full(4, 130.0 + step)], 8.0, seed + i))
+    t, z, r, use = (np.concatenate(a) for a in zip(*rows, strict=True))
+    index = np.zeros_like(use)
+    index[:, 6] = True
+    return t, z, r, use, index
+
+
+def test_the_batch_learns_whether_readings_that_prompted_treatment_mark_lasting_changes():
+    picks = []
+    for jump in (50.0, 0.0):
+        t, z, r, use, index = _prompted_batch(jump, seed=3)
+        picks.append(
+            prequential.estimate_index_shift(
+                t, z, r, use, index, walk_var=np.full(20, 4.0), dof=4.0,
+                shift=(0.0, 0.0), min_patients=10,
+            )
+        )  # fmt: skip
+    (p_step, s_step), (p_flat, s_flat) = picks
+    assert p_step * s_step**2 > 10.0 * p_flat * s_flat**2
+    assert p_flat == min(p for p, _ in prequential.INDEX_SHIFT_GRID)
+    # too few patients with a prompting reading: the documented default
+    t, z, r, use, index = _prompted_batch(50.0, seed=3)
+    index[5:] = False
+    assert (
+        prequential.estimate_index_shift(
+            t, z, r, use, index, walk_var=np.full(20, 4.0), dof=4.0,
+            shift=(0.0, 0.0), min_patients=10,
+        )
+        == prequential.DEFAULT_INDEX_SHIFT
+    )  # fmt: skip
+
+
+def test_only_readings_just_before_a_known_start_of_a_treatment_for_the_variable_prompted_it():
+    from models_engine.calibration import prompting_readings
+    from models_engine.history import TreatmentExposure
+
+    h = make_history(
+        n=10,
+        span_days=900,
+        treatments=(
+            TreatmentExposure("thiazide", -500.0),  # acts on blood pressure
+            TreatmentExposure("statin", -300.0),  # does not
+            TreatmentExposure("ace_inhibitor", -95.0),  # starts after the cut-off below
+        ),
+    )
+    t = h.observations["sbp"].t[None, :]
+    own = np.ones(t.shape, bool)
+    marked = prompting_readings([h], "sbp", t, own, np.array([-100.0]))[0]
+    lead = -500.0 - t[0]
+    assert marked.any()
+    assert np.array_equal(marked, (lead >= 0) & (lead <= 30.0))
+    # the statin's start prompts an LDL reading, not a blood-pressure one
+    ldl_t = h.observations["ldl"].t[None, :]
+    on_ldl = prompting_readings([h], "ldl", ldl_t, own, np.array([-100.0]))[0]
+    assert np.array_equal(on_ldl, ((-300.0 - ldl_t[0]) >= 0) & ((-300.0 - ldl_t[0]) <= 30.0))
+
+
+def test_a_blood_pressure_that_rose_at_the_visit_where_a_drug_was_started_is_believed():
+    # Stable for years, then a reading 60 mmHg higher at the visit where a thiazide was started:
+    # the clinician acted on it, so the forecast follows it rather than the old level.
+    from models_engine.history import Series, TreatmentExposure
+
+    def patient(i, jump):
+        h = make_history(patient_id=str(i), seed=i, n=8, span_days=2800, sbp=(120.0, 0.0))
+        s = h.observations["sbp"]
+        y = s.y.copy()
+        y[-1] += jump
+        obs = {**h.observations, "sbp": Series(t=s.t, y=y)}
+        start = float(s.t[-1]) if jump else float(s.t[-1]) + 400.0
+        return dataclasses.replace(
+            h, observations=obs, treatments=(TreatmentExposure("thiazide", start),)
+        )
+
+    batch = [patient(0, 60.0)] + [patient(i, 0.0) for i in range(1, 12)]
+    cal = calibrate_batch(batch)[0]
+    last = float(batch[0].observations["sbp"].y[-1])
+    assert cal.fits["sbp"].local_level > last - 20.0
+    ahead = forecast(cal, horizon_years=0.5, n_samples=2000, seed=0, with_risk=False)
+    # the thiazide lowers it somewhat; the old level of 120 is no longer the forecast
+    assert ahead.variables["sbp"].median[1] > 150.0
+    # the same record without the start: one reading is not enough to move the forecast so far
+    plain = dataclasses.replace(batch[0], treatments=())
+    alone = calibrate_batch([plain, *batch[1:]])[0]
+    ahead = forecast(alone, horizon_years=0.5, n_samples=2000, seed=0, with_risk=False)
+    assert ahead.variables["sbp"].median[1] < 150.0
