@@ -1074,7 +1074,7 @@ def prompting_readings(
     cutoffs: FloatArray,
 ) -> npt.NDArray[np.bool_]:
     """Readings of ``var`` that prompted a treatment for it: taken at most ``PROMPT_WINDOW_DAYS``
-    before a start (or a new course: another dose) of a treatment with a catalogue effect on
+    before a start (or a higher dose; not a refill) of a treatment with a catalogue effect on
     ``var``, that start on or before the patient's cut-off.
 
     Arrays (P, N) as the fit's rows (``t`` days, ``own`` the patient's own readings); a start
@@ -1085,13 +1085,27 @@ def prompting_readings(
         starts = [
             e.start
             for e in h.treatments
-            if e.start <= cutoffs[i] and _acts_on(e.treatment, var, e.intensity)
+            if e.start <= cutoffs[i]
+            and _acts_on(e.treatment, var, e.intensity)
+            and not _continues(e, h.treatments)
         ]
         if not starts:
             continue
         lead = np.asarray(starts)[None, :] - t[i][:, None]
         out[i] = ((lead >= 0.0) & (lead <= PROMPT_WINDOW_DAYS)).any(axis=1) & own[i]
     return out
+
+
+def _continues(course: TreatmentExposure, courses: Sequence[TreatmentExposure]) -> bool:
+    """Whether ``course`` only renews one of ``courses`` (a refill: the same treatment at the same
+    dose or less, in effect the day before it starts), which no reading prompted."""
+    return any(
+        c.treatment == course.treatment
+        and c.start < course.start
+        and (c.stop is None or c.stop >= course.start - 1.0)
+        and c.dose >= course.dose
+        for c in courses
+    )
 
 
 @functools.cache

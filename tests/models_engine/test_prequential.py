@@ -339,6 +339,17 @@ def test_only_readings_just_before_a_known_start_of_a_treatment_for_the_variable
     ldl_t = h.observations["ldl"].t[None, :]
     on_ldl = prompting_readings([h], "ldl", ldl_t, own, np.array([-100.0]))[0]
     assert np.array_equal(on_ldl, ((-300.0 - ldl_t[0]) >= 0) & ((-300.0 - ldl_t[0]) <= 30.0))
+    # a refill (the same drug and dose, renewed as the last course ends) prompts nothing; a
+    # higher dose does
+    step = float(t[0, 1] - t[0, 0])
+    renewals = tuple(
+        TreatmentExposure("thiazide", float(t[0, k]), float(t[0, k + 1]), dose=0.5)
+        for k in range(0, 6)
+    )
+    escalated = (*renewals, TreatmentExposure("thiazide", float(t[0, 6]) + 0.2 * step, dose=1.0))
+    h = dataclasses.replace(h, treatments=escalated)
+    marked = prompting_readings([h], "sbp", t, own, np.array([0.0]))[0]
+    assert marked.tolist() == [k in (0, 6) for k in range(t.shape[1])]
 
 
 def test_a_blood_pressure_that_rose_at_the_visit_where_a_drug_was_started_is_believed():
