@@ -1083,11 +1083,9 @@ def prompting_readings(
     out = np.zeros(t.shape, dtype=bool)
     for i, h in enumerate(histories):
         starts = [
-            e.start
-            for e in h.treatments
-            if e.start <= cutoffs[i]
-            and _acts_on(e.treatment, var, e.intensity)
-            and not _continues(e, h.treatments)
+            start
+            for start, treatment, intensity in _decisions(h.treatments)
+            if start <= cutoffs[i] and _acts_on(treatment, var, intensity)
         ]
         if not starts:
             continue
@@ -1096,16 +1094,16 @@ def prompting_readings(
     return out
 
 
-def _continues(course: TreatmentExposure, courses: Sequence[TreatmentExposure]) -> bool:
-    """Whether ``course`` only renews one of ``courses`` (a refill: the same treatment at the same
-    dose or less, in effect the day before it starts), which no reading prompted."""
-    return any(
-        c.treatment == course.treatment
-        and c.start < course.start
-        and (c.stop is None or c.stop >= course.start - 1.0)
-        and c.dose >= course.dose
-        for c in courses
-    )
+def _decisions(exposures: Sequence[TreatmentExposure]) -> list[tuple[float, str, str | None]]:
+    """(start, treatment, intensity) of each course started or raised in dose (``merge_courses``'
+    courses): a renewal at the same dose or less is no new decision."""
+    out = []
+    dose: dict[str, float] = {}
+    for exp, continues in merge_courses(exposures):
+        if not continues or exp.dose > dose.get(exp.treatment, 0.0):
+            out.append((exp.start, exp.treatment, exp.intensity))
+        dose[exp.treatment] = exp.dose
+    return out
 
 
 @functools.cache
