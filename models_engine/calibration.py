@@ -1082,9 +1082,11 @@ def prompting_readings(
     """
     out = np.zeros(t.shape, dtype=bool)
     for i, h in enumerate(histories):
+        if not h.treatments:
+            continue
         starts = [
             start
-            for start, treatment, intensity in _decisions(h.treatments)
+            for start, treatment, intensity in _decisions(tuple(h.treatments))
             if start <= cutoffs[i] and _acts_on(treatment, var, intensity)
         ]
         if not starts:
@@ -1094,16 +1096,20 @@ def prompting_readings(
     return out
 
 
-def _decisions(exposures: Sequence[TreatmentExposure]) -> list[tuple[float, str, str | None]]:
+@functools.lru_cache(maxsize=4096)
+def _decisions(
+    exposures: tuple[TreatmentExposure, ...],
+) -> tuple[tuple[float, str, str | None], ...]:
     """(start, treatment, intensity) of each course started or raised in dose (``merge_courses``'
-    courses): a renewal at the same dose or less is no new decision."""
+    courses): a renewal at the same dose or less is no new decision. Cached: a patient's record
+    is asked once per variable."""
     out = []
     dose: dict[str, float] = {}
     for exp, continues in merge_courses(exposures):
         if not continues or exp.dose > dose.get(exp.treatment, 0.0):
             out.append((exp.start, exp.treatment, exp.intensity))
         dose[exp.treatment] = exp.dose
-    return out
+    return tuple(out)
 
 
 @functools.cache
