@@ -63,6 +63,14 @@ def _fmt(x: float | int | None, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def _interval(row: dict[str, float | int | None], name: str) -> str:
+    """``row``'s ``<name>_low`` to ``<name>_high`` as signed percentages; empty when missing."""
+    lo, hi = row.get(f"{name}_low"), row.get(f"{name}_high")
+    if lo is None or hi is None:
+        return ""
+    return f"{100 * float(lo):+.0f} to {100 * float(hi):+.0f} %"
+
+
 def table(report: dict[str, dict[str, float | int | None]]) -> str:
     """Markdown table of a ``run_backtest`` report, with the twin's gain over carry-forward."""
     lines = [
@@ -75,9 +83,8 @@ def table(report: dict[str, dict[str, float | int | None]]) -> str:
         gain = (
             f"{100 * (1 - float(twin) / float(locf)):+.0f} %" if twin is not None and locf else "–"
         )
-        lo, hi = r.get("gain_low"), r.get("gain_high")
-        if lo is not None and hi is not None:
-            gain += f" ({100 * float(lo):+.0f} to {100 * float(hi):+.0f} %)"
+        if _interval(r, "gain"):
+            gain += f" ({_interval(r, 'gain')})"
         lines.append(
             f"| {v} | {r['n']} ({r['patients']}) | {_fmt(twin)} | {_fmt(locf)} | {_fmt(r['mae_trend'])} | {gain} | "
             f"{_fmt(r['rmse_twin'])} | {_fmt(r['rmse_locf'])} | {_fmt(r['rmse_trend'])} | "
@@ -95,12 +102,7 @@ def patient_table(report: dict[str, dict[str, float | int | None]]) -> str:
     for v in BACKTEST_VARIABLES:
         r = report[v]
         share = r.get("largest_patient_share")
-        lo, hi = r.get("trend_gain_low"), r.get("trend_gain_high")
-        gain = (
-            f"{100 * float(lo):+.0f} to {100 * float(hi):+.0f} %"
-            if lo is not None and hi is not None
-            else "–"
-        )
+        gain = _interval(r, "trend_gain") or "–"
         lines.append(
             f"| {v} | {r['patients']} | {_fmt(r.get('patient_mae_twin'))} | "
             f"{_fmt(r.get('patient_mae_locf'))} | {_fmt(r.get('patient_mae_trend'))} | "
@@ -138,12 +140,8 @@ def acceptance(report: dict[str, dict[str, float | int | None]]) -> list[str]:
         )
         if vs_trend and trend:
             below = float(twin) <= float(trend)
-            lo, hi = r.get("trend_gain_low"), r.get("trend_gain_high")
-            interval = (
-                f"; gain over trend {100 * float(lo):+.0f} to {100 * float(hi):+.0f} % (95 % CI)"
-                if lo is not None and hi is not None
-                else ""
-            )
+            interval = _interval(r, "trend_gain")
+            interval = f"; gain over trend {interval} (95 % CI)" if interval else ""
             out.append(
                 f"{v} MAE {float(twin):.3g} vs trend {float(trend):.3g} (goal: not above): "
                 f"{'met' if below else 'NOT met'}{interval}"
