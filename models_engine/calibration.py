@@ -1096,6 +1096,35 @@ def prompting_readings(
     return out
 
 
+def _follows_prompting_reading(
+    z: FloatArray,
+    noise_var: FloatArray,
+    used: npt.NDArray[np.bool_],
+    index: npt.NDArray[np.bool_],
+    level: FloatArray,
+    local_weight: FloatArray,
+) -> npt.NDArray[np.bool_]:
+    """Patients whose newest reading prompted a treatment, stands at least two noise SDs from the
+    mean of the readings before it, and moved the forecast: the local-level model, which carries
+    at least a quarter of the forecast, ends nearer that reading than that mean. Arrays (P, N) in
+    time order with ``used`` a prefix, as ``prequential.sort_rows`` gives them; ``level`` and
+    ``local_weight`` (P,)."""
+    n = used.sum(axis=1)
+    last = np.maximum(n - 1, 0)
+    rows = np.arange(z.shape[0])
+    newest = z[rows, last]
+    earlier = np.where(used & (np.arange(z.shape[1])[None, :] < last[:, None]), z, 0.0)
+    before = earlier.sum(axis=1) / np.maximum(n - 1, 1)
+    out: npt.NDArray[np.bool_] = (
+        (n >= 2)
+        & index[rows, last]
+        & (local_weight >= 0.25)
+        & (np.abs(newest - before) >= 2.0 * np.sqrt(noise_var[rows, last]))
+        & (np.abs(level - newest) < np.abs(level - before))
+    )
+    return out
+
+
 @functools.lru_cache(maxsize=4096)
 def _decisions(
     exposures: tuple[TreatmentExposure, ...],
@@ -1598,11 +1627,24 @@ def calibrate_batch(
         post = prequential.posterior_weights(log_scores, mixing)
         weight = np.where(n_own > 0, post[:, 0], 1.0)
         steady_weight = np.where(n_own > 0, post[:, 2], 0.0)
+        followed = _follows_prompting_reading(
+            zs - mean[:, 2:3] * es,
+            np.where(used, vs, 1.0),
+            used,
+            sorted_index,
+            ll_mean,
+            1.0 - weight - steady_weight,
+        )
         for i, d in enumerate(data):
             n_obs = int(n_own[i])
             left_out = implausible_note(histories[i], var, float(cutoffs[i]))
             if left_out:
                 notes[i].append(left_out)
+            if followed[i]:
+                notes[i].append(
+                    f"{var}: the newest reading prompted a treatment for it, so the forecast "
+                    "takes its change as lasting rather than as noise"
+                )
             if var == "hba1c" and not d.flag.any():
                 o_mean, o_sd = glucose_offset(histories[i], mean[i], float(cutoffs[i]))
                 mean[i, 3], cov[i, 3, :], cov[i, :, 3] = o_mean, 0.0, 0.0

@@ -369,7 +369,12 @@ def test_a_blood_pressure_that_rose_at_the_visit_where_a_drug_was_started_is_bel
         )
 
     batch = [patient(0, 60.0)] + [patient(i, 0.0) for i in range(1, 12)]
-    cal = calibrate_batch(batch)[0]
+    cals = calibrate_batch(batch)
+    cal = cals[0]
+    # the clinician is told why the forecast follows one reading; not for the others
+    said = "sbp: the newest reading prompted a treatment for it"
+    assert any(n.startswith(said) for n in cal.notes)
+    assert not any(n.startswith(said) for c in cals[1:] for n in c.notes)
     last = float(batch[0].observations["sbp"].y[-1])
     assert cal.fits["sbp"].local_level > last - 20.0
     ahead = forecast(cal, horizon_years=0.5, n_samples=2000, seed=0, with_risk=False)
@@ -380,3 +385,4 @@ def test_a_blood_pressure_that_rose_at_the_visit_where_a_drug_was_started_is_bel
     alone = calibrate_batch([plain, *batch[1:]])[0]
     ahead = forecast(alone, horizon_years=0.5, n_samples=2000, seed=0, with_risk=False)
     assert ahead.variables["sbp"].median[1] < 150.0
+    assert not any(n.startswith(said) for n in alone.notes)
