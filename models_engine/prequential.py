@@ -61,9 +61,6 @@ DEFAULT_MIXING = (DEFAULT_PRIOR, 0.5 * (1.0 - DEFAULT_PRIOR), 0.5 * (1.0 - DEFAU
 #: [assumption: a numerical tolerance, not a model value].
 _EM_ITERATIONS = 300
 _DAYS_PER_YEAR = 365.25
-#: (probability, scale) pairs of the local-level model's level shifts that ``estimate_shift``
-#: chooses from: no shifts, or a shift between two readings with probability 2-20 % and an SD of
-#: 2-8 measurement SDs (a grid, not a source's value: the batch picks) [assumption].
 #: (probability, scale) pairs of the level shift at a reading that prompted a treatment for its
 #: variable that ``estimate_index_shift`` chooses from: a shift with probability 10-90 % and an
 #: SD of 2-8 measurement SDs (a grid, not a source's value: the batch picks) [assumption].
@@ -74,6 +71,9 @@ INDEX_SHIFT_GRID: tuple[tuple[float, float], ...] = tuple(
 #: that the reading marks a lasting change, of the grid's middle size [assumption].
 DEFAULT_INDEX_SHIFT = (0.5, 4.0)
 _NO_SHIFT = np.float64(0.0)
+#: (probability, scale) pairs of the local-level model's level shifts that ``estimate_shift``
+#: chooses from: no shifts, or a shift between two readings with probability 2-20 % and an SD of
+#: 2-8 measurement SDs (a grid, not a source's value: the batch picks) [assumption].
 SHIFT_GRID: tuple[tuple[float, float], ...] = (
     (0.0, 0.0),
     *((p, s) for p in (0.02, 0.05, 0.1, 0.2) for s in (2.0, 4.0, 8.0)),
@@ -255,7 +255,8 @@ def local_level_scores(
         Student-t degrees of freedom of the scores (> 2).
     index : ndarray of bool, shape (P, N), optional
         Readings (in the same order) that prompted a treatment for the variable: before each of
-        them the level shifts with probability and scale ``index_shift`` instead.
+        them the level may shift with the probability and scale ``index_shift`` instead of
+        ``shift_prob`` and ``shift_scale``.
 
     Returns
     -------
