@@ -1569,8 +1569,10 @@ def calibrate_batch(
         )
         sorted_index = index_s > 0
         index_shift = prequential.DEFAULT_INDEX_SHIFT
+        # the readings as the level models see them: treatment effects removed, in time order
+        level_z, level_var = zs - mean[:, 2:3] * es, np.where(used, vs, 1.0)
+        level_readings = (ts, level_z, level_var, used)
         if empirical_bayes:
-            level_readings = (ts, zs - mean[:, 2:3] * es, np.where(used, vs, 1.0), used)
             shift = prequential.estimate_shift(
                 *level_readings,
                 walk_var=walk_each,
@@ -1606,10 +1608,7 @@ def calibrate_batch(
         )
         # the steady-level model: the local-level filter without the walk
         score_c, st_mean, st_var = prequential.local_level_scores(
-            ts,
-            zs - mean[:, 2:3] * es,
-            np.where(used, vs, 1.0),
-            used,
+            *level_readings,
             walk_var=np.zeros_like(walk_each),
             shift_prob=shift[0],
             shift_scale=shift[1],
@@ -1628,8 +1627,8 @@ def calibrate_batch(
         weight = np.where(n_own > 0, post[:, 0], 1.0)
         steady_weight = np.where(n_own > 0, post[:, 2], 0.0)
         followed = _follows_prompting_reading(
-            zs - mean[:, 2:3] * es,
-            np.where(used, vs, 1.0),
+            level_z,
+            level_var,
             used,
             sorted_index,
             ll_mean,
