@@ -71,10 +71,18 @@ def _interval(row: dict[str, float | int | None], name: str) -> str:
     return f"{100 * float(lo):+.0f} to {100 * float(hi):+.0f} %"
 
 
+def _share_interval(row: dict[str, float | int | None], name: str) -> str:
+    """`` (low–high)`` of ``row``'s ``<name>_low`` and ``<name>_high``; empty when missing."""
+    lo, hi = row.get(f"{name}_low"), row.get(f"{name}_high")
+    if lo is None or hi is None:
+        return ""
+    return f" ({float(lo):.2f}–{float(hi):.2f})"
+
+
 def table(report: dict[str, dict[str, float | int | None]]) -> str:
     """Markdown table of a ``run_backtest`` report, with the twin's gain over carry-forward."""
     lines = [
-        "| variable | n (patients) | MAE twin | MAE LOCF | MAE trend | gain vs LOCF (95 % CI) | RMSE twin | RMSE LOCF | RMSE trend | cover 80 % | cover 95 % |",
+        "| variable | n (patients) | MAE twin | MAE LOCF | MAE trend | gain vs LOCF (95 % CI) | RMSE twin | RMSE LOCF | RMSE trend | cover 80 % (95 % CI) | cover 95 % |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for v in BACKTEST_VARIABLES:
@@ -88,7 +96,7 @@ def table(report: dict[str, dict[str, float | int | None]]) -> str:
         lines.append(
             f"| {v} | {r['n']} ({r['patients']}) | {_fmt(twin)} | {_fmt(locf)} | {_fmt(r['mae_trend'])} | {gain} | "
             f"{_fmt(r['rmse_twin'])} | {_fmt(r['rmse_locf'])} | {_fmt(r['rmse_trend'])} | "
-            f"{_fmt(r['coverage80'])} | {_fmt(r['coverage95'])} |"
+            f"{_fmt(r['coverage80'])}{_share_interval(r, 'coverage80')} | {_fmt(r['coverage95'])} |"
         )
     return "\n".join(lines)
 
@@ -148,7 +156,11 @@ def acceptance(report: dict[str, dict[str, float | int | None]]) -> list[str]:
             )
         c80 = r["coverage80"]
         ok = c80 is not None and 0.70 <= float(c80) <= 0.90
-        out.append(f"{v} 80 % coverage {_fmt(c80)} (goal 0.70–0.90): {'met' if ok else 'NOT met'}")
+        interval = _share_interval(r, "coverage80").strip(" ()")
+        interval = f"; 95 % CI {interval}" if interval else ""
+        out.append(
+            f"{v} 80 % coverage {_fmt(c80)} (goal 0.70–0.90): {'met' if ok else 'NOT met'}{interval}"
+        )
     return out
 
 

@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from models_engine.calibration import calibrate_batch, plausible
 from models_engine.forecast import Draws, exposures_under, simulate, validate_samples
@@ -103,6 +104,11 @@ def _score(err: list[FloatArray]) -> tuple[float, float]:
     return float(np.mean(np.abs(e))), float(np.sqrt(np.mean(e**2)))
 
 
+def _patient_resamples(n_patients: int, resamples: int, seed: int) -> npt.NDArray[np.intp]:
+    """Indices of ``resamples`` bootstrap samples of ``n_patients`` patients, with replacement."""
+    return np.random.default_rng(seed).integers(0, n_patients, size=(resamples, n_patients))
+
+
 def gain_interval(
     twin: Sequence[FloatArray],
     baseline: Sequence[FloatArray],
@@ -121,14 +127,33 @@ def gain_interval(
         return math.nan, math.nan
     abs_twin = np.array([np.abs(e).sum() for e in twin])
     abs_base = np.array([np.abs(e).sum() for e in baseline])
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, abs_twin.size, size=(resamples, abs_twin.size))
+    pick = _patient_resamples(abs_twin.size, resamples, seed)
     den = abs_base[pick].sum(axis=1)
     ok = den > 0
     if not ok.any():
         return math.nan, math.nan
     gains = 1.0 - abs_twin[pick].sum(axis=1)[ok] / den[ok]
     lo, hi = np.quantile(gains, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def coverage_interval(
+    inside: Sequence[FloatArray], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """95 % interval of the share of held-out readings inside the predictive band.
+
+    Each entry holds one patient's readings, 1 inside and 0 outside. The same bootstrap over
+    patients as ``gain_interval``: one patient's readings share one forecast, so they are inside
+    or outside together far more often than independent readings would be, and a patient with
+    many readings makes the pooled coverage uncertain however many readings there are in all.
+    """
+    if not inside:
+        return math.nan, math.nan
+    hits = np.array([float(np.sum(c)) for c in inside])
+    sizes = np.array([c.size for c in inside], dtype=float)
+    pick = _patient_resamples(hits.size, resamples, seed)
+    share = hits[pick].sum(axis=1) / sizes[pick].sum(axis=1)
+    lo, hi = np.quantile(share, [0.025, 0.975])
     return float(lo), float(hi)
 
 
@@ -179,7 +204,9 @@ def run_backtest(
     dict
         Per variable (``sbp``, ``dbp``, ``hba1c``, ``ldl``, ``weight``): ``n`` held-out readings,
         ``patients``, ``mae_twin``, ``mae_locf``, ``mae_trend``, ``rmse_twin``, ``rmse_locf``,
-        ``rmse_trend``, ``coverage80``, ``coverage95`` (fractions), ``gain_low`` and ``gain_high``
+        ``rmse_trend``, ``coverage80``, ``coverage95`` (fractions), ``coverage80_low`` and
+        ``coverage80_high`` (95 % bootstrap interval of ``coverage80``, see
+        ``coverage_interval``), ``gain_low`` and ``gain_high``
         (95 % bootstrap interval of ``1 − mae_twin / mae_locf``, see ``gain_interval``),
         ``trend_gain_low`` and ``trend_gain_high`` (the same for ``1 − mae_twin / mae_trend``),
         ``patient_mae_twin``, ``patient_mae_locf`` and ``patient_mae_trend`` (the mean over
@@ -246,6 +273,7 @@ def run_backtest(
             row[f"rmse_{model}"] = rmse
         row["coverage80"] = float(np.mean(np.concatenate(cover[v]))) if cover[v] else math.nan
         row["coverage95"] = float(np.mean(np.concatenate(cover95[v]))) if cover95[v] else math.nan
+        row["coverage80_low"], row["coverage80_high"] = coverage_interval(cover[v], seed=seed)
         row["gain_low"], row["gain_high"] = gain_interval(err[v]["twin"], err[v]["locf"], seed=seed)
         row["trend_gain_low"], row["trend_gain_high"] = gain_interval(
             err[v]["twin"], err[v]["trend"], seed=seed

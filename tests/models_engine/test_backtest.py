@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from models_engine.backtest import (
     BACKTEST_VARIABLES,
     PatientScore,
+    coverage_interval,
     gain_interval,
     holdout_split,
     known_at,
@@ -76,6 +78,8 @@ def test_it_beats_carry_forward_on_noisy_readings_and_reports_every_field():
         "rmse_trend",
         "coverage80",
         "coverage95",
+        "coverage80_low",
+        "coverage80_high",
         "gain_low",
         "gain_high",
         "trend_gain_low",
@@ -94,6 +98,7 @@ def test_it_beats_carry_forward_on_noisy_readings_and_reports_every_field():
     assert sbp["gain_low"] < 1 - sbp["mae_twin"] / sbp["mae_locf"] < sbp["gain_high"]
     assert sbp["trend_gain_low"] < 1 - sbp["mae_twin"] / sbp["mae_trend"] < sbp["trend_gain_high"]
     assert 0.0 <= sbp["coverage80"] <= sbp["coverage95"] <= 1.0
+    assert sbp["coverage80_low"] <= sbp["coverage80"] <= sbp["coverage80_high"]
 
 
 def test_the_patient_weighted_figures_count_each_patient_once():
@@ -145,3 +150,16 @@ def test_the_gain_interval_widens_when_patients_disagree():
     twin = [e * (0.2 if i % 2 else 1.6) for i, e in enumerate(locf)]
     lo, hi = gain_interval(twin, locf)
     assert lo < 0.1 < hi and hi - lo > 0.3
+
+
+def test_the_coverage_interval_keeps_a_patients_readings_together():
+    # 100 readings of one patient, all inside, and 20 patients with one reading each, half
+    # inside: pooled coverage 110/120, but whether that one patient is drawn decides it.
+    inside = [np.ones(100)] + [np.array([float(i % 2)]) for i in range(20)]
+    lo, hi = coverage_interval(inside)
+    assert lo < 0.5 and hi > 0.95
+    # the same readings as if independent patients give a narrow interval around 110/120
+    lo_ind, hi_ind = coverage_interval([np.array([x]) for x in np.concatenate(inside)])
+    assert lo_ind < 110 / 120 < hi_ind and hi_ind - lo_ind < 0.15
+    assert coverage_interval([np.ones(3), np.ones(2)]) == pytest.approx((1.0, 1.0))
+    assert all(math.isnan(x) for x in coverage_interval([]))

@@ -73,6 +73,7 @@ def test_a_folder_with_one_broken_bundle_is_scored_and_the_broken_one_named(tmp_
     }
     assert report["sbp"]["gain_low"] <= report["sbp"]["gain_high"]
     assert report["sbp"]["trend_gain_low"] <= report["sbp"]["trend_gain_high"]
+    assert report["sbp"]["coverage80_low"] <= report["sbp"]["coverage80_high"]
     assert "bootstrap" in report["bootstrap"]
     assert "counted once" in report["patient_weighted"]
     assert report["sbp"]["patient_mae_twin"] == pytest.approx(
@@ -83,6 +84,7 @@ def test_a_folder_with_one_broken_bundle_is_scored_and_the_broken_one_named(tmp_
     # naming the patients by file
     text = stdout.getvalue()
     assert "gain over LOCF" in text and "gain over trend (95 % bootstrap)" in text
+    assert "cov80 interval" in text
     assert "Each patient counted once" in text
     for var in BACKTEST_VARIABLES:
         assert f"\n{var} (" in text

@@ -132,7 +132,9 @@ class Command(BaseCommand):
                     "gain_low and gain_high: 95 % percentile bootstrap interval of "
                     "1 - mae_twin / mae_locf, resampling patients "
                     "(models_engine.backtest.gain_interval); trend_gain_low and "
-                    "trend_gain_high: the same for 1 - mae_twin / mae_trend"
+                    "trend_gain_high: the same for 1 - mae_twin / mae_trend; coverage80_low and "
+                    "coverage80_high: the same for coverage80 "
+                    "(models_engine.backtest.coverage_interval)"
                 ),
                 "patient_weighted": (
                     "patient_mae_* and patient_coverage80: the mean over patients of each "
@@ -159,13 +161,15 @@ class Command(BaseCommand):
     def _summary(self, results: dict[str, dict[str, Any]]) -> None:
         self.stdout.write(
             f"{'variable':<9}{'n':>6}{'MAE twin':>10}{'MAE LOCF':>10}{'MAE trend':>11}"
-            f"{'cov80':>8}{'cov95':>8}  {'gain over LOCF':<16}gain over trend (95 % bootstrap)"
+            f"{'cov80':>8}{'cov80 interval':>16}{'cov95':>8}  {'gain over LOCF':<16}"
+            "gain over trend (95 % bootstrap)"
         )
         for var in BACKTEST_VARIABLES:
             r = results[var]
             self.stdout.write(
                 f"{var:<9}{r['n']:>6}{_fmt(r['mae_twin']):>10}{_fmt(r['mae_locf']):>10}{_fmt(r['mae_trend']):>11}"
-                f"{_fmt(r['coverage80'], True):>8}{_fmt(r['coverage95'], True):>8}  "
+                f"{_fmt(r['coverage80'], True):>8}{_interval(r, 'coverage80'):>16}"
+                f"{_fmt(r['coverage95'], True):>8}  "
                 f"{_interval(r, 'gain'):<16}{_interval(r, 'trend_gain')}"
             )
         # The pooled errors weigh a patient by their number of held-out readings: one patient
