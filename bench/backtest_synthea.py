@@ -214,8 +214,8 @@ Acceptance (treatment record as prescribed):
         + everyone
         + """
 
-Caveats: a few dozen held-out readings per variable, so coverage is known to about ±8 points and
-the gain over carry-forward to the bootstrap interval shown (patients resampled). Many Synthea
+Caveats: a few dozen held-out readings per variable, so coverage and the gains are known only to
+the bootstrap intervals shown (patients resampled, a patient's readings kept together). Many Synthea
 HbA1c series are exactly constant for years (carry-forward's best case; each patient's own walk
 and noise estimate keeps the twin within a few hundredths of it there), several carry
 physiologically impossible values (2.4–3.0 %, outside the plausible range, so neither fitted nor
