@@ -178,12 +178,25 @@ class Forecast:
         return out
 
     def at(self, variable: str, t_day: float) -> FloatArray:
-        """Predictive samples of a new reading of ``variable`` at day ``t_day`` (interpolated)."""
-        obs = self.variables[variable].observed
+        """Predictive samples of a new reading of ``variable`` at day ``t_day``.
+
+        The true value is interpolated between the grid days around ``t_day``; the measurement
+        error is that of the nearer grid day's samples, moved with the true value (added, or for
+        LDL's multiplicative error, multiplied). Interpolating the two days' readings instead
+        would average two independent errors and shrink their spread, by up to 1/√2 midway.
+        """
+        f = self.variables[variable]
         j = float(np.interp(t_day, self.t_days, np.arange(self.t_days.size)))
         lo = int(np.floor(j))
         hi = min(lo + 1, self.t_days.size - 1)
-        out: FloatArray = obs[:, lo] + (j - lo) * (obs[:, hi] - obs[:, lo])
+        frac = j - lo
+        true = f.true[:, lo] + frac * (f.true[:, hi] - f.true[:, lo])
+        k = lo if frac <= 0.5 else hi
+        out: FloatArray
+        if variable in LOG_VARIABLES:
+            out = true * (f.observed[:, k] / f.true[:, k])
+        else:
+            out = np.maximum(true + (f.observed[:, k] - f.true[:, k]), 0.0)
         return out
 
     def to_dict(self) -> dict[str, object]:

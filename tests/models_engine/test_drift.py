@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from models_engine.calibration import calibrate
@@ -49,3 +50,15 @@ def test_it_rejects_unknown_variables_and_days_off_the_forecast(fc):
         surprise(fc, "cholesterol", 10.0, 200.0)
     with pytest.raises(ValueError, match="t_day"):
         surprise(fc, "sbp", 5000.0, 140.0)
+
+
+def test_a_reading_between_grid_days_keeps_the_measurement_error_spread():
+    # a reading on a day between two grid days: its predictive spread is that of the grid days
+    # around it, not the smaller spread of an average of two independent errors
+    fc = forecast(calibrate(make_history(seed=2)), n_samples=2000, seed=1, with_risk=False)
+    t = fc.t_days
+    for v in ("sbp", "hba1c", "ldl", "weight", "egfr"):
+        grid = 0.5 * (fc.at(v, float(t[5])).std() + fc.at(v, float(t[6])).std())
+        mid = fc.at(v, 0.5 * float(t[5] + t[6])).std()
+        assert mid == pytest.approx(grid, rel=0.06), v
+        np.testing.assert_allclose(fc.at(v, float(t[5])), fc.variables[v].observed[:, 5])
