@@ -459,7 +459,12 @@ class BacktestRow:
     mae_twin: float | None
     mae_locf: float | None
     mae_trend: float | None
-    twin_better: bool | None
+    #: The errors as the page shows them, one decimal finer than the readings (an HbA1c error
+    #: of 0.26 against 0.25 is not "0.3 worse than 0.3"); "—" for none.
+    twin_text: str
+    locf_text: str
+    #: "better", "worse" or "same" as the shown errors compare; "" when one is missing.
+    verdict: str
 
 
 @dataclass(frozen=True)
@@ -797,6 +802,8 @@ def _backtest_rows(backtest: dict[str, Any]) -> list[BacktestRow]:
         if not b:
             continue
         twin, locf = b.get("mae_twin"), b.get("mae_locf")
+        places = DECIMALS.get(v, 0) + 1
+        twin_text, locf_text = fixed(twin, places), fixed(locf, places)
         rows.append(
             BacktestRow(
                 variable=v,
@@ -806,10 +813,21 @@ def _backtest_rows(backtest: dict[str, Any]) -> list[BacktestRow]:
                 mae_twin=twin,
                 mae_locf=locf,
                 mae_trend=b.get("mae_trend"),
-                twin_better=None if twin is None or locf is None else twin <= locf,
+                twin_text=twin_text or "—",
+                locf_text=locf_text or "—",
+                verdict=_verdict(twin_text, locf_text),
             )
         )
     return rows
+
+
+def _verdict(twin: str, locf: str) -> str:
+    """How the twin's shown error compares with carry-forward's: a difference the page does not
+    show is "same"."""
+    if not twin or not locf:
+        return ""
+    a, b = Decimal(twin), Decimal(locf)
+    return "same" if a == b else "better" if a < b else "worse"
 
 
 #: Fewer readings than this of a variable and the twin leans on population values for it.

@@ -548,3 +548,30 @@ def test_list_days_are_written_as_the_date_filter_writes_them(settings) -> None:
         at = dt.datetime(2026, month, 28, 23, 30, tzinfo=dt.UTC)
         assert day_text(at) == date(timezone.localtime(at), "j M Y")
     assert day_text(None) == ""
+
+
+def test_the_trust_table_compares_the_errors_it_shows() -> None:
+    from patients.pages import _backtest_rows
+
+    rows = {
+        r.variable: r
+        for r in _backtest_rows(
+            {
+                "hba1c": {"n": 2, "mae_twin": 0.262, "mae_locf": 0.251},
+                "sbp": {"n": 3, "mae_twin": 3.34, "mae_locf": 3.31},
+                "weight": {"n": 3, "mae_twin": 1.204, "mae_locf": 1.31},
+                "ldl": {"n": 1, "mae_twin": None, "mae_locf": 9.0},
+            }
+        )
+    }
+    # an HbA1c error is shown to the hundredth, so 0.26 against 0.25 is visibly worse
+    assert (rows["hba1c"].twin_text, rows["hba1c"].locf_text) == ("0.26", "0.25")
+    assert rows["hba1c"].verdict == "worse"
+    # a difference the page does not show is "same", not "worse"
+    assert (rows["sbp"].twin_text, rows["sbp"].locf_text, rows["sbp"].verdict) == (
+        "3.3",
+        "3.3",
+        "same",
+    )
+    assert (rows["weight"].twin_text, rows["weight"].verdict) == ("1.20", "better")
+    assert (rows["ldl"].twin_text, rows["ldl"].verdict) == ("—", "")
