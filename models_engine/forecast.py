@@ -108,6 +108,14 @@ class Draws:
         median: the median shown and the bands carry less simulation error than independent
         draws of the same count (a test measures it). With an odd count the last sample has no
         partner.
+
+        A sample's measurement error is one draw for the whole grid. The bands are for a new
+        reading at each time on its own, and each time's samples have the error's full spread;
+        sharing the draw across times makes the simulation error of neighbouring months' bands
+        and median the same, so they form smooth curves instead of jagged ones (3-6 times less
+        month-to-month jitter in the test patients' bands). The observed samples are therefore
+        not a simulated series of readings; nothing in the twin reads them as one (event
+        probabilities and risks use the true values).
         """
         rng = np.random.default_rng(seed)
         half = (n_samples + 1) // 2
@@ -122,8 +130,9 @@ class Draws:
             walk[v] = paired(rng.standard_normal((half, n_times)))
             slope_walk[v] = paired(rng.standard_normal((half, n_times)))
             # the Student-t likelihood is the calibration's guard against gross errors; a new
-            # reading's spread is the measured within-person SD (priors.csv), taken as normal
-            noise[v] = paired(rng.standard_normal((half, n_times)))
+            # reading's spread is the measured within-person SD (priors.csv), taken as normal;
+            # one draw per sample for every time (see above)
+            noise[v] = np.repeat(paired(rng.standard_normal((half, 1))), n_times, axis=1)
         # drawn after the others, so the earlier streams are those of draws made without it;
         # stratified over the pairs, both members of a pair from the same model
         pick = {

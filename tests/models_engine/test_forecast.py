@@ -235,3 +235,37 @@ def test_the_forecast_median_varies_less_across_seeds_than_with_independent_draw
         return float(np.mean(np.std(medians, axis=0)))
 
     assert spread(lambda s: Draws.make(n, t.size, s)) < 0.5 * spread(independent)
+
+
+def test_the_bands_form_smooth_curves_because_a_samples_error_is_one_draw_for_the_grid():
+    cal = calibrate(make_history(seed=2))
+    t = np.linspace(cal.until + 30.0, cal.until + 3650.0, 120)
+    exposures = exposures_under(cal, ())
+    shared = Draws.make(400, t.size, 1)
+    for v in ("sbp", "hba1c"):
+        np.testing.assert_array_equal(shared.noise[v], shared.noise[v][:, :1].repeat(t.size, 1))
+    rng = np.random.default_rng(5)
+    per_time = Draws(
+        theta=shared.theta,
+        walk=shared.walk,
+        slope_walk=shared.slope_walk,
+        noise={
+            v: np.concatenate([x, -x])
+            for v in shared.noise
+            for x in [rng.standard_normal((200, t.size))]
+        },
+        pick=shared.pick,
+    )
+
+    def jitter(draws: Draws, v: str) -> float:
+        obs = simulate(cal, t, exposures, draws)[v][1]
+        q = np.quantile(obs, [0.5, 0.9], axis=0)
+        return float(np.mean(np.abs(np.diff(q, 2, axis=1))))
+
+    for v in ("sbp", "hba1c"):
+        assert jitter(shared, v) < 0.6 * jitter(per_time, v)
+        # each time on its own keeps the new reading's full spread
+        spread = simulate(cal, t, exposures, shared)[v][1].std(axis=0)
+        assert spread == pytest.approx(
+            simulate(cal, t, exposures, per_time)[v][1].std(axis=0), rel=0.15
+        )
