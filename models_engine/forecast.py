@@ -192,7 +192,8 @@ class Forecast:
         The true value is interpolated between the grid days around ``t_day``; the measurement
         error is that of the nearer grid day's samples, moved with the true value (added, or for
         LDL's multiplicative error, multiplied). Interpolating the two days' readings instead
-        would average two independent errors and shrink their spread, by up to 1/√2 midway.
+        would average their errors, which shrinks the spread wherever the two days' errors are
+        drawn independently (by up to 1/√2 midway); this holds whatever the draws share.
         """
         f = self.variables[variable]
         j = float(np.interp(t_day, self.t_days, np.arange(self.t_days.size)))
