@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from models_engine.calibration import calibrate
+from models_engine.calibration import DAYS_PER_YEAR, calibrate
 from models_engine.drift import surprise
-from models_engine.forecast import forecast
+from models_engine.forecast import Draws, forecast, time_grid
 from tests.fixtures.twin.factories import make_history
 
 
@@ -54,9 +56,17 @@ def test_it_rejects_unknown_variables_and_days_off_the_forecast(fc):
 
 def test_a_reading_between_grid_days_keeps_the_measurement_error_spread():
     # a reading on a day between two grid days: its predictive spread is that of the grid days
-    # around it, not the smaller spread of an average of two independent errors
-    fc = forecast(calibrate(make_history(seed=2)), n_samples=2000, seed=1, with_risk=False)
-    t = fc.t_days
+    # around it, not the smaller spread of an average of two errors, even when each day's
+    # errors are drawn independently
+    cal = calibrate(make_history(seed=2))
+    t = time_grid(cal.until, 10.0, DAYS_PER_YEAR / 12.0)
+    shared = Draws.make(2000, t.size, 1)
+    rng = np.random.default_rng(3)
+    per_day = dataclasses.replace(
+        shared, noise={v: rng.standard_normal(x.shape) for v, x in shared.noise.items()}
+    )
+    fc = forecast(cal, n_samples=2000, draws=per_day, with_risk=False)
+    assert fc.t_days.size == t.size
     for v in ("sbp", "hba1c", "ldl", "weight", "egfr"):
         grid = 0.5 * (fc.at(v, float(t[5])).std() + fc.at(v, float(t[6])).std())
         mid = fc.at(v, 0.5 * float(t[5] + t[6])).std()
