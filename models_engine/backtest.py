@@ -104,6 +104,10 @@ def _score(err: list[FloatArray]) -> tuple[float, float]:
     return float(np.mean(np.abs(e))), float(np.sqrt(np.mean(e**2)))
 
 
+#: Relative size below which a sum of absolute errors is rounding residue rather than error.
+_ROUNDING = 1e-9
+
+
 def _patient_resamples(n_patients: int, resamples: int, seed: int) -> npt.NDArray[np.intp]:
     """Indices of ``resamples`` bootstrap samples of ``n_patients`` patients, with replacement."""
     return np.random.default_rng(seed).integers(0, n_patients, size=(resamples, n_patients))
@@ -129,7 +133,9 @@ def gain_interval(
     abs_base = np.array([np.abs(e).sum() for e in baseline])
     pick = _patient_resamples(abs_twin.size, resamples, seed)
     den = abs_base[pick].sum(axis=1)
-    ok = den > 0
+    # a resample whose baseline errors are all rounding residue (a straight line through
+    # exactly linear readings) has no ratio: it is left out, not turned into a gain of -10^14
+    ok = den > _ROUNDING * float(abs_base.max(initial=0.0))
     if not ok.any():
         return math.nan, math.nan
     gains = 1.0 - abs_twin[pick].sum(axis=1)[ok] / den[ok]

@@ -163,3 +163,13 @@ def test_the_coverage_interval_keeps_a_patients_readings_together():
     assert lo_ind < 110 / 120 < hi_ind and hi_ind - lo_ind < 0.15
     assert coverage_interval([np.ones(3), np.ones(2)]) == pytest.approx((1.0, 1.0))
     assert all(math.isnan(x) for x in coverage_interval([]))
+
+
+def test_a_baseline_error_of_rounding_residue_gives_no_ratio():
+    # one patient's readings lie exactly on a line, so the trend's error there is rounding
+    # residue: resamples holding only that patient have no gain, rather than one of -10^12
+    twin = [np.array([0.1]), np.array([0.5])]
+    trend = [np.array([5e-14]), np.array([1.0])]
+    lo, hi = gain_interval(twin, trend)
+    assert 0.39 <= lo <= hi <= 0.51
+    assert all(math.isnan(x) for x in gain_interval([np.array([0.3])], [np.array([0.0])]))
