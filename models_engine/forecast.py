@@ -112,10 +112,10 @@ class Draws:
         A sample's measurement error is one draw for the whole grid. The bands are for a new
         reading at each time on its own, and each time's samples have the error's full spread;
         sharing the draw across times makes the simulation error of neighbouring months' bands
-        and median the same, so they form smooth curves instead of jagged ones (3-6 times less
-        month-to-month jitter in the test patients' bands). The observed samples are therefore
-        not a simulated series of readings; nothing in the twin reads them as one (event
-        probabilities and risks use the true values).
+        and median the same, so they form smooth curves instead of jagged ones (on the test
+        patients the bands' month-to-month jitter fell 3-7 times, the median's 2-3 times). The
+        observed samples are therefore not a simulated series of readings; nothing in the twin
+        reads them as one (event probabilities and risks use the true values).
         """
         rng = np.random.default_rng(seed)
         half = (n_samples + 1) // 2
