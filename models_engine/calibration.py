@@ -1459,7 +1459,7 @@ def calibrate_batch(
         cov = np.zeros((n_pat, 4, 4))
         scale = np.ones(n_pat)
         has_tx = [
-            any(effects_for(e.treatment, var, e.intensity) for e in h.treatments) for h in histories
+            any(_acts_on(e.treatment, var, e.intensity) for e in h.treatments) for h in histories
         ]
         # treatment effects depend on the fit only through trend-based baselines: iterate
         # until the effect column stops changing
