@@ -238,6 +238,7 @@ def run_backtest(
     cover: dict[str, list[FloatArray]] = {v: [] for v in BACKTEST_VARIABLES}
     cover95: dict[str, list[FloatArray]] = {v: [] for v in BACKTEST_VARIABLES}
     patients: dict[str, int] = dict.fromkeys(BACKTEST_VARIABLES, 0)
+    scores: list[PatientScore] = []
     for k, ((h, cutoff), cal) in enumerate(zip(usable, cals, strict=True)):
         tests = holdout_split(h, cutoff)
         if not tests:
@@ -254,19 +255,18 @@ def run_backtest(
             cover[v].append(((y_te >= q[1]) & (y_te <= q[2])).astype(float))
             cover95[v].append(((y_te >= q[3]) & (y_te <= q[4])).astype(float))
             patients[v] += 1
-            if patient_scores is not None:
-                own = {m: float(np.mean(np.abs(err[v][m][-1]))) for m in ("twin", "locf", "trend")}
-                patient_scores.append(
-                    PatientScore(
-                        h.patient_id,
-                        v,
-                        int(y_te.size),
-                        own["twin"],
-                        own["locf"],
-                        own["trend"],
-                        float(np.mean(cover[v][-1])),
-                    )
+            own = {m: float(np.mean(np.abs(err[v][m][-1]))) for m in ("twin", "locf", "trend")}
+            scores.append(
+                PatientScore(
+                    h.patient_id,
+                    v,
+                    int(y_te.size),
+                    own["twin"],
+                    own["locf"],
+                    own["trend"],
+                    float(np.mean(cover[v][-1])),
                 )
+            )
     report: dict[str, dict[str, float | int | None]] = {}
     for v in BACKTEST_VARIABLES:
         row: dict[str, float | int | None] = {
@@ -286,15 +286,15 @@ def run_backtest(
         )
         # Each patient counted once: the pooled figures above weigh a patient by their number
         # of held-out readings, so one patient with many can decide them.
-        for model in ("twin", "locf", "trend"):
-            each = [float(np.mean(np.abs(e))) for e in err[v][model]]
-            row[f"patient_mae_{model}"] = float(np.mean(each)) if each else math.nan
-        row["patient_coverage80"] = (
-            float(np.mean([float(np.mean(c)) for c in cover[v]])) if cover[v] else math.nan
-        )
+        own_v = [sc for sc in scores if sc.variable == v]
+        for name in ("mae_twin", "mae_locf", "mae_trend", "coverage80"):
+            each = [getattr(sc, name) for sc in own_v]
+            row[f"patient_{name}"] = float(np.mean(each)) if each else math.nan
         sizes = [e.size for e in err[v]["twin"]]
         row["largest_patient_share"] = max(sizes) / sum(sizes) if sizes else math.nan
         report[v] = {
             k: (None if isinstance(x, float) and math.isnan(x) else x) for k, x in row.items()
         }
+    if patient_scores is not None:
+        patient_scores.extend(scores)
     return report
