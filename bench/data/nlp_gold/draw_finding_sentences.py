@@ -56,8 +56,10 @@ DRAWS = {
     # reproduce every earlier sentence); the even notes' cue sentences are used up.
     "dev24": (0, 20261230, 100, 0),
     "heldout4": (1, 20261231, 70, 30),
+    "dev25": (0, 20261232, 100, 0),
+    "heldout5": (1, 20261233, 70, 30),
 }
-LATER = {"dev24", "heldout4"}
+LATER = {"dev24", "heldout4", "dev25", "heldout5"}
 
 
 def _used() -> set[tuple[str, int]]:
