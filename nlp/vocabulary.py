@@ -865,8 +865,7 @@ def _changes_of(text: str) -> list[TermMatch]:
 # and "the dose was decreased" give nothing; "was not decreased" gives nothing either.
 _PREDICATE = re.compile(
     r"(?<![\w-])(?:is|was|were|are|been|remains|remained|seems|seemed|appears|appeared|became)"
-    r"\s+(?:(?:slightly|mildly|moderately|markedly|quite|very|extremely|severely|significantly|"
-    r"somewhat|persistently|still|also|now|a\s+little|a\s+bit)\s+)*"
+    r"\s+(?:(?:[a-z]+ly|quite|very|somewhat|still|also|now|a\s+little|a\s+bit)\s+)*"
     r"(?P<q>low|decreased|diminished|reduced|elevated|increased|high|impaired|poor|abnormal|"
     r"depressed|worse|limited|absent|weak|slowed|labile|flat|blunted|constricted)(?![\w-])",
     re.IGNORECASE,
@@ -957,6 +956,112 @@ def _pattern_findings(text: str) -> list[TermMatch]:
     return found
 
 
+# A process of disease named with the structure it changes: "effacement of the subarachnoid
+# space", "prominence of the gallbladder", "narrowing of the canal", "slowing of motor skills".
+# The nouns are those of a change in shape, size or function that an operation does not make,
+# so "compression of the wound", "retraction of the muscle" and "dilation of the cervix" (steps
+# of a procedure) give nothing; what is changed is one to three words up to a function word.
+_PROCESS_OF = re.compile(
+    r"(?<![\w-])(?P<q>(?:effacement|prominence|narrowing|widening|thickening|enlargement|"
+    r"tortuosity|asymmetry|obliteration|atrophy|erosion|herniation|prolapse|flattening|"
+    r"blunting|opacification|hypertrophy|irregularity|irregularities|deformity|deformities|"
+    r"shortening|slowing|calcification|destruction|collapse|distortion|attenuation)\s+of|"
+    r"limitations?\s+(?:of|in|to))\s+(?:(?:the|his|her|their|both)\s+)?"
+    r"(?P<obj>[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z][A-Za-z-]*){0,2})",
+    re.IGNORECASE,
+)
+_PROCESS_KEYS = (
+    "effac", "promin", "narrow", "widen", "thicken", "enlarge", "tortuo", "asymmetr", "obliter",
+    "atroph", "erosion", "herniat", "prolapse", "flatten", "blunting", "opacif", "hypertroph",
+    "irregular", "deformit", "shorten", "slowing", "calcific", "destruct", "collapse",
+    "distort", "attenuat", "limitation",
+)  # fmt: skip
+# Objects that make the phrase a procedure's or a report's, not the patient's.
+_NOT_PROCESS_OBJECTS = frozenset(
+    {
+        "incision", "wound", "differential", "dose", "doses", "activity", "activities",
+        "study", "image", "images", "exam", "examination", "evaluation", "technique",
+        "procedure", "view", "views", "diet", "care",
+    }
+)  # fmt: skip
+
+
+_NORMAL_BEFORE = re.compile(r"normal\s+$", re.IGNORECASE)
+
+
+def _processes_of(text: str) -> list[TermMatch]:
+    found = []
+    for m in _scan(_PROCESS_OF, text, _PROCESS_KEYS):
+        if _NORMAL_BEFORE.search(text, max(0, m.start() - 10), m.start()):
+            continue  # "normal thickening of the left ventricle": a wall's systolic thickening
+        words = []
+        for word in m.group("obj").split():
+            lower = word.lower()
+            if lower in STOP_WORDS or lower in _QUALIFIED_STOP or lower.endswith("ly"):
+                break
+            words.append(word)
+        if not words or any(w.lower() in _NOT_PROCESS_OBJECTS for w in words):
+            continue
+        end = m.start("obj") + len(" ".join(words))
+        if text[m.start("obj") : end] != " ".join(words):
+            continue  # the words were not separated by single spaces
+        found.append(_as_generic(text, m.start(), end))
+    return found
+
+
+# The colour of the eye's and the mouth's linings, a sign of anaemia, jaundice or inflammation:
+# "pale conjunctivae", "icteric sclerae", "injected conjunctiva", "erythematous mucosa".
+_LININGS = re.compile(
+    r"(?<![\w-])(?:pale|pallid|icteric|injected|erythematous|hyperemic|dry)\s+"
+    r"(?:conjunctivae?|conjunctival|sclerae?|scleras|mucosa|mucosal|mucous\s+membranes?|"
+    r"oral\s+mucosa|lips|nail\s*beds?|palpebral\s+conjunctivae?)(?![\w-])",
+    re.IGNORECASE,
+)
+_LINING_KEYS = ("conjunctiv", "sclera", "mucosa", "mucous", "lips", "nail")
+
+# A function named with its decline: "visual decline", "cognitive deterioration", "gait
+# hesitancy", "memory impairment", "motor slowing".
+_FUNCTION_DECLINE = re.compile(
+    r"(?<![\w-])(?:visual|vision|cognitive|functional|memory|hearing|mental|physical|motor|"
+    r"neurologic|neurological|renal|gait|speech|mood|behavioral|behavioural)\s+"
+    r"(?:decline|deterioration|slowing|hesitancy|impairment|worsening|regression|lability|"
+    r"variation|disturbance|disturbances)(?![\w-])",
+    re.IGNORECASE,
+)
+_DECLINE_KEYS = (
+    "decline", "deterior", "slowing", "hesitancy", "impairment", "worsening", "regression",
+    "lability", "variation", "disturbance",
+)  # fmt: skip
+
+# A laboratory test found positive, an abnormal result: "positive nitrites", "blood cultures
+# were positive", "GBS screen positive", "positive for occult blood". Negative results are
+# normal ones and give nothing.
+_ANALYTES = (
+    r"(?:nitrites?|leukocyte\s+esterase|(?:blood|urine|sputum|wound|stool|throat)\s+cultures?|"
+    r"cultures?|GBS(?:\s+screen)?|group\s+B\s+strep(?:tococcus)?|strep(?:\s+screen|\s+test)?|"
+    r"ANA|PPD|hemoccult|guaiac|occult\s+blood|troponins?|ketones|HIV|hepatitis\s+[A-E]|RPR|"
+    r"VDRL|chlamydia|gonorrhea|MRSA|influenza(?:\s+[AB])?|RSV|COVID(?:-19)?|Coombs|ANCA|"
+    r"rheumatoid\s+factor|D-dimer|C\.\s*diff(?:icile)?|Clostridium\s+difficile)"
+)
+_POSITIVE_RESULT = re.compile(
+    rf"(?<![\w-])(?:positive\s+(?:for\s+)?{_ANALYTES}|{_ANALYTES}\s+"
+    r"(?:(?:screen|test|titer|testing)\s+)?(?:(?:was|were|is|are|came\s+back)\s+)?"
+    r"(?:strongly\s+|weakly\s+)?positive)(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def _more_patterns(text: str) -> list[TermMatch]:
+    found = _processes_of(text)
+    for pattern, keys in (
+        (_LININGS, _LINING_KEYS),
+        (_FUNCTION_DECLINE, _DECLINE_KEYS),
+        (_POSITIVE_RESULT, ("positive",)),
+    ):
+        found += [_as_generic(text, m.start(), m.end()) for m in _scan(pattern, text, keys)]
+    return found
+
+
 # A medical word written with a hyphen ("sacro-iliitis", "peri-implantitis"); the word-ending
 # rule of ``find_generic_problems`` takes unhyphenated words only.
 _HYPHENATED = re.compile(r"(?<![\w-])[A-Za-z]{2,}(?:-[A-Za-z]{2,})+(?![\w-])")
@@ -1024,7 +1129,7 @@ def find_generic_findings(text: str) -> list[TermMatch]:
     ]
     found = [m for m in found if not _PREVENTION_AFTER.match(text, m.end)]
     found += _difficulties(text) + _changes_of(text) + _pattern_findings(text)
-    found += _predicates(text)
+    found += _predicates(text) + _more_patterns(text)
     for m in _scan(_WAVE_CHANGES, text, ("change", "abnormalit")):
         normalized = " ".join(m.group(0).lower().split())
         term = LexiconTerm(normalized, normalized, None, "finding", False)

@@ -791,6 +791,8 @@ def test_a_symptom_ontology_term_for_an_hpo_finding_is_the_same_concept() -> Non
         "He will be given antibiotics and pain medicines.",
         "Corneal epithelium is intact with normal tear film.",
         "She has dark skin and dark hair.",
+        "Normal thickening of the left ventricle.",
+        "Blood cultures were negative and the urine was negative for nitrites.",
     ],
 )
 def test_it_does_not_read_normal_states_context_words_positioning_or_modifiers_as_findings(
@@ -816,6 +818,27 @@ def test_it_does_not_read_normal_states_context_words_positioning_or_modifiers_a
         ("The infant developed fussiness and vomiting.", "fussiness", False),
         ("He reports black stools and dark urine.", "black stools", False),
         ("There was thick meconium at delivery.", "thick meconium", False),
+        (
+            "Her potassium was dramatically elevated at 7.",
+            "potassium was dramatically elevated",
+            False,
+        ),
+        ("There is mild prominence of the gallbladder.", "prominence of the gallbladder", False),
+        (
+            "Partial effacement of the subarachnoid space.",
+            "effacement of the subarachnoid space",
+            False,
+        ),
+        ("Slowing of motor skills and cognitive function.", "Slowing of motor skills", False),
+        ("He has limitations to extension at the IP joint.", "limitations to extension", False),
+        ("Slightly pale conjunctivae, icteric sclerae.", "pale conjunctivae", False),
+        ("Slightly pale conjunctivae, icteric sclerae.", "icteric sclerae", False),
+        ("Her visual decline is caused by cataracts.", "visual decline", False),
+        ("Her gait hesitancy persisted for years.", "gait hesitancy", False),
+        ("Urinalysis shows positive nitrites and 2+ bacteria.", "positive nitrites", False),
+        ("Prenatal care complicated by GBS screen positive.", "GBS screen positive", False),
+        ("Blood cultures were positive for staphylococcus.", "Blood cultures were positive", False),
+        ("There is no narrowing of the canal.", "narrowing of the canal", True),
     ],
 )
 def test_it_reads_predicates_function_issues_changes_and_fevers(
