@@ -1043,21 +1043,32 @@ _ANALYTES = (
     r"VDRL|chlamydia|gonorrhea|MRSA|influenza(?:\s+[AB])?|RSV|COVID(?:-19)?|Coombs|ANCA|"
     r"rheumatoid\s+factor|D-dimer|C\.\s*diff(?:icile)?|Clostridium\s+difficile)"
 )
-_POSITIVE_RESULT = re.compile(
-    rf"(?<![\w-])(?:positive\s+(?:for\s+)?{_ANALYTES}|{_ANALYTES}\s+"
-    r"(?:(?:screen|test|titer|testing)\s+)?(?:(?:was|were|is|are|came\s+back)\s+)?"
-    r"(?:strongly\s+|weakly\s+)?positive)(?![\w-])",
+# Read around each "positive": the analyte alternation is too long to try at every character.
+_POSITIVE = re.compile(r"(?<![\w-])positive(?![\w-])", re.IGNORECASE)
+_POSITIVE_FOR = re.compile(rf"\s+(?:for\s+)?{_ANALYTES}(?![\w-])", re.IGNORECASE)
+_POSITIVE_SUBJECT = re.compile(
+    rf"(?<![\w-]){_ANALYTES}\s+(?:(?:screen|test|titer|testing)\s+)?"
+    r"(?:(?:was|were|is|are|came\s+back)\s+)?(?:strongly\s+|weakly\s+)?$",
     re.IGNORECASE,
 )
 
 
+def _positive_results(text: str) -> list[TermMatch]:
+    found = []
+    for m in _scan(_POSITIVE, text, ("positive",)):
+        after = _POSITIVE_FOR.match(text, m.end())
+        if after is not None:
+            found.append(_as_generic(text, m.start(), after.end()))
+            continue
+        before = _POSITIVE_SUBJECT.search(text, max(0, m.start() - 60), m.start())
+        if before is not None:
+            found.append(_as_generic(text, before.start(), m.end()))
+    return found
+
+
 def _more_patterns(text: str) -> list[TermMatch]:
-    found = _processes_of(text)
-    for pattern, keys in (
-        (_LININGS, _LINING_KEYS),
-        (_FUNCTION_DECLINE, _DECLINE_KEYS),
-        (_POSITIVE_RESULT, ("positive",)),
-    ):
+    found = _processes_of(text) + _positive_results(text)
+    for pattern, keys in ((_LININGS, _LINING_KEYS), (_FUNCTION_DECLINE, _DECLINE_KEYS)):
         found += [_as_generic(text, m.start(), m.end()) for m in _scan(pattern, text, keys)]
     return found
 
