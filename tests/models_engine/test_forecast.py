@@ -264,8 +264,11 @@ def test_the_bands_form_smooth_curves_because_a_samples_error_is_one_draw_for_th
 
     for v in ("sbp", "hba1c"):
         assert jitter(shared, v) < 0.6 * jitter(per_time, v)
-        # each time on its own keeps the new reading's full spread
-        spread = simulate(cal, t, exposures, shared)[v][1].std(axis=0)
-        assert spread == pytest.approx(
-            simulate(cal, t, exposures, per_time)[v][1].std(axis=0), rel=0.15
-        )
+        # each time on its own keeps the new reading's full spread: on average over the grid
+        # within sampling error (the SD of 400 samples is itself uncertain by some 5 %, so a
+        # single time of the 120 strays up to 15-20 %), and nowhere far off
+        ratio = simulate(cal, t, exposures, shared)[v][1].std(axis=0) / simulate(
+            cal, t, exposures, per_time
+        )[v][1].std(axis=0)
+        assert float(ratio.mean()) == pytest.approx(1.0, abs=0.08)
+        assert np.all(np.abs(ratio - 1.0) < 0.3)
