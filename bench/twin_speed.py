@@ -253,6 +253,7 @@ def naive_timing(n: int) -> tuple[float, float, float]:
                 m[1:2],
                 m[2:3],
                 calib.readings(cal.history, "sbp", cal.until),
+                cal.fits["sbp"].class_scale,
             )[0]
         )
         naive_path = _naive_trajectory(nv["sbp"][0], grid, cal, "sbp")

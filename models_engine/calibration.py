@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -199,6 +199,10 @@ class VariableFit:
     #: scale) and its variance; NaN when it has no readings.
     steady_level: float = math.nan
     steady_level_var: float = 0.0
+    #: Each treatment class's mean response relative to the batch's mean response for this
+    #: variable (``pooled_class_scales``); the effect column and every forecast of this fit
+    #: multiply that class's catalogue effect by it. Empty: every class at 1.
+    class_scale: Mapping[str, float] = field(default_factory=dict)
 
     def walk_variances(self) -> tuple[float, float]:
         """Level random-walk and slope-diffusion variances per year (model scale) of this fit.
@@ -257,6 +261,7 @@ class Calibration:
                     "fallback": f.fallback,
                     "structural_weight": f.weight,
                     "steady_weight": f.steady_weight,
+                    "class_scale": dict(f.class_scale),
                 }
                 for v, f in self.fits.items()
             },
@@ -310,10 +315,11 @@ def effect_matrix(
     slope: FloatArray,
     response: FloatArray,
     readings: tuple[FloatArray, FloatArray] | None = None,
+    scales: Mapping[str, float] | None = None,
 ) -> FloatArray:
     """Summed treatment effect ``D_v`` for each parameter sample (model scale); see
     ``_effect_matrix`` for the baselines, parameters and result."""
-    return _effect_matrix(variable, exposures, t, level, slope, response, readings)[0]
+    return _effect_matrix(variable, exposures, t, level, slope, response, readings, scales)[0]
 
 
 def _effect_matrix(
@@ -324,6 +330,7 @@ def _effect_matrix(
     slope: FloatArray,
     response: FloatArray,
     readings: tuple[FloatArray, FloatArray] | None = None,
+    scales: Mapping[str, float] | None = None,
 ) -> tuple[FloatArray, bool]:
     """Summed treatment effect ``D_v`` for each parameter sample (model scale).
 
@@ -343,6 +350,9 @@ def _effect_matrix(
         Parameter samples (model scale; slope per year).
     readings : (t, y) arrays, optional
         The patient's readings of ``variable`` (days, canonical units).
+    scales : mapping, optional
+        Each treatment class's mean response relative to the batch's (``pooled_class_scales``),
+        multiplying that class's catalogue effect; a class not named keeps 1.
 
     Returns
     -------
@@ -384,6 +394,8 @@ def _effect_matrix(
             size = steady_effect(row, exp.dose, np.full(m, ref) if base is None else base)
             if row.effect == "relative":
                 size = np.log1p(size)
+            if scales is not None:
+                size = size * scales.get(exp.treatment, 1.0)
             total += size[:, None] * onset(t, exp.start, exp.stop, row.tau_days)[None, :]
             done.append((row.tau_days, size, exp.start, exp.stop))
     return total, fitted
@@ -1174,16 +1186,10 @@ def pooled_response(
     -------
     (mean, sd) of the batch's response prior, or None.
     """
-    prior_var = prior_sd**2
-    informed = post_var < 0.9 * prior_var
+    informed, est, v = response_evidence(post_mean, post_var, prior_mean, prior_sd)
     n_informed = int(informed.sum())
     if n_informed < MIN_RESPONSE_PATIENTS:
         return None
-    prec = 1.0 / post_var[informed] - 1.0 / prior_var[informed]
-    est = (
-        post_mean[informed] / post_var[informed] - prior_mean[informed] / prior_var[informed]
-    ) / prec
-    v = 1.0 / prec
     sd0 = float(np.median(prior_sd))
     tau_h = priors()[("all", "hyper_log_sd")]
     mus = np.linspace(-0.5, 2.5, 121)
@@ -1197,6 +1203,134 @@ def pooled_response(
     post += -0.5 * ((mus[:, None] - 1.0) / sd0) ** 2 - 0.5 * (us[None, :] / tau_h) ** 2
     i, j = np.unravel_index(int(np.argmax(post)), post.shape)
     return float(mus[i]), float(sd0 * math.exp(float(us[j])))
+
+
+def response_evidence(
+    post_mean: FloatArray, post_var: FloatArray, prior_mean: FloatArray, prior_sd: FloatArray
+) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray]:
+    """What each patient's readings alone say about their response multiplier.
+
+    The Gaussian posterior divided by the prior: mean and variance of the likelihood, for the
+    patients it informs (posterior variance under 90 % of the prior's).
+
+    Returns
+    -------
+    informed : ndarray of bool, shape (P,)
+    est, var : ndarray, shape (n_informed,)
+    """
+    prior_var = prior_sd**2
+    informed = post_var < 0.9 * prior_var
+    prec = 1.0 / post_var[informed] - 1.0 / prior_var[informed]
+    est = (
+        post_mean[informed] / post_var[informed] - prior_mean[informed] / prior_var[informed]
+    ) / prec
+    return informed, est, 1.0 / prec
+
+
+def pooled_class_scales(
+    est: FloatArray,
+    var: FloatArray,
+    shares: FloatArray,
+    classes: Sequence[str],
+    *,
+    mean: float,
+    spread: float,
+    class_sd: float,
+) -> dict[str, float]:
+    """Each treatment class's mean response relative to the batch's, partially pooled.
+
+    A patient's response as their readings say it (``response_evidence``: ``est``, ``var``) is a
+    mix of the classes they take: ``est_i = mean + Σ_c shares_ic · δ_c + e_i`` with
+    ``e_i ~ N(0, spread² + var_i)``, where ``shares_ic`` is class ``c``'s part of the patient's
+    effect column (rows sum to 1), ``mean`` and ``spread`` the batch's pooled response
+    (``pooled_response``) and ``δ_c`` how far class ``c``'s mean departs from it, with the prior
+    ``δ_c ~ N(0, class_sd²)`` (priors.csv ``class_response_sd``). The batch's mean already holds
+    what the patients say on average, so the departures are constrained to average zero over
+    them (weighted as in the fit): they only share out that mean among the classes. One class
+    alone, or classes every informed patient takes together, keep the batch's mean; classes move
+    apart only as far as patients taking one without the other say they differ. A class that
+    fewer than ``MIN_RESPONSE_PATIENTS`` informed patients take keeps the batch's mean. A class
+    mean is not taken below zero (the catalogue's direction of effect is kept).
+
+    Parameters
+    ----------
+    est, var : ndarray, shape (n,)
+    shares : ndarray, shape (n, C)
+    classes : sequence of str, length C
+    mean, spread, class_sd : float
+
+    Returns
+    -------
+    dict
+        class → (batch mean + δ_c) / batch mean, for every class in ``classes``; all 1 when the
+        batch's mean is not positive.
+    """
+    shares = np.asarray(shares, dtype=np.float64).reshape(est.size, len(classes))
+    out = dict.fromkeys(classes, 1.0)
+    free = np.flatnonzero((shares > 0.0).sum(axis=0) >= MIN_RESPONSE_PATIENTS)
+    if free.size == 0 or mean <= 0.0:
+        return out
+    a = shares[:, free]
+    w = 1.0 / (spread**2 + var)
+    awt = (a * w[:, None]).T
+    precision = np.eye(free.size) / class_sd**2 + awt @ a
+    unconstrained = np.linalg.solve(precision, awt @ (est - mean))
+    # the constraint Σ_i w_i shares_i · δ = 0, by the Gaussian conditional (Lagrange) step
+    c = awt.sum(axis=1)
+    pc = np.linalg.solve(precision, c)
+    denom = float(c @ pc)
+    delta = unconstrained - pc * float(c @ unconstrained) / denom if denom > 0 else unconstrained
+    for k, d in zip(free, delta, strict=True):
+        out[classes[int(k)]] = max(0.0, (mean + float(d)) / mean)
+    return out
+
+
+def _class_shares(
+    var: str,
+    histories: Sequence[PatientHistory],
+    patients: FloatArray | npt.NDArray[np.intp],
+    tt: FloatArray,
+    column: FloatArray,
+    mask: FloatArray,
+    mean: FloatArray,
+    cutoffs: FloatArray,
+) -> tuple[list[str], FloatArray]:
+    """Each class's part of each listed patient's effect column (least-squares, rows sum to 1)."""
+    classes = sorted(
+        {
+            e.treatment
+            for i in patients
+            for e in histories[int(i)].treatments
+            if _acts_on(e.treatment, var, e.intensity)
+        }
+    )
+    shares = np.zeros((len(patients), len(classes)))
+    for row, i in enumerate(patients):
+        i = int(i)
+        total = column[i] * mask[i]
+        norm = float(total @ total)
+        if norm <= 0.0:
+            continue
+        own = {e.treatment for e in histories[i].treatments}
+        for k, c in enumerate(classes):
+            if c not in own:
+                continue
+            only = {other: 0.0 for other in classes if other != c}
+            part = _effect_matrix(
+                var,
+                histories[i].treatments,
+                tt[i],
+                mean[i, :1],
+                mean[i, 1:2],
+                mean[i, 2:3],
+                readings(histories[i], var, float(cutoffs[i])),
+                only,
+            )[0][0]
+            shares[row, k] = float((part * mask[i]) @ total) / norm
+        total_share = shares[row].sum()
+        if total_share > 0.0:
+            shares[row] /= total_share
+    return classes, shares
 
 
 def robust_patient_noise_and_walk(
@@ -1477,6 +1611,7 @@ def calibrate_batch(
         back = np.where(mask > 0, (t_end[:, None] - tt) / DAYS_PER_YEAR, 0.0)
         k_noise, walk_var = 1.0, priors()[(var, "rw_var")]
         k_each = np.ones(n_pat)
+        class_scale: dict[str, float] = {}
         walk_each = np.full(n_pat, walk_var)
         sd_fit = sd
         moved = np.ones(n_pat, dtype=bool)
@@ -1495,6 +1630,7 @@ def calibrate_batch(
                         mean[i, 1:2],
                         mean[i, 2:3],
                         readings(h, var, float(cutoffs[i])),
+                        class_scale,
                     )
                     x[i, :, 2] = column[0] * mask[i]
             if it > 0:
@@ -1504,8 +1640,38 @@ def calibrate_batch(
                 if it == 1 and empirical_bayes and any(has_tx):
                     pooled = pooled_response(mean[:, 2], cov[:, 2, 2], m0[:, 2], s0[:, 2])
                     if pooled is not None:
-                        # the batch's response prior: every treated patient is solved again
+                        informed, est, est_var = response_evidence(
+                            mean[:, 2], cov[:, 2, 2], m0[:, 2], s0[:, 2]
+                        )
+                        classes, shares = _class_shares(
+                            var, histories, np.flatnonzero(informed), tt, x[:, :, 2], mask,
+                            mean, cutoffs,
+                        )  # fmt: skip
+                        class_scale = pooled_class_scales(
+                            est,
+                            est_var,
+                            shares,
+                            classes,
+                            mean=pooled[0],
+                            spread=pooled[1],
+                            class_sd=priors()[("all", "class_response_sd")],
+                        )
+                        # the batch's response prior and class means: every treated patient's
+                        # column is made again and solved again
                         m0[:, 2], s0[:, 2] = pooled
+                        for i, h in enumerate(histories):
+                            if has_tx[i]:
+                                column, fit_dependent[i] = _effect_matrix(
+                                    var,
+                                    h.treatments,
+                                    tt[i],
+                                    mean[i, :1],
+                                    mean[i, 1:2],
+                                    mean[i, 2:3],
+                                    readings(h, var, float(cutoffs[i])),
+                                    class_scale,
+                                )
+                                x[i, :, 2] = column[0] * mask[i]
                         moved |= np.asarray(has_tx)
                 if not moved.any():
                     break
@@ -1680,6 +1846,7 @@ def calibrate_batch(
                 steady_weight=float(steady_weight[i]),
                 steady_level=float(st_mean[i]),
                 steady_level_var=float(st_var[i]),
+                class_scale=class_scale,
             )
     return [
         Calibration(

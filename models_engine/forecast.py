@@ -339,7 +339,14 @@ def simulate(
         inputs = body.coupled_effect(v, exposures, t)[None, :] + np.zeros((theta.shape[0], 1))
         if any(effects_for(e.treatment, v, e.intensity) for e in exposures):
             inputs = inputs + resp[:, None] * effect_matrix(
-                v, exposures, t, level, slope, resp, readings(cal.history, v, cal.until)
+                v,
+                exposures,
+                t,
+                level,
+                slope,
+                resp,
+                readings(cal.history, v, cal.until),
+                fit.class_scale,
             )
         q_walk, q_slope = fit.walk_variances()
         z = (
@@ -697,7 +704,8 @@ def _fixed_effects(
         exps = cal.history.treatments
         if not exps:
             continue
-        m = cal.fits[variable].mean
+        fit = cal.fits[variable]
+        m = fit.mean
         if any(effects_for(e.treatment, variable, e.intensity) for e in exps):
             d[i] = effect_matrix(
                 variable,
@@ -707,6 +715,7 @@ def _fixed_effects(
                 m[1:2],
                 m[2:3],
                 readings(cal.history, variable, cal.until),
+                fit.class_scale,
             )[0]
         c[i] = body.coupled_effect(variable, exps, t[i])
     return d, c

@@ -34,7 +34,7 @@ from models_engine.history import FloatArray, PatientHistory
 #: Version of the engine's structure; bump it when a change alters results. The stored model version
 #: also carries a digest of every data file (priors, catalogue, coefficients), so editing a table
 #: makes every snapshot stale without anyone remembering to bump this.
-ENGINE_VERSION = "1.2"
+ENGINE_VERSION = "1.3"
 _DATA = Path(__file__).resolve().parent / "data"
 
 #: Snapshot grid: monthly (a twelfth of a Julian year) for ten years.

@@ -521,3 +521,94 @@ def test_a_batch_whose_readings_ignore_drug_starts_forecasts_a_smaller_effect_fo
     pooled = calibrate_batch([*ignored, new_course])[-1]
     assert alone.fits["sbp"].mean[2] == pytest.approx(1.0, abs=0.05)
     assert pooled.fits["sbp"].mean[2] < 0.8
+
+
+def _class_evidence(responses, n_each=8, var=0.01):
+    """Each patient's response as their readings alone say it: ``responses`` per class block."""
+    est = np.concatenate([np.full(n_each, r) for r in responses])
+    return est, np.full(est.size, var)
+
+
+def test_one_class_alone_or_classes_always_taken_together_keep_the_batch_mean():
+    est, var = _class_evidence([0.4, 0.4])
+    alone = calibration.pooled_class_scales(
+        est, var, np.ones((est.size, 1)), ["statin"], mean=0.5, spread=0.1, class_sd=0.1
+    )
+    assert alone == {"statin": pytest.approx(1.0)}
+    together = calibration.pooled_class_scales(
+        est,
+        var,
+        np.full((est.size, 2), 0.5),
+        ["ccb", "thiazide"],
+        mean=0.5,
+        spread=0.1,
+        class_sd=0.1,
+    )
+    assert together["ccb"] == pytest.approx(1.0) and together["thiazide"] == pytest.approx(1.0)
+
+
+def test_classes_taken_apart_move_apart_as_far_as_their_patients_say_shrunk_to_the_batch():
+    # eight patients on a CCB alone respond at 1.3x the catalogue, eight on a thiazide at 0.7x
+    est, var = _class_evidence([1.3, 0.7])
+    shares = np.zeros((est.size, 2))
+    shares[:8, 0] = 1.0
+    shares[8:, 1] = 1.0
+    scales = calibration.pooled_class_scales(
+        est, var, shares, ["ccb", "thiazide"], mean=1.0, spread=0.1, class_sd=0.1
+    )
+    assert 1.0 < scales["ccb"] < 1.3
+    assert 0.7 < scales["thiazide"] < 1.0
+    # a wider class prior lets the data speak more
+    wide = calibration.pooled_class_scales(
+        est, var, shares, ["ccb", "thiazide"], mean=1.0, spread=0.1, class_sd=1.0
+    )
+    assert wide["ccb"] > scales["ccb"] and wide["thiazide"] < scales["thiazide"]
+    assert wide["ccb"] == pytest.approx(1.3, abs=0.02)
+
+
+def test_a_class_few_patients_inform_keeps_the_batch_mean_and_none_goes_below_zero():
+    est, var = _class_evidence([1.0, -3.0], n_each=calibration.MIN_RESPONSE_PATIENTS)
+    shares = np.zeros((est.size, 3))
+    shares[: calibration.MIN_RESPONSE_PATIENTS, 0] = 1.0
+    shares[calibration.MIN_RESPONSE_PATIENTS :, 1] = 1.0
+    shares[0] = [0.5, 0.0, 0.5]  # one patient takes the third class, with the first
+    scales = calibration.pooled_class_scales(
+        est, var, shares, ["a", "b", "c"], mean=1.0, spread=0.1, class_sd=10.0
+    )
+    assert scales["c"] == 1.0
+    assert scales["b"] == 0.0
+
+
+def _stepped(i, treatment, response, start=-1500.0):
+    """An untreated SBP of 165 whose readings fall by ``response`` x the catalogue at ``start``."""
+    t = np.linspace(-3650.0, 0.0, 24)
+    rng = np.random.default_rng(100 + i)
+    sbp = 165.0 + rng.normal(0.0, 3.0, t.size)
+    sbp[t >= start + 60.0] -= response * (9.1 + 0.1 * (165.0 - 154.0))
+    h = make_history(
+        patient_id=f"{treatment}{i}", treatments=(TreatmentExposure(treatment, start),)
+    )
+    return _with(h, "sbp", t, sbp)
+
+
+def test_a_batch_whose_ccb_patients_respond_more_than_its_thiazide_patients_forecasts_so():
+    batch = [_stepped(i, "ccb", 1.6) for i in range(8)]
+    batch += [_stepped(i, "thiazide", 0.4) for i in range(8)]
+    flat = make_history(patient_id="new", n=12, sbp=(165.0, 0.0), seed=3)
+    starts = [
+        type(flat)(
+            **{**flat.__dict__, "patient_id": c, "treatments": (TreatmentExposure(c, -1.0),)}
+        )
+        for c in ("ccb", "thiazide")
+    ]
+    cals = calibrate_batch([*batch, *starts])
+    scale = cals[-1].fits["sbp"].class_scale
+    assert scale["ccb"] > 1.05 > 0.95 > scale["thiazide"]
+    medians = [
+        forecast(c, horizon_years=0.5, n_samples=400, seed=0, with_risk=False)
+        .variables["sbp"]
+        .median[-1]
+        for c in cals[-2:]
+    ]
+    # the same readings, the same prior response: the CCB's course is forecast to lower more
+    assert medians[0] < medians[1] - 1.0
