@@ -1539,6 +1539,35 @@ def _slope_prior_scale(
     )
 
 
+def _remake_columns(
+    var: str,
+    histories: Sequence[PatientHistory],
+    which: npt.NDArray[np.bool_],
+    tt: FloatArray,
+    mask: FloatArray,
+    mean: FloatArray,
+    cutoffs: FloatArray,
+    scales: Mapping[str, float],
+    x: FloatArray,
+    fit_dependent: npt.NDArray[np.bool_],
+) -> None:
+    """Make the effect column ``x[i, :, 2]`` of each patient in ``which`` again, at their current
+    fit and the class scales; ``fit_dependent[i]`` says whether it will need making again."""
+    for i in map(int, np.flatnonzero(which)):
+        h = histories[i]
+        column, fit_dependent[i] = _effect_matrix(
+            var,
+            h.treatments,
+            tt[i],
+            mean[i, :1],
+            mean[i, 1:2],
+            mean[i, 2:3],
+            readings(h, var, float(cutoffs[i])),
+            scales,
+        )
+        x[i, :, 2] = column[0] * mask[i]
+
+
 def calibrate_batch(
     histories: Sequence[PatientHistory],
     *,
@@ -1620,19 +1649,10 @@ def calibrate_batch(
         fit_dependent = np.ones(n_pat, dtype=bool)
         for it in range(_OUTER_ITERATIONS):
             previous = x[:, :, 2].copy()
-            for i, h in enumerate(histories):
-                if has_tx[i] and moved[i] and fit_dependent[i]:
-                    column, fit_dependent[i] = _effect_matrix(
-                        var,
-                        h.treatments,
-                        tt[i],
-                        mean[i, :1],
-                        mean[i, 1:2],
-                        mean[i, 2:3],
-                        readings(h, var, float(cutoffs[i])),
-                        class_scale,
-                    )
-                    x[i, :, 2] = column[0] * mask[i]
+            _remake_columns(
+                var, histories, np.asarray(has_tx) & moved & fit_dependent, tt, mask, mean,
+                cutoffs, class_scale, x, fit_dependent,
+            )  # fmt: skip
             if it > 0:
                 # only a patient whose effect column moved needs solving again: the others'
                 # inputs are unchanged, so their solution would be the same
@@ -1659,19 +1679,10 @@ def calibrate_batch(
                         # the batch's response prior and class means: every treated patient's
                         # column is made again and solved again
                         m0[:, 2], s0[:, 2] = pooled
-                        for i, h in enumerate(histories):
-                            if has_tx[i]:
-                                column, fit_dependent[i] = _effect_matrix(
-                                    var,
-                                    h.treatments,
-                                    tt[i],
-                                    mean[i, :1],
-                                    mean[i, 1:2],
-                                    mean[i, 2:3],
-                                    readings(h, var, float(cutoffs[i])),
-                                    class_scale,
-                                )
-                                x[i, :, 2] = column[0] * mask[i]
+                        _remake_columns(
+                            var, histories, np.asarray(has_tx), tt, mask, mean, cutoffs,
+                            class_scale, x, fit_dependent,
+                        )  # fmt: skip
                         moved |= np.asarray(has_tx)
                 if not moved.any():
                     break

@@ -757,24 +757,28 @@ _NOT_OBJECTS = frozenset(
 )
 
 
+def _object_end(text: str, m: re.Match[str], not_objects: frozenset[str]) -> int | None:
+    """Where the object of a qualifier match ends: its words up to a function word, a stop word
+    or an adverb; None when it has none, names something in ``not_objects`` or is not written
+    with single spaces."""
+    words = []
+    for word in m.group("obj").split():
+        lower = word.lower()
+        if lower in STOP_WORDS or lower in _QUALIFIED_STOP or lower.endswith("ly"):
+            break
+        words.append(word)
+    if not words or any(w.lower() in not_objects for w in words):
+        return None
+    end = m.start("obj") + len(" ".join(words))
+    return end if text[m.start("obj") : end] == " ".join(words) else None
+
+
 def _qualified_findings(text: str) -> list[TermMatch]:
     found = []
     for m in _QUALIFIED.finditer(text):
-        words = []
-        for word in m.group("obj").split():
-            lower = word.lower()
-            if lower in STOP_WORDS or lower in _QUALIFIED_STOP or lower.endswith("ly"):
-                break
-            words.append(word)
-        if not words or any(w.lower() in _NOT_OBJECTS for w in words):
-            continue
-        end = m.start("obj") + len(" ".join(words))
-        if text[m.start("obj") : end] != " ".join(words):
-            continue  # the words were not separated by single spaces
-        surface = text[m.start() : end]
-        normalized = " ".join(surface.lower().split())
-        term = LexiconTerm(normalized, normalized, None, "finding", False)
-        found.append(TermMatch(m.start(), end, surface, term))
+        end = _object_end(text, m, _NOT_OBJECTS)
+        if end is not None:
+            found.append(_as_generic(text, m.start(), end))
     return found
 
 
@@ -994,18 +998,9 @@ def _processes_of(text: str) -> list[TermMatch]:
     for m in _scan(_PROCESS_OF, text, _PROCESS_KEYS):
         if _NORMAL_BEFORE.search(text, max(0, m.start() - 10), m.start()):
             continue  # "normal thickening of the left ventricle": a wall's systolic thickening
-        words = []
-        for word in m.group("obj").split():
-            lower = word.lower()
-            if lower in STOP_WORDS or lower in _QUALIFIED_STOP or lower.endswith("ly"):
-                break
-            words.append(word)
-        if not words or any(w.lower() in _NOT_PROCESS_OBJECTS for w in words):
-            continue
-        end = m.start("obj") + len(" ".join(words))
-        if text[m.start("obj") : end] != " ".join(words):
-            continue  # the words were not separated by single spaces
-        found.append(_as_generic(text, m.start(), end))
+        end = _object_end(text, m, _NOT_PROCESS_OBJECTS)
+        if end is not None:
+            found.append(_as_generic(text, m.start(), end))
     return found
 
 
