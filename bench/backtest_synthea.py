@@ -119,6 +119,11 @@ def patient_table(report: dict[str, dict[str, float | int | None]]) -> str:
     return "\n".join(lines)
 
 
+def _pooled(scores: list[PatientScore], name: str) -> float:
+    """The patients' ``name`` (a per-patient mean) pooled over their held-out readings."""
+    return sum(sc.n * float(getattr(sc, name)) for sc in scores) / sum(sc.n for sc in scores)
+
+
 def without_largest(scores: list[PatientScore]) -> str:
     """The pooled figures again without the patient who holds the most held-out readings of each
     variable: how much of a pooled figure that one patient decides."""
@@ -134,14 +139,10 @@ def without_largest(scores: list[PatientScore]) -> str:
         rest = [sc for sc in own if sc is not largest]
         n = sum(sc.n for sc in rest)
         total = n + largest.n
-
-        def pooled(name: str, rest: list[PatientScore] = rest, n: int = n) -> float:
-            return sum(sc.n * float(getattr(sc, name)) for sc in rest) / n
-
         lines.append(
             f"| {v} | {largest.n} ({100 * largest.n / total:.0f} %) | {n} ({len(rest)}) | "
-            f"{pooled('mae_twin'):.3g} | {pooled('mae_locf'):.3g} | {pooled('mae_trend'):.3g} | "
-            f"{pooled('coverage80'):.2f} |"
+            f"{_pooled(rest, 'mae_twin'):.3g} | {_pooled(rest, 'mae_locf'):.3g} | "
+            f"{_pooled(rest, 'mae_trend'):.3g} | {_pooled(rest, 'coverage80'):.2f} |"
         )
     return "\n".join(lines)
 
@@ -194,24 +195,37 @@ def acceptance(report: dict[str, dict[str, float | int | None]]) -> list[str]:
 SPREAD_SEEDS = 12
 
 
+def _over_seeds(
+    runs: list[dict[str, dict[str, float | int | None]]], variable: str, name: str
+) -> np.ndarray:
+    """``name`` of ``variable`` in each run, NaN where a run has none."""
+    return np.array([np.nan if r[variable][name] is None else r[variable][name] for r in runs])
+
+
+def _spread(x: np.ndarray) -> str:
+    """Mean ± SD and range of a figure over the seeds, as two table cells."""
+    return f"{np.nanmean(x):.3f} ± {np.nanstd(x):.3f} | {np.nanmin(x):.3f}–{np.nanmax(x):.3f}"
+
+
 def seed_spread(
     histories: list[PatientHistory], holdout: float, first: dict[str, dict[str, float | int | None]]
 ) -> str:
-    """The twin's MAE with other seeds of the forecasts' draws: how much of a difference from a
-    baseline is simulation error rather than forecasting (the calibration does not depend on
+    """The twin's MAE and 80 % coverage with other seeds of the forecasts' draws: how much of a
+    difference from a baseline, or of a coverage, is simulation error rather than forecasting (the calibration does not depend on
     the seed, so only the draws change). ``first`` is the report of seed 0, already run."""
     runs = [first] + [
         run_backtest(histories, holdout_days=holdout, seed=s) for s in range(1, SPREAD_SEEDS)
     ]
     lines = [
-        f"The twin's MAE over seeds 0-{SPREAD_SEEDS - 1} of the forecasts' random draws (the "
+        f"The twin's MAE and 80 % coverage over seeds 0-{SPREAD_SEEDS - 1} of the forecasts' "
+        "random draws (the "
         "tables above use seed 0), beside the baselines, which do not depend on the seed:",
         "",
         "| variable | MAE twin, mean ± SD over seeds | range | MAE LOCF | MAE trend | twin − trend, mean ± 2 SE | cover 80 %, mean ± SD over seeds | range |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for v in BACKTEST_VARIABLES:
-        maes = np.array([np.nan if r[v]["mae_twin"] is None else r[v]["mae_twin"] for r in runs])
+        maes = _over_seeds(runs, v, "mae_twin")
         if np.isnan(maes).all():
             continue
         r0 = runs[0][v]
@@ -222,14 +236,9 @@ def seed_spread(
             else f"{np.nanmean(maes) - float(trend):+.3f} ± "
             f"{2 * np.nanstd(maes, ddof=1) / np.sqrt(np.isfinite(maes).sum()):.3f}"
         )
-        covers = np.array(
-            [np.nan if r[v]["coverage80"] is None else r[v]["coverage80"] for r in runs]
-        )
         lines.append(
-            f"| {v} | {np.nanmean(maes):.3f} ± {np.nanstd(maes):.3f} | "
-            f"{np.nanmin(maes):.3f}–{np.nanmax(maes):.3f} | {_fmt(r0['mae_locf'], 3)} | "
-            f"{_fmt(trend, 3)} | {gap} | {np.nanmean(covers):.3f} ± {np.nanstd(covers):.3f} | "
-            f"{np.nanmin(covers):.3f}–{np.nanmax(covers):.3f} |"
+            f"| {v} | {_spread(maes)} | {_fmt(r0['mae_locf'], 3)} | {_fmt(trend, 3)} | {gap} | "
+            f"{_spread(_over_seeds(runs, v, 'coverage80'))} |"
         )
     return "\n".join(lines)
 
@@ -299,13 +308,13 @@ steady-level model forecasts from the mean of all the patient's readings where t
 scores favour it. Synthea's vital signs do not respond to prescriptions; the batch's pooled
 response learns that from the few patients with readings before and after a start. Of the 261
 SBP readings held out from the 82, 138 belong to one patient (nine yearly readings before the
-cut-off, drugs started after the last of them, then a year of home readings that scatter less
-than his record did), so the all-patient BP figures are largely that patient's: the table
-without him gives the other 81 patients' figures, and the seed table how much of a pooled
-coverage is simulation error (400 samples per patient; one patient's 138 readings share one
-set of draws, so the pooled BP coverage moves by about a hundredth with the seed). The
-generated-cohort backtest below (`backtest_cohort`), with hundreds of held-out readings, is the
-better-powered check of the same code.
+cut-off, drugs started after the last of them, then near-daily readings through the held-out
+year that scatter less than his record did), so the all-patient BP figures are largely that
+patient's: the table without him gives the other 81 patients' figures, and the seed table how
+much of a pooled coverage is simulation error (400 samples per patient; one patient's 138
+readings share one set of draws, so the pooled BP coverage moves by about a hundredth with the
+seed). The generated-cohort backtest below (`backtest_cohort`), with hundreds of held-out
+readings, is the better-powered check of the same code.
 """
     )
     write_section("backtest_synthea", body)
