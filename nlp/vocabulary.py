@@ -97,7 +97,8 @@ _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|(?:[A-Za-z]\.){2,}[A-Za-z]?|[^\W_]+(?:'[^\
 # organ's Latin or Greek adjective and its English noun ("renal stones" are "kidney stones",
 # "biliary ductal dilatation" is "bile duct dilatation", "testicle pain" is "testicular pain"),
 # and head words notes and ontologies use for each other ("crying spells" are "crying
-# episodes", "periodic breathing" is "periodic respiration", "dilation" is "dilatation").
+# episodes", "periodic breathing" is "periodic respiration", "dilation" is "dilatation", an
+# "optic disk" the "optic disc", an "ingrown toenail" an "ingrown nail").
 # Only adjectives with a single bodily meaning: not "cervical" (neck or cervix), "macular"
 # (macula or macule), "radial", "labial", "mental" or "thoracic".
 _SAME_WORD = {
@@ -116,7 +117,7 @@ _SAME_WORD = {
     "mammary": "breast", "gingival": "gingiva", "atrial": "atrium",
     "ventricular": "ventricle", "valvular": "valve", "aortic": "aorta",
     "respiration": "breathing", "dilation": "dilatation", "spell": "episode",
-    "attack": "episode",
+    "attack": "episode", "disk": "disc", "toenail": "nail", "fingernail": "nail",
 }  # fmt: skip
 
 
@@ -308,11 +309,11 @@ _PREVENTION_AFTER = re.compile(
 _MODIFIED = frozenset(
     {
         "medication", "medicine", "med", "cocktail", "bank", "center", "centre", "clinic",
-        "specialist", "service", "team", "discrimination", "film",
+        "specialist", "service", "team", "discrimination", "film", "shampoo",
     }
 )  # fmt: skip
 _BATCH = 500
-_INVERTING = frozenset({"of", "in"})
+_INVERTING = frozenset({"of", "in", "throughout", "within"})
 _COORDINATORS = frozenset({"and", "or", ",", "and/or", "/"})
 _DETERMINERS = frozenset({"the", "his", "her", "their", "its", "a", "an", "both"})
 _OF_SITE = frozenset(
@@ -438,8 +439,9 @@ class FindingMatcher:
         return found
 
     def _inverted(self, words: _Words) -> dict[tuple[int, int], LexiconTerm]:
-        # "infection of the urinary tract", "change in his voice", "fracture of the femur":
-        # the one or two words after "of"/"in" put before the one or two words ahead of it
+        # "infection of the urinary tract", "change in his voice", "fracture of the femur",
+        # "trabeculation throughout the bladder": the one or two words after "of"/"in"
+        # ("throughout", "within") put before the one or two words ahead of it
         # name a concept of the vocabulary (urinary tract infection, voice change); with a
         # "his"/"the" dropped, so may the words as written ("blood in his urine").
         found: dict[tuple[int, int], LexiconTerm] = {}
@@ -1106,9 +1108,15 @@ def _as_generic(text: str, start: int, end: int) -> TermMatch:
     )
 
 
-# "difficulty swallowing", "trouble breathing", "difficulty with walking".
+# "difficulty swallowing", "trouble breathing", "difficulty with walking", "difficulty in
+# walking"; "difficulty with (her) balance / memory / concentration": a function named by its
+# noun, as for "<function> issues", not "difficulty with the insurance" or "with the dose".
 _DIFFICULTY = re.compile(
-    r"(?<![\w-])(?:difficulty|difficulties|trouble)\s+(?:with\s+)?[A-Za-z]+ing(?![\w-])",
+    r"(?<![\w-])(?:difficulty|difficulties|trouble)\s+(?:(?:with|in)\s+)?[A-Za-z]+ing(?![\w-])"
+    r"|(?<![\w-])(?:difficulty|difficulties|trouble)\s+(?:with|in)\s+(?:(?:his|her|their)\s+)?"
+    r"(?:balance|memory|sleep|attention|concentration|vision|hearing|speech|gait|mood|anger|"
+    r"behaviou?r|coordination|cognition|cognitive|comprehension|focus|urination|micturition|"
+    r"ambulation|mobility|continence|bowels?|bladder|swallow|breath|erections?)(?![\w-])",
     re.IGNORECASE,
 )
 

@@ -71,6 +71,9 @@ def test_it_keeps_span_concept_id_name_and_code_on_each_entity() -> None:
         ("History of MS, on interferon.", "DOID:2377"),
         ("He has BPH.", "HP:0008711"),
         ("Regular rhythm, no murmurs, S3 or S4.", "HP:0031658"),
+        ("Complains of GI upset with the iron.", "HP:0410281"),
+        ("Ultrasound shows submucosal fibroids.", "DOID:13223"),
+        ("He is a habitual snorer with mouth breathing.", "HP:6000463"),
     ],
 )
 def test_it_reads_common_clinical_abbreviations(text: str, concept_id: str) -> None:
@@ -87,6 +90,9 @@ def test_it_reads_common_clinical_abbreviations(text: str, concept_id: str) -> N
         "Saturation 98% on RA.",
         "CP angle is clear.",
         "Sacral nerve S3 and S4 roots.",
+        "Ca 9.8, magnesium 2.0.",
+        "Her CA 125 was 14.",
+        "Paid a lump sum.",
     ],
 )
 def test_it_does_not_take_abbreviations_in_their_other_meanings(text: str) -> None:
@@ -104,6 +110,30 @@ def test_it_attaches_a_site_written_after_the_finding_and_finds_the_specific_con
     (entity,) = _findings("He has pain in the chest on exertion.")
     assert entity.text == "pain in the chest"
     assert entity.normalized == "chest pain"
+
+
+def test_cancer_written_ca_after_its_organ_takes_the_organ_as_site() -> None:
+    (entity,) = _findings("Family history of colon CA in her father.")
+    assert entity.text == "colon CA"
+    assert entity.concept_id == "DOID:162"
+    assert entity.attributes["site"] == "colon"
+
+
+def test_disk_and_toenail_are_read_as_the_ontologies_disc_and_nail() -> None:
+    assert _concepts("Pale optic disks bilaterally.") == ["HP:0000543"]
+    assert _concepts("Ingrown toenail on the right.") == ["HP:0012710"]
+
+
+def test_a_finding_named_only_to_say_what_a_product_is_for_is_no_finding() -> None:
+    (entity,) = _findings("If you have dandruff, use a dandruff shampoo.")
+    assert entity.text == "dandruff"
+    assert entity.start == 12
+
+
+def test_it_reads_difficulty_with_a_function_named_by_its_noun() -> None:
+    (entity,) = _findings("She has difficulty with concentration at school.")
+    assert entity.text == "difficulty with concentration"
+    assert _findings("He had difficulty with the insurance company.") == []
 
 
 def test_it_does_not_take_a_side_alone_for_a_site() -> None:
@@ -281,6 +311,7 @@ def test_it_matches_a_wording_with_or_without_its_hyphen(text: str, concept_id: 
         ("There was a change in his voice.", "HP:0001618"),
         ("Cancer of the breast was diagnosed in 2001.", "DOID:1612"),
         ("Fracture of the femur.", "HP:0031846"),
+        ("Cystoscopy showed trabeculation throughout the bladder.", "HP:0032465"),
     ],
 )
 def test_it_reads_a_finding_written_with_of_or_in_in_the_other_word_order(
