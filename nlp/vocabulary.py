@@ -251,6 +251,22 @@ def load_vocabulary() -> tuple[tuple[str, LexiconTerm], ...]:
 
 
 @functools.cache
+def merged_concepts() -> dict[str, str]:
+    """Concept ids the vocabulary merged into another concept (its ``same_as``), and that concept.
+
+    A rebuild can merge a concept an abbreviation names into another of the same wording
+    ("acute kidney failure" into "acute kidney injury" once "renal" reads as "kidney"); the
+    abbreviation then names the concept it was merged into.
+    """
+    out: dict[str, str] = {}
+    with (DATA_DIR / VOCABULARY_FILE).open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            for alias in row["same_as"].split():
+                out.setdefault(alias, row["concept_id"])
+    return out
+
+
+@functools.cache
 def load_abbreviations() -> tuple[Abbreviation, ...]:
     """The curated abbreviations of ``data/abbreviations.csv``."""
 
@@ -368,6 +384,8 @@ class FindingMatcher:
                     add(doc, term.case_sensitive)
         for abbr in abbreviations:
             base = self._by_concept.get(abbr.concept_id)
+            if base is None and abbr.concept_id in merged_concepts():
+                base = self._by_concept.get(merged_concepts()[abbr.concept_id])
             if base is None:
                 raise ValueError(f"abbreviations.csv: unknown concept_id {abbr.concept_id!r}")
             term = LexiconTerm(

@@ -9,7 +9,13 @@ import pytest
 
 from nlp.pipeline import analyse
 from nlp.types import Entity
-from nlp.vocabulary import _TOKEN, _word_form, normalise_phrase, normalise_word
+from nlp.vocabulary import (
+    _TOKEN,
+    _word_form,
+    merged_concepts,
+    normalise_phrase,
+    normalise_word,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "nlp" / "data"
 
@@ -221,12 +227,20 @@ def test_wordings_that_differ_only_in_like_words_are_matched_as_the_first_concep
 
 
 def test_every_abbreviation_names_a_concept_of_the_vocabulary_and_a_source() -> None:
+    # a concept the build merged into another (its same_as) counts: the matcher reads the
+    # abbreviation as the concept it was merged into
     with (DATA / "finding_vocabulary.csv").open(encoding="utf-8") as fh:
-        ids = {row["concept_id"] for row in csv.DictReader(fh)}
+        ids = {row["concept_id"] for row in csv.DictReader(fh)} | set(merged_concepts())
     with (DATA / "abbreviations.csv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             assert row["concept_id"] in ids, row["abbreviation"]
             assert row["source"]
+
+
+def test_an_abbreviation_of_a_merged_concept_names_the_concept_it_was_merged_into() -> None:
+    merged = merged_concepts()
+    assert merged["DOID:3021"] == "HP:0001919"  # acute kidney failure, in acute kidney injury
+    assert _concepts("Admitted with ARF.") == ["HP:0001919"]
 
 
 @pytest.mark.parametrize(
