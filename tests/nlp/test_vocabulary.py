@@ -80,6 +80,7 @@ def test_it_keeps_span_concept_id_name_and_code_on_each_entity() -> None:
         ("Complains of GI upset with the iron.", "HP:0410281"),
         ("Ultrasound shows submucosal fibroids.", "DOID:13223"),
         ("He is a habitual snorer with mouth breathing.", "HP:6000463"),
+        ("She found a lump in her left breast.", "SCTID:4147007"),
     ],
 )
 def test_it_reads_common_clinical_abbreviations(text: str, concept_id: str) -> None:
@@ -99,6 +100,7 @@ def test_it_reads_common_clinical_abbreviations(text: str, concept_id: str) -> N
         "Ca 9.8, magnesium 2.0.",
         "Her CA 125 was 14.",
         "Paid a lump sum.",
+        "She has had a lump sensation in the throat since March.",
     ],
 )
 def test_it_does_not_take_abbreviations_in_their_other_meanings(text: str) -> None:
