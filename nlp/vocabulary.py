@@ -225,14 +225,30 @@ class Abbreviation:
     only_if: re.Pattern[str] | None
 
 
-@functools.cache
 def load_vocabulary() -> tuple[tuple[str, LexiconTerm], ...]:
     """Every surface form of ``finding_vocabulary.csv`` with the concept it names.
 
     A surface written ``=MI`` is matched exactly (upper case); others on their normalised form.
     ``morbid obesity^238136002`` gives that wording its own, more specific SNOMED CT code.
     """
+    return _read_vocabulary()[0]
+
+
+def merged_concepts() -> dict[str, str]:
+    """Concept ids the vocabulary merged into another concept (its ``same_as``), and that concept.
+
+    A rebuild can merge a concept an abbreviation names into another of the same wording
+    ("acute kidney failure" into "acute kidney injury" once "renal" reads as "kidney"); the
+    abbreviation then names the concept it was merged into.
+    """
+    return _read_vocabulary()[1]
+
+
+@functools.cache
+def _read_vocabulary() -> tuple[tuple[tuple[str, LexiconTerm], ...], dict[str, str]]:
+    """``finding_vocabulary.csv`` read once: its surface forms and its merged concept ids."""
     out: list[tuple[str, LexiconTerm]] = []
+    merged: dict[str, str] = {}
     with (DATA_DIR / VOCABULARY_FILE).open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             for surface in row["terms"].split("|"):
@@ -247,23 +263,9 @@ def load_vocabulary() -> tuple[tuple[str, LexiconTerm], ...]:
                     concept_id=row["concept_id"],
                 )
                 out.append((term.term, term))
-    return tuple(out)
-
-
-@functools.cache
-def merged_concepts() -> dict[str, str]:
-    """Concept ids the vocabulary merged into another concept (its ``same_as``), and that concept.
-
-    A rebuild can merge a concept an abbreviation names into another of the same wording
-    ("acute kidney failure" into "acute kidney injury" once "renal" reads as "kidney"); the
-    abbreviation then names the concept it was merged into.
-    """
-    out: dict[str, str] = {}
-    with (DATA_DIR / VOCABULARY_FILE).open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
             for alias in row["same_as"].split():
-                out.setdefault(alias, row["concept_id"])
-    return out
+                merged.setdefault(alias, row["concept_id"])
+    return tuple(out), merged
 
 
 @functools.cache
@@ -384,8 +386,8 @@ class FindingMatcher:
                     add(doc, term.case_sensitive)
         for abbr in abbreviations:
             base = self._by_concept.get(abbr.concept_id)
-            if base is None and abbr.concept_id in merged_concepts():
-                base = self._by_concept.get(merged_concepts()[abbr.concept_id])
+            if base is None:
+                base = self._by_concept.get(merged_concepts().get(abbr.concept_id, ""))
             if base is None:
                 raise ValueError(f"abbreviations.csv: unknown concept_id {abbr.concept_id!r}")
             term = LexiconTerm(
