@@ -684,14 +684,23 @@ _FUNCTION_GERUNDS = frozenset(
 )  # fmt: skip
 
 
+# Functions named by their noun: "<function> issues" and "difficulty with <function>" both
+# name a finding with them.
+_FUNCTION_NOUNS = frozenset(
+    {
+        "balance", "memory", "sleep", "bowel", "bladder", "anger", "behavior", "behaviour",
+        "attention", "vision", "hearing", "speech", "gait", "mood", "concentration",
+        "continence", "swallow",
+    }
+)  # fmt: skip
+
+
 # "Issues" and "trouble" are as often social, legal or surgical ("no General Surgery issues",
 # "perinatal issues"): they name a finding only after a body part or a function.
-_ISSUE_KINDS = _FUNCTION_GERUNDS | frozenset(
+_ISSUE_KINDS = _FUNCTION_GERUNDS | _FUNCTION_NOUNS | frozenset(
     {
-        "balance", "memory", "sleep", "bowel", "bladder", "weight", "anger", "behavior",
-        "behavioral", "behaviour", "behavioural", "attention", "vision", "visual", "hearing",
-        "speech", "gait", "mood", "concentration", "urinary", "heart", "back", "stomach", "skin",
-        "neck", "knee", "hip", "shoulder", "sinus", "breathing", "continence", "swallow",
+        "weight", "behavioral", "behavioural", "visual", "urinary", "heart", "back", "stomach",
+        "skin", "neck", "knee", "hip", "shoulder", "sinus", "breathing",
     }
 )  # fmt: skip
 
@@ -1131,12 +1140,16 @@ def _as_generic(text: str, start: int, end: int) -> TermMatch:
 # "difficulty swallowing", "trouble breathing", "difficulty with walking", "difficulty in
 # walking"; "difficulty with (her) balance / memory / concentration": a function named by its
 # noun, as for "<function> issues", not "difficulty with the insurance" or "with the dose".
+_DIFFICULTY_WITH = _FUNCTION_NOUNS | frozenset(
+    {
+        "coordination", "cognition", "cognitive", "comprehension", "focus", "urination",
+        "micturition", "ambulation", "mobility", "bowels", "breath", "erection", "erections",
+    }
+)  # fmt: skip
 _DIFFICULTY = re.compile(
     r"(?<![\w-])(?:difficulty|difficulties|trouble)\s+(?:(?:with|in)\s+)?[A-Za-z]+ing(?![\w-])"
     r"|(?<![\w-])(?:difficulty|difficulties|trouble)\s+(?:with|in)\s+(?:(?:his|her|their)\s+)?"
-    r"(?:balance|memory|sleep|attention|concentration|vision|hearing|speech|gait|mood|anger|"
-    r"behaviou?r|coordination|cognition|cognitive|comprehension|focus|urination|micturition|"
-    r"ambulation|mobility|continence|bowels?|bladder|swallow|breath|erections?)(?![\w-])",
+    rf"(?:{'|'.join(sorted(_DIFFICULTY_WITH))})(?![\w-])",
     re.IGNORECASE,
 )
 
