@@ -211,8 +211,9 @@ def seed_spread(
     histories: list[PatientHistory], holdout: float, first: dict[str, dict[str, float | int | None]]
 ) -> str:
     """The twin's MAE and 80 % coverage with other seeds of the forecasts' draws: how much of a
-    difference from a baseline, or of a coverage, is simulation error rather than forecasting (the calibration does not depend on
-    the seed, so only the draws change). ``first`` is the report of seed 0, already run."""
+    difference from a baseline, or of a coverage, is simulation error rather than forecasting
+    (the calibration does not depend on the seed, so only the draws change). ``first`` is the
+    report of seed 0, already run."""
     runs = [first] + [
         run_backtest(histories, holdout_days=holdout, seed=s) for s in range(1, SPREAD_SEEDS)
     ]
